@@ -1,0 +1,1 @@
+"""jobql: a GraphQL API over job instance data from batch and streaming schedulers."""

@@ -1,0 +1,65 @@
+"""The Starlette application: engine lifecycle and routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from jobql.schema import schema
+from jobql.schema.http import GraphQLEndpoint
+from jobql.settings import Settings
+from jobql.storage.engine import create_engine
+from jobql.storage.identifiers import CursorCodec
+from jobql.storage.migrate import is_up_to_date
+
+logger = logging.getLogger("jobql")
+
+
+class DatabaseNotMigrated(RuntimeError):
+    pass
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    engine = create_engine(settings.database_url, pool_size=settings.pool_size)
+    graphql = GraphQLEndpoint(schema, engine, CursorCodec(settings.cursor_secret))
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            if not await is_up_to_date(engine):
+                raise DatabaseNotMigrated(
+                    "The database is not migrated to this version of jobql: run `jobql migrate`."
+                )
+            yield
+        finally:
+            await engine.dispose()
+
+    async def healthz(_request: Request) -> JSONResponse:
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            logger.exception("health check: database unreachable")
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz, methods=["GET"]),
+            Mount("/static", StaticFiles(packages=[("jobql", "static")]), name="static"),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    return app

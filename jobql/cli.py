@@ -1,0 +1,228 @@
+"""`jobql serve | seed | migrate | export-schema`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobql.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+logger = logging.getLogger("jobql")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"jobql: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args, settings))
+    except KeyboardInterrupt:
+        return 130
+    except CommandError as exc:
+        print(f"jobql: {exc}", file=sys.stderr)
+        return 1
+
+
+class CommandError(Exception):
+    """A failure the user can fix; printed without a traceback."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jobql",
+        description="A GraphQL API over job instance data. "
+        "JOBQL_DATABASE_URL picks the database (default sqlite+aiosqlite:///./jobql.db).",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve /graphql (GraphiQL in a browser)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=_positive, default=1)
+    serve.set_defaults(handler=_serve)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.set_defaults(handler=_migrate)
+
+    seed = commands.add_parser("seed", help="add realistic synthetic data")
+    seed.add_argument("--instances", type=_positive, default=5_000, help="total (default 5000)")
+    seed.add_argument("--jobs", type=_positive, default=None, help="total (default: derived)")
+    seed.add_argument("--workspaces", type=_positive, default=3, help="default, ws1, ... (3)")
+    seed.add_argument("--seed", type=int, default=0, help="random seed (reproducible data)")
+    seed.set_defaults(handler=_seed)
+
+    export = commands.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("-o", "--output", default="schema.graphql", help="file, or - for stdout")
+    export.set_defaults(handler=_export_schema)
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    asyncio.run(_prepare_database(settings))
+    uvicorn.run(
+        "jobql.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+    )
+    return 0
+
+
+async def _prepare_database(settings: Settings) -> None:
+    """Create, migrate and seed the default SQLite file; only check any other database."""
+    from jobql.storage import migrate
+    from jobql.storage.engine import create_engine
+
+    engine = create_engine(settings.database_url)
+    try:
+        if settings.is_default_database:
+            await migrate.upgrade(engine)
+            if settings.demo_instances and await _is_empty(engine):
+                logger.info("seeding demo data (%d instances)", settings.demo_instances)
+                await _run_seed(engine, instances=settings.demo_instances)
+        elif not await migrate.is_up_to_date(engine):
+            current = await migrate.current_revision(engine)
+            raise CommandError(
+                f"the database at JOBQL_DATABASE_URL is at revision {current or 'none'}, "
+                f"this jobql needs {migrate.head_revision()}: run `jobql migrate` first"
+            )
+    except OSError as exc:
+        raise CommandError(f"cannot reach the database: {exc}") from exc
+    finally:
+        await engine.dispose()
+
+
+async def _is_empty(engine: AsyncEngine) -> bool:
+    from sqlalchemy import func, select
+
+    from jobql.storage.models import Instance
+
+    async with engine.connect() as connection:
+        count = await connection.scalar(select(func.count()).select_from(Instance))
+    return not count
+
+
+def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    from jobql.storage import migrate
+    from jobql.storage.engine import create_engine
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            before = await migrate.current_revision(engine)
+            await migrate.upgrade(engine)
+            after = await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+        print(f"migrated: {before or 'empty'} -> {after}")
+
+    asyncio.run(run())
+    return 0
+
+
+def _seed(args: argparse.Namespace, settings: Settings) -> int:
+    from jobql.storage import migrate
+    from jobql.storage.engine import create_engine
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            if not await migrate.is_up_to_date(engine):
+                raise CommandError("the database is not migrated: run `jobql migrate` first")
+            await _run_seed(
+                engine,
+                instances=args.instances,
+                jobs=args.jobs,
+                workspaces=args.workspaces,
+                seed=args.seed,
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
+async def _run_seed(engine: AsyncEngine, **plan: int | None) -> None:
+    from jobql.storage.seed import SeedPlan, seed_database
+
+    bar = ProgressBar("seeding")
+    result = await seed_database(engine, SeedPlan(**plan), bar.update)  # type: ignore[arg-type]
+    bar.close()
+    print(
+        f"seeded {result.instances} instances, {result.nodes} nodes, {result.jobs} jobs "
+        f"in {result.workspaces} workspaces ({bar.elapsed:.1f} s)",
+        file=sys.stderr,
+    )
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (a plain line per 10% when stderr is not a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.monotonic()
+        self._last_decile = -1
+        self._tty = sys.stderr.isatty()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def update(self, done: int, total: int) -> None:
+        fraction = done / total if total else 1.0
+        rate = done / self.elapsed if self.elapsed > 0 else 0.0
+        if self._tty:
+            filled = int(fraction * 30)
+            sys.stderr.write(
+                f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} "
+                f"{fraction:4.0%} {rate:,.0f}/s"
+            )
+            sys.stderr.flush()
+        elif (decile := int(fraction * 10)) != self._last_decile:
+            self._last_decile = decile
+            print(f"{self.label}: {done}/{total} ({fraction:.0%}, {rate:,.0f}/s)", file=sys.stderr)
+
+    def close(self) -> None:
+        if self._tty:
+            sys.stderr.write("\n")
+
+
+def _export_schema(args: argparse.Namespace, _settings: Settings) -> int:
+    from jobql.schema import schema
+
+    sdl = schema.as_str() + "\n"
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        Path(args.output).write_text(sdl, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0

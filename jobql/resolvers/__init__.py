@@ -1,0 +1,1 @@
+"""Use cases: arguments -> storage calls -> rows or pages. No Strawberry here."""

@@ -1,0 +1,110 @@
+"""Use cases over instances: list, look up, and the instances of a job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+from jobql.errors import BadUserInput, NotFound
+from jobql.resolvers.context import RequestContext
+from jobql.resolvers.pagination import Connection, PageArgs, keyset_window, to_connection
+from jobql.storage import instances
+from jobql.storage.enums import InstanceStatus, InstanceType
+from jobql.storage.identifiers import CursorContext
+from jobql.storage.instances import InstanceFilter, InstanceOrder
+from jobql.storage.paging import Position
+
+CURSOR_KIND = "instance"
+
+
+def build_filter(
+    *,
+    job_name: str | None = None,
+    statuses: list[InstanceStatus] | None = None,
+    instance_types: list[InstanceType] | None = None,
+    plan_time_after: datetime | None = None,
+    plan_time_before: datetime | None = None,
+    force_success: bool | None = None,
+    ignore_success: bool | None = None,
+) -> InstanceFilter:
+    if (
+        plan_time_after is not None
+        and plan_time_before is not None
+        and plan_time_after >= plan_time_before
+    ):
+        raise BadUserInput(
+            "`planTimeAfter` must be earlier than `planTimeBefore` (both bounds are exclusive)."
+        )
+    return InstanceFilter(
+        job_name=job_name,
+        statuses=None if statuses is None else tuple(sorted({s.name for s in statuses})),
+        instance_types=(
+            None if instance_types is None else tuple(sorted({t.name for t in instance_types}))
+        ),
+        plan_time_after=plan_time_after,
+        plan_time_before=plan_time_before,
+        force_success=force_success,
+        ignore_success=ignore_success,
+    )
+
+
+def _cursor_context(ctx: RequestContext, order: InstanceOrder) -> CursorContext:
+    return CursorContext(CURSOR_KIND, ctx.workspace, order.field.value, order.direction.value)
+
+
+def _position_of(order: InstanceOrder) -> Any:
+    def position(row: Row[Any]) -> Position:
+        return Position(order.value_of(row), row.id)
+
+    return position
+
+
+def _prime(ctx: RequestContext, rows: list[Row[Any]]) -> None:
+    """Rows already read answer later `InstanceNode.instance` look-ups without a statement."""
+    for row in rows:
+        ctx.loaders.instance_by_id.prime(row.id, row)
+
+
+async def list_instances(
+    ctx: RequestContext, spec: InstanceFilter, order: InstanceOrder, page: PageArgs
+) -> Connection[Row[Any]]:
+    cursor_context = _cursor_context(ctx, order)
+    window = keyset_window(page, ctx.cursors, cursor_context, order.value_type)
+    found = await instances.list_instances(ctx.reader, ctx.workspace, spec, order, window)
+    _prime(ctx, found.rows)
+
+    async def count() -> int:
+        return await instances.count_instances(ctx.reader, ctx.workspace, spec)
+
+    return to_connection(found, ctx.cursors, cursor_context, _position_of(order), count)
+
+
+async def list_job_instances(
+    ctx: RequestContext, job_id: int, spec: InstanceFilter, order: InstanceOrder, page: PageArgs
+) -> Connection[Row[Any]]:
+    cursor_context = _cursor_context(ctx, order)
+    window = keyset_window(page, ctx.cursors, cursor_context, order.value_type)
+    found = await ctx.loaders.instances_by_job_id.load((job_id, (spec, order, window)))
+    _prime(ctx, found.rows)
+
+    async def count() -> int:
+        return int(await ctx.loaders.instance_count_by_job_id.load((job_id, spec)))
+
+    return to_connection(found, ctx.cursors, cursor_context, _position_of(order), count)
+
+
+async def get_instance(ctx: RequestContext, job_name: str, instance_id: int) -> Row[Any]:
+    row = await instances.get_instance(ctx.reader, ctx.workspace, job_name, instance_id)
+    if row is None:
+        raise NotFound(f"Job {job_name!r} has no instance {instance_id} in this workspace.")
+    _prime(ctx, [row])
+    return row
+
+
+async def load_instance(ctx: RequestContext, key: int) -> Row[Any]:
+    row = await ctx.loaders.instance_by_id.load(key)
+    if row is None:  # only when deleted mid-request
+        raise NotFound(f"Instance {key} no longer exists.")
+    return row  # type: ignore[no-any-return]

@@ -1,0 +1,33 @@
+"""Use cases over instance nodes (the steps inside a run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row
+
+from jobql.resolvers.context import RequestContext
+from jobql.resolvers.pagination import Connection, PageArgs, keyset_window, to_connection
+from jobql.storage.enums import NodeStatus
+from jobql.storage.identifiers import CursorContext
+from jobql.storage.paging import Position
+
+CURSOR_KIND = "node"
+
+
+def _position(row: Row[Any]) -> Position:
+    return Position(row.position, row.id)
+
+
+async def list_instance_nodes(
+    ctx: RequestContext, instance_id: int, statuses: list[NodeStatus] | None, page: PageArgs
+) -> Connection[Row[Any]]:
+    cursor_context = CursorContext(CURSOR_KIND, ctx.workspace, "POSITION", "ASC")
+    window = keyset_window(page, ctx.cursors, cursor_context, int)
+    names = None if statuses is None else tuple(sorted({s.name for s in statuses}))
+    found = await ctx.loaders.nodes_by_instance_id.load((instance_id, (names, window)))
+
+    async def count() -> int:
+        return int(await ctx.loaders.node_count_by_instance_id.load((instance_id, names)))
+
+    return to_connection(found, ctx.cursors, cursor_context, _position, count)

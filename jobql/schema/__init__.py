@@ -1,0 +1,39 @@
+"""The GraphQL schema (Strawberry only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from jobql.schema.errors import ErrorCodes
+from jobql.schema.instances import Instance
+from jobql.schema.jobs import Job
+from jobql.schema.nodes import InstanceNode
+from jobql.schema.query import Query
+from jobql.schema.scalars import SCALAR_MAP
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Unexpected errors are logged (with traceback) by ErrorCodes before they are masked;
+        # client mistakes are answers, not server problems.
+        return None
+
+
+def create_schema(**kwargs: Any) -> Schema:
+    return Schema(
+        query=Query,
+        types=[Job, Instance, InstanceNode],
+        extensions=[ErrorCodes],
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        **kwargs,
+    )
+
+
+schema = create_schema()

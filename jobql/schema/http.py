@@ -1,0 +1,148 @@
+"""The GraphQL HTTP endpoint: Strawberry's ASGI view, following the GraphQL-over-HTTP spec.
+
+- `Accept: application/graphql-response+json` gets that media type, and a request that fails
+  before execution (parse, validation, bad variables) gets a 4xx. `application/json` (or no
+  Accept header) gets 200 with `errors`, as older clients expect.
+- Transport errors (bad JSON, wrong method or content type) are JSON error bodies, never text.
+- Each request gets its own context (workspace, connection, loaders), closed when it ends.
+- `GET /graphql` from a browser serves GraphiQL from the app's own static files (no CDN).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import orjson
+from cross_web import HTTPException
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionResult
+
+from jobql.resolvers.context import RequestContext
+from jobql.storage.identifiers import CursorCodec
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The response media type for an Accept header; None when we can serve none it accepts."""
+    if not accept:
+        return JSON
+    best: tuple[float, int, str] | None = None
+    for position, item in enumerate(accept.split(",")):
+        media, _, params = item.strip().partition(";")
+        media = media.strip().lower()
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality <= 0:
+            continue
+        if media == GRAPHQL_RESPONSE_JSON:
+            chosen = GRAPHQL_RESPONSE_JSON
+        elif media in (JSON, "application/*", "*/*"):
+            chosen = JSON
+        else:
+            continue
+        # Highest quality wins; among equals, the first listed.
+        candidate = (quality, -position, chosen)
+        if best is None or candidate > best:
+            best = candidate
+    return None if best is None else best[2]
+
+
+class GraphQLEndpoint(GraphQL[RequestContext, None]):
+    def __init__(self, schema: Any, engine: AsyncEngine, cursors: CursorCodec) -> None:
+        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+        self.engine = engine
+        self.cursors = cursors
+        self.graphiql_html = (
+            resources.files("jobql").joinpath("static/graphiql/index.html").read_text("utf-8")
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive=receive)
+        media_type = negotiate(request.headers.get("accept"))
+        wants_ide = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        if media_type is None and not wants_ide:
+            response: Response = error_response(
+                406, f"Accept {JSON} or {GRAPHQL_RESPONSE_JSON}.", JSON
+            )
+            await response(scope, receive, send)
+            return
+        request.state.media_type = media_type or JSON
+        context = RequestContext.open(self.engine, self.cursors, request.headers.get("workspace"))
+        try:
+            response = await self.run(request, context=context)
+        except HTTPException as exc:
+            response = error_response(exc.status_code, exc.reason, request.state.media_type)
+        finally:
+            await context.close()
+        await response(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
+        # Only WebSocket connections get here; HTTP requests bring their context from __call__.
+        return RequestContext.open(self.engine, self.cursors, request.headers.get("workspace"))
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = getattr(request.state, "media_type", JSON)
+        return sub_response
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(self.graphiql_html)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        processed = process_result(result)
+        # Not executed at all (parse, validation or variable errors): no `data` entry.
+        if result.data is None and result.errors and all(e.path is None for e in result.errors):
+            processed.pop("data", None)
+        return processed
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        media_type = sub_response.media_type or JSON
+        status = 200
+        # Without a `data` entry the request failed before execution: a client error.
+        if (
+            media_type == GRAPHQL_RESPONSE_JSON
+            and isinstance(response_data, dict)
+            and "data" not in response_data
+        ):
+            status = 400
+        response = Response(
+            self.encode_json(response_data),
+            status_code=sub_response.status_code or status,
+            media_type=f"{media_type}; charset=utf-8",
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        return response
+
+
+def error_response(status: int, message: str, media_type: str) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=f"{media_type}; charset=utf-8"
+    )

@@ -1,0 +1,109 @@
+"""Job: a scheduled or streaming job definition, with its runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import strawberry
+
+from jobql.resolvers import instances as instance_use_cases
+from jobql.resolvers import jobs as job_use_cases
+from jobql.resolvers.context import RequestContext
+from jobql.schema import pagination
+from jobql.schema.enums import JobType
+from jobql.schema.instances import Instance, InstanceFilter, InstanceOrder, instance_arguments
+from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
+from jobql.schema.relay import Node
+from jobql.schema.scalars import Long
+from jobql.storage.identifiers import encode_global_id
+from jobql.storage.jobs import JobFilter as JobFilterSpec
+
+Info = strawberry.Info[RequestContext, None]
+
+
+@strawberry.input(description="Conditions on jobs; all given conditions must hold.")
+class JobFilter:
+    name_starts_with: str | None = strawberry.field(
+        default=None, description="Only jobs whose name starts with this text (case-sensitive)."
+    )
+    types: list[JobType] | None = strawberry.field(
+        default=None, description="Only jobs of one of these types. `[]` matches nothing."
+    )
+    parent_name: str | None = strawberry.field(
+        default=None, description="Only sub-jobs of the real-time job with this name."
+    )
+
+    def to_spec(self) -> JobFilterSpec:
+        return job_use_cases.build_filter(
+            name_starts_with=self.name_starts_with, types=self.types, parent_name=self.parent_name
+        )
+
+
+@strawberry.type(
+    description=(
+        "A job of a workspace. A real-time job's event-triggered node runs a sub-job named "
+        "`<realtime job>_<node>`: a Job whose `parent` is the real-time job."
+    )
+)
+class Job(Node):
+    key: strawberry.Private[int]
+    parent_key: strawberry.Private[int | None]
+    job_id: Long | None = strawberry.field(
+        description="The source's job id (DLF v2 `job_id`, SchedulerX `JobId`), when it has one."
+    )
+    name: str = strawberry.field(description="Job name, unique within the workspace.")
+    workspace: str = strawberry.field(
+        description="The workspace (DLF workspace, SchedulerX namespace, Flink project)."
+    )
+    type: JobType = strawberry.field(description="BATCH or REALTIME.")
+    parent_node_name: str | None = strawberry.field(
+        description="For a sub-job: the node of the parent real-time job that triggers it."
+    )
+
+    @strawberry.field(description="Global id of the job.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(encode_global_id("Job", self.key))
+
+    @strawberry.field(description="For a sub-job: the real-time job it belongs to.")
+    async def parent(self, info: Info) -> Job | None:
+        if self.parent_key is None:
+            return None
+        row = await job_use_cases.load_job(info.context, self.parent_key)
+        return Job.from_row(row, self.workspace)
+
+    @strawberry.field(description="Runs of this job, newest planned first unless `orderBy` says.")
+    async def instances(
+        self,
+        info: Info,
+        filter: Annotated[
+            InstanceFilter | None,
+            strawberry.argument(
+                description="Conditions on the runs (`jobName` must be this job's)."
+            ),
+        ] = None,
+        order_by: Annotated[
+            InstanceOrder | None,
+            strawberry.argument(description="Sort order; default PLAN_TIME DESC."),
+        ] = None,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
+        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+    ) -> Connection[Instance]:
+        spec, order = instance_arguments(filter, order_by)
+        result = await instance_use_cases.list_job_instances(
+            info.context, self.key, spec, order, pagination.page_args(first, after, last, before)
+        )
+        return pagination.to_graphql(result, Instance.from_row)
+
+    @classmethod
+    def from_row(cls, row: Any, workspace: str) -> Job:
+        return cls(
+            key=row.id,
+            parent_key=row.parent_id,
+            job_id=row.vendor_job_id,
+            name=row.name,
+            workspace=workspace,
+            type=JobType[row.type],
+            parent_node_name=row.parent_node_name,
+        )

@@ -1,0 +1,140 @@
+"""The root Query type."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import strawberry
+
+from jobql.resolvers import instances as instance_use_cases
+from jobql.resolvers import jobs as job_use_cases
+from jobql.resolvers import objects as object_use_cases
+from jobql.resolvers.context import RequestContext
+from jobql.schema import pagination
+from jobql.schema.instances import Instance, InstanceFilter, InstanceOrder, instance_arguments
+from jobql.schema.jobs import Job, JobFilter
+from jobql.schema.nodes import InstanceNode
+from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
+from jobql.schema.relay import Node
+from jobql.schema.scalars import Long
+from jobql.storage.jobs import JobFilter as JobFilterSpec
+
+Info = strawberry.Info[RequestContext, None]
+
+WORKSPACE_NOTE = (
+    " Everything is confined to the workspace named by the `workspace` HTTP header "
+    "(absent: `default`)."
+)
+
+
+def _to_node(found: tuple[str, Any] | None, workspace: str) -> Node | None:
+    if found is None:
+        return None
+    type_name, row = found
+    if type_name == "Job":
+        return Job.from_row(row, workspace)
+    if type_name == "Instance":
+        return Instance.from_row(row)
+    return InstanceNode.from_row(row)
+
+
+@strawberry.type(description="Read job instance data." + WORKSPACE_NOTE)
+class Query:
+    @strawberry.field(
+        description=(
+            "The object with this global id, or null when it does not exist in this workspace. "
+            "A text that is not a global id at all is a BAD_USER_INPUT error."
+        )
+    )
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
+    ) -> Node | None:
+        return _to_node(await object_use_cases.get_object(info.context, id), info.context.workspace)
+
+    @strawberry.field(
+        description=(
+            "The objects with these global ids, in the same order; null for each id that names "
+            "nothing in this workspace."
+        )
+    )
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[
+            list[strawberry.ID], strawberry.argument(description="Global ids (at most 1000).")
+        ],
+    ) -> list[Node | None]:
+        found = await object_use_cases.get_objects(info.context, list(ids))
+        return [_to_node(item, info.context.workspace) for item in found]
+
+    @strawberry.field(
+        description="The job with this name; null with a NOT_FOUND error when there is none."
+    )
+    async def job(
+        self,
+        info: Info,
+        name: Annotated[str, strawberry.argument(description="Exact job name.")],
+    ) -> Job | None:
+        return Job.from_row(await job_use_cases.get_job(info.context, name), info.context.workspace)
+
+    @strawberry.field(description="Jobs ordered by name.")
+    async def jobs(
+        self,
+        info: Info,
+        filter: Annotated[JobFilter | None, strawberry.argument(description="Conditions.")] = None,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
+        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+    ) -> Connection[Job]:
+        spec = filter.to_spec() if filter is not None else JobFilterSpec()
+        result = await job_use_cases.list_jobs(
+            info.context, spec, pagination.page_args(first, after, last, before)
+        )
+        workspace = info.context.workspace
+        return pagination.to_graphql(result, lambda row: Job.from_row(row, workspace))
+
+    @strawberry.field(
+        description=(
+            "One instance by job name and the source's instance id; null with a NOT_FOUND error "
+            "when there is none."
+        )
+    )
+    async def instance(
+        self,
+        info: Info,
+        job_name: Annotated[str, strawberry.argument(description="Exact job name.")],
+        instance_id: Annotated[Long, strawberry.argument(description="The source's instance id.")],
+    ) -> Instance | None:
+        row = await instance_use_cases.get_instance(info.context, job_name, instance_id)
+        return Instance.from_row(row)
+
+    @strawberry.field(
+        description=(
+            "Instances of all jobs, newest planned first unless `orderBy` says. Paging is by "
+            "keyset cursor: every page costs the same, and paging forwards with `after` returns "
+            "each instance once even while new ones arrive."
+        )
+    )
+    async def instances(
+        self,
+        info: Info,
+        filter: Annotated[
+            InstanceFilter | None, strawberry.argument(description="Conditions.")
+        ] = None,
+        order_by: Annotated[
+            InstanceOrder | None,
+            strawberry.argument(description="Sort order; default PLAN_TIME DESC."),
+        ] = None,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
+        before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
+    ) -> Connection[Instance]:
+        spec, order = instance_arguments(filter, order_by)
+        result = await instance_use_cases.list_instances(
+            info.context, spec, order, pagination.page_args(first, after, last, before)
+        )
+        return pagination.to_graphql(result, Instance.from_row)

@@ -1,0 +1,69 @@
+"""Every setting, read from the environment in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./jobql.db"
+# A fixed default keeps cursors valid across restarts and workers; set your own in production so
+# that nobody can mint cursors offline (they would still only page within the caller's workspace).
+DEFAULT_CURSOR_SECRET = "jobql-cursor-v1"
+
+
+class SettingsError(ValueError):
+    """A JOBQL_* variable holds a value jobql cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    timezone: str = "UTC"
+    cursor_secret: str = DEFAULT_CURSOR_SECRET
+    pool_size: int = 10
+    demo_instances: int = 5_000
+    log_level: str = "info"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_default_database(self) -> bool:
+        return self.database_url == DEFAULT_DATABASE_URL
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        settings = cls(
+            database_url=env.get("JOBQL_DATABASE_URL", DEFAULT_DATABASE_URL),
+            timezone=env.get("JOBQL_TIMEZONE", "UTC"),
+            cursor_secret=env.get("JOBQL_CURSOR_SECRET", DEFAULT_CURSOR_SECRET),
+            pool_size=_int(env, "JOBQL_POOL_SIZE", 10, minimum=1),
+            demo_instances=_int(env, "JOBQL_DEMO_INSTANCES", 5_000, minimum=0),
+            log_level=env.get("JOBQL_LOG_LEVEL", "info").lower(),
+        )
+        try:
+            ZoneInfo(settings.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(
+                f"JOBQL_TIMEZONE={settings.timezone!r} is not an IANA time zone"
+            ) from exc
+        if not settings.cursor_secret:
+            raise SettingsError("JOBQL_CURSOR_SECRET must not be empty")
+        return settings
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from exc
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value

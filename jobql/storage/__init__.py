@@ -1,0 +1,1 @@
+"""SQLAlchemy only: models, queries, loaders, migrations. Never imports Strawberry."""

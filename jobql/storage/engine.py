@@ -1,0 +1,76 @@
+"""Engines and sessions: one place that knows how to open each database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Executable, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        return engine
+    if url.get_backend_name() == "postgresql":
+        return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=False)
+    raise ValueError(
+        f"unsupported database {url.get_backend_name()!r}: use sqlite+aiosqlite:// or "
+        "postgresql+asyncpg://"
+    )
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class Reader:
+    """One request's database access: a single connection, checked out on first use.
+
+    Loaders of one request may dispatch concurrently; the lock keeps their statements in turn on
+    the one connection instead of checking out one per loader.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    async def execute(self, statement: Executable) -> Sequence[Any]:
+        async with self._lock:
+            if self._connection is None:
+                self._connection = await self._engine.connect()
+            result = await self._connection.execute(statement)
+            return result.all()
+
+    async def scalar(self, statement: Executable) -> Any:
+        rows = await self.execute(statement)
+        return rows[0][0] if rows else None
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                await connection.close()

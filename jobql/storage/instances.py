@@ -1,0 +1,200 @@
+"""Instance queries. Every function takes the workspace and confines itself to it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, false, func, select
+from sqlalchemy.sql import Select
+
+from jobql.storage.engine import Reader
+from jobql.storage.enums import InstanceOrderField, OrderDirection
+from jobql.storage.models import Instance, Job
+from jobql.storage.paging import (
+    KeysetWindow,
+    Page,
+    SortKey,
+    Window,
+    apply_window,
+    group_pages,
+    page_from_rows,
+    per_parent_window,
+)
+from jobql.storage.scope import in_workspace, workspace_key
+
+
+@dataclass(frozen=True, slots=True)
+class _SortColumn:
+    attribute: str
+    nullable: bool
+    value_type: type
+
+    @property
+    def column(self) -> ColumnElement[Any]:
+        return Instance.__table__.c[self.attribute]
+
+
+SORT_COLUMNS = {
+    InstanceOrderField.PLAN_TIME: _SortColumn("plan_time", False, datetime),
+    InstanceOrderField.START_TIME: _SortColumn("start_time", True, datetime),
+    InstanceOrderField.END_TIME: _SortColumn("end_time", True, datetime),
+    InstanceOrderField.INSTANCE_ID: _SortColumn("vendor_instance_id", False, int),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceFilter:
+    """Conditions on instances; tuples so that it can be part of a loader key."""
+
+    job_name: str | None = None
+    statuses: tuple[str, ...] | None = None
+    instance_types: tuple[str, ...] | None = None
+    plan_time_after: datetime | None = None
+    plan_time_before: datetime | None = None
+    force_success: bool | None = None
+    ignore_success: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceOrder:
+    field: InstanceOrderField = InstanceOrderField.PLAN_TIME
+    direction: OrderDirection = OrderDirection.DESC
+
+    def sort_key(self) -> SortKey:
+        sort = SORT_COLUMNS[self.field]
+        return SortKey(
+            column=sort.column,
+            id=Instance.id,  # type: ignore[arg-type]
+            descending=self.direction is OrderDirection.DESC,
+            nullable=sort.nullable,
+        )
+
+    def value_of(self, row: Any) -> Any:
+        return getattr(row, SORT_COLUMNS[self.field].attribute)
+
+    @property
+    def value_type(self) -> type:
+        return SORT_COLUMNS[self.field].value_type
+
+
+def _base(workspace: str) -> Select[Any]:
+    return (
+        select(Instance.__table__, Job.name.label("job_name"))
+        .join(Job, Job.id == Instance.job_id)
+        .where(in_workspace(Instance.workspace_id, workspace))  # type: ignore[arg-type]
+    )
+
+
+def _conditions(workspace: str, spec: InstanceFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if spec.job_name is not None:
+        job_key = (
+            select(Job.id)
+            .where(Job.workspace_id == workspace_key(workspace), Job.name == spec.job_name)
+            .scalar_subquery()
+        )
+        conditions.append(Instance.job_id == job_key)
+    if spec.statuses is not None:
+        conditions.append(Instance.status.in_(spec.statuses) if spec.statuses else false())
+    if spec.instance_types is not None:
+        conditions.append(
+            Instance.instance_type.in_(spec.instance_types) if spec.instance_types else false()
+        )
+    if spec.plan_time_after is not None:
+        conditions.append(Instance.plan_time > spec.plan_time_after)
+    if spec.plan_time_before is not None:
+        conditions.append(Instance.plan_time < spec.plan_time_before)
+    if spec.force_success is not None:
+        conditions.append(Instance.force_success.is_(spec.force_success))
+    if spec.ignore_success is not None:
+        conditions.append(Instance.ignore_success.is_(spec.ignore_success))
+    return conditions
+
+
+async def list_instances(
+    reader: Reader,
+    workspace: str,
+    spec: InstanceFilter,
+    order: InstanceOrder,
+    window: Window,
+    *,
+    total: int | None = None,
+) -> Page[Row[Any]]:
+    """One query path for both windows: keyset (GraphQL) and offset (source REST endpoints)."""
+    statement = apply_window(
+        _base(workspace).where(*_conditions(workspace, spec)), order.sort_key(), window
+    )
+    return page_from_rows(await reader.execute(statement), window, total=total)
+
+
+async def count_instances(reader: Reader, workspace: str, spec: InstanceFilter) -> int:
+    statement = (
+        select(func.count())
+        .select_from(Instance)
+        .where(
+            in_workspace(Instance.workspace_id, workspace),  # type: ignore[arg-type]
+            *_conditions(workspace, spec),
+        )
+    )
+    return int(await reader.scalar(statement))
+
+
+async def get_instance(
+    reader: Reader, workspace: str, job_name: str, vendor_instance_id: int
+) -> Row[Any] | None:
+    statement = _base(workspace).where(
+        Job.workspace_id == workspace_key(workspace),
+        Job.name == job_name,
+        Instance.vendor_instance_id == vendor_instance_id,
+    )
+    rows = await reader.execute(statement)
+    return rows[0] if rows else None
+
+
+async def instances_by_ids(
+    reader: Reader, workspace: str, ids: Sequence[int]
+) -> dict[int, Row[Any]]:
+    rows = await reader.execute(_base(workspace).where(Instance.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+async def instances_for_jobs(
+    reader: Reader,
+    workspace: str,
+    job_ids: Sequence[int],
+    spec: InstanceFilter,
+    order: InstanceOrder,
+    window: KeysetWindow,
+) -> dict[int, Page[Row[Any]]]:
+    """A page of instances for each job, in one statement."""
+    statement = per_parent_window(
+        _base(workspace).where(
+            Instance.job_id.in_(job_ids),
+            *_conditions(workspace, spec),
+        ),
+        Instance.job_id,  # type: ignore[arg-type]
+        "job_id",
+        order.sort_key(),
+        window,
+    )
+    return group_pages(await reader.execute(statement), job_ids, "job_id", window)
+
+
+async def count_instances_for_jobs(
+    reader: Reader, workspace: str, job_ids: Sequence[int], spec: InstanceFilter
+) -> dict[int, int]:
+    statement = (
+        select(Instance.job_id, func.count())
+        .where(
+            in_workspace(Instance.workspace_id, workspace),  # type: ignore[arg-type]
+            Instance.job_id.in_(job_ids),
+            *_conditions(workspace, spec),
+        )
+        .group_by(Instance.job_id)
+    )
+    counts = {job_id: 0 for job_id in job_ids}
+    counts.update({row[0]: int(row[1]) for row in await reader.execute(statement)})
+    return counts

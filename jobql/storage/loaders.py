@@ -1,0 +1,141 @@
+"""Per-request loaders of the reference strategy: one statement per batch, whatever its size.
+
+Connection loaders take `(parent id, page arguments...)` keys; keys that share page arguments are
+answered by one statement that limits per parent with row_number().
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiodataloader import DataLoader
+from sqlalchemy import Row
+
+from jobql.storage import instances, jobs, nodes
+from jobql.storage.engine import Reader
+from jobql.storage.instances import InstanceFilter, InstanceOrder
+from jobql.storage.paging import KeysetWindow, Page
+
+# Bounded so that one IN list stays far below every driver's bound-parameter cap.
+MAX_BATCH = 5_000
+
+K = TypeVar("K", bound=Hashable)
+A = TypeVar("A", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Loader(DataLoader[Any, Any]):
+    def __init__(self, reader: Reader, workspace: str) -> None:
+        super().__init__(max_batch_size=MAX_BATCH)
+        self.reader = reader
+        self.workspace = workspace
+
+
+class _ByIdLoader(_Loader):
+    fetch: Callable[[Reader, str, Sequence[int]], Awaitable[dict[int, Row[Any]]]]
+
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[Row[Any] | None]:
+        found = await type(self).fetch(self.reader, self.workspace, keys)
+        return [found.get(key) for key in keys]
+
+
+class JobByIdLoader(_ByIdLoader):
+    fetch = staticmethod(jobs.jobs_by_ids)
+
+
+class InstanceByIdLoader(_ByIdLoader):
+    fetch = staticmethod(instances.instances_by_ids)
+
+
+class NodeByIdLoader(_ByIdLoader):
+    fetch = staticmethod(nodes.nodes_by_ids)
+
+
+async def _grouped(
+    keys: Sequence[tuple[int, A]],
+    fetch: Callable[[list[int], A], Awaitable[dict[int, V]]],
+) -> list[V]:
+    """Answer (parent, arguments) keys with one fetch per distinct arguments."""
+    by_arguments: dict[A, list[int]] = defaultdict(list)
+    for parent_id, arguments in keys:
+        by_arguments[arguments].append(parent_id)
+    results: dict[tuple[int, A], V] = {}
+    for arguments, parent_ids in by_arguments.items():
+        unique = list(dict.fromkeys(parent_ids))
+        for parent_id, value in (await fetch(unique, arguments)).items():
+            results[(parent_id, arguments)] = value
+    return [results[key] for key in keys]
+
+
+InstancePageArgs = tuple[InstanceFilter, InstanceOrder, KeysetWindow]
+NodePageArgs = tuple[tuple[str, ...] | None, KeysetWindow]
+
+
+class InstancesByJobIdLoader(_Loader):
+    async def batch_load_fn(
+        self, keys: Sequence[tuple[int, InstancePageArgs]]
+    ) -> list[Page[Row[Any]]]:
+        async def fetch(job_ids: list[int], args: InstancePageArgs) -> dict[int, Page[Row[Any]]]:
+            spec, order, window = args
+            return await instances.instances_for_jobs(
+                self.reader, self.workspace, job_ids, spec, order, window
+            )
+
+        return await _grouped(keys, fetch)
+
+
+class InstanceCountByJobIdLoader(_Loader):
+    async def batch_load_fn(self, keys: Sequence[tuple[int, InstanceFilter]]) -> list[int]:
+        async def fetch(job_ids: list[int], spec: InstanceFilter) -> dict[int, int]:
+            return await instances.count_instances_for_jobs(
+                self.reader, self.workspace, job_ids, spec
+            )
+
+        return await _grouped(keys, fetch)
+
+
+class NodesByInstanceIdLoader(_Loader):
+    async def batch_load_fn(self, keys: Sequence[tuple[int, NodePageArgs]]) -> list[Page[Row[Any]]]:
+        async def fetch(ids: list[int], args: NodePageArgs) -> dict[int, Page[Row[Any]]]:
+            statuses, window = args
+            return await nodes.nodes_for_instances(
+                self.reader, self.workspace, ids, statuses, window
+            )
+
+        return await _grouped(keys, fetch)
+
+
+class NodeCountByInstanceIdLoader(_Loader):
+    async def batch_load_fn(self, keys: Sequence[tuple[int, tuple[str, ...] | None]]) -> list[int]:
+        async def fetch(ids: list[int], statuses: tuple[str, ...] | None) -> dict[int, int]:
+            return await nodes.count_nodes_for_instances(self.reader, self.workspace, ids, statuses)
+
+        return await _grouped(keys, fetch)
+
+
+@dataclass(slots=True)
+class Loaders:
+    """The loaders of one request. Never share them: they cache rows of one workspace."""
+
+    job_by_id: JobByIdLoader
+    instance_by_id: InstanceByIdLoader
+    node_by_id: NodeByIdLoader
+    instances_by_job_id: InstancesByJobIdLoader
+    instance_count_by_job_id: InstanceCountByJobIdLoader
+    nodes_by_instance_id: NodesByInstanceIdLoader
+    node_count_by_instance_id: NodeCountByInstanceIdLoader
+
+    @classmethod
+    def create(cls, reader: Reader, workspace: str) -> Loaders:
+        return cls(
+            job_by_id=JobByIdLoader(reader, workspace),
+            instance_by_id=InstanceByIdLoader(reader, workspace),
+            node_by_id=NodeByIdLoader(reader, workspace),
+            instances_by_job_id=InstancesByJobIdLoader(reader, workspace),
+            instance_count_by_job_id=InstanceCountByJobIdLoader(reader, workspace),
+            nodes_by_instance_id=NodesByInstanceIdLoader(reader, workspace),
+            node_count_by_instance_id=NodeCountByInstanceIdLoader(reader, workspace),
+        )

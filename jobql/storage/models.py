@@ -1,0 +1,160 @@
+"""The store: workspace, job, instance, instance_node.
+
+Every table has an integer surrogate key `id`; it is the tie-breaker of every order. Vendor ids
+(`vendor_job_id`, `vendor_instance_id`) are kept as reported: an instance id is unique only within
+its job. Enumerations are stored by member name, times through `UtcDateTime`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from jobql.storage.types import UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (auto-assigned); BigInteger there
+# would be BIGINT and need explicit ids.
+Key = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Workspace(Base):
+    __tablename__ = "workspace"
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+
+
+class Job(Base):
+    __tablename__ = "job"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "name"),
+        Index("ix_job_parent_id", "parent_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(512))
+    vendor_job_id: Mapped[int | None] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(16), default="BATCH")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    parent_node_name: Mapped[str | None] = mapped_column(String(512))
+
+    parent: Mapped[Job | None] = relationship(remote_side=[id], lazy="raise")
+
+
+class Instance(Base):
+    __tablename__ = "instance"
+    __table_args__ = (
+        UniqueConstraint("job_id", "vendor_instance_id"),
+        # Keyset windows: (scope, sort key, id) for every InstanceOrderField, per workspace and per
+        # job. A nullable sort key pages in two ranges of the same index: values, then nulls.
+        Index("ix_instance_ws_plan", "workspace_id", "plan_time", "id"),
+        Index("ix_instance_ws_start", "workspace_id", "start_time", "id"),
+        Index("ix_instance_ws_end", "workspace_id", "end_time", "id"),
+        Index("ix_instance_ws_vendor", "workspace_id", "vendor_instance_id", "id"),
+        Index("ix_instance_job_plan", "job_id", "plan_time", "id"),
+        Index("ix_instance_job_start", "job_id", "start_time", "id"),
+        Index("ix_instance_job_end", "job_id", "end_time", "id"),
+        # Filters: status and instance type, newest first.
+        Index("ix_instance_ws_status_plan", "workspace_id", "status", "plan_time", "id"),
+        Index("ix_instance_ws_type_plan", "workspace_id", "instance_type", "plan_time", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    vendor_instance_id: Mapped[int] = mapped_column(BigInteger)
+    job_instance_name: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(24))
+    instance_type: Mapped[str] = mapped_column(String(16), default="GENERAL")
+    plan_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    start_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    submit_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    execute_time: Mapped[float | None] = mapped_column(Float)
+    force_success: Mapped[bool] = mapped_column(Boolean, default=False)
+    ignore_success: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int | None] = mapped_column(Integer)
+    # When the reporting system observed this state; orders concurrent reports (ingestion).
+    reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    # Dispatch facet (SchedulerX). The facet is null when all of these are null.
+    dispatch_trigger_type: Mapped[str | None] = mapped_column(String(16))
+    dispatch_time_type: Mapped[str | None] = mapped_column(String(16))
+    dispatch_worker_address: Mapped[str | None] = mapped_column(String(256))
+    dispatch_executor: Mapped[str | None] = mapped_column(String(256))
+    dispatch_progress: Mapped[str | None] = mapped_column(Text)
+    dispatch_result: Mapped[str | None] = mapped_column(Text)
+    dispatch_data_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    dispatch_schedule_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    # Runtime facet (Realtime Compute / Flink). The facet is null when all of these are null.
+    runtime_actual_state: Mapped[str | None] = mapped_column(String(16))
+    runtime_expect_state: Mapped[str | None] = mapped_column(String(16))
+    runtime_api_type: Mapped[str | None] = mapped_column(String(16))
+    runtime_engine_version: Mapped[str | None] = mapped_column(String(128))
+    runtime_cluster_id: Mapped[str | None] = mapped_column(String(256))
+    runtime_queue_name: Mapped[str | None] = mapped_column(String(256))
+    runtime_engine_job_handler: Mapped[str | None] = mapped_column(String(512))
+    runtime_code: Mapped[str | None] = mapped_column(Text)
+    runtime_properties: Mapped[str | None] = mapped_column(Text)
+    runtime_plan_json: Mapped[str | None] = mapped_column(Text)
+    # The source's comma-separated text, kept verbatim (REST returns it; GraphQL splits it).
+    runtime_packages: Mapped[str | None] = mapped_column(Text)
+    runtime_input_delay: Mapped[int | None] = mapped_column(BigInteger)
+    runtime_auto_scale_params: Mapped[str | None] = mapped_column(Text)
+    runtime_last_error_message: Mapped[str | None] = mapped_column(Text)
+    runtime_last_error_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    runtime_last_operator: Mapped[str | None] = mapped_column(String(256))
+    runtime_last_operate_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    runtime_starter: Mapped[str | None] = mapped_column(String(256))
+
+
+class InstanceNode(Base):
+    __tablename__ = "instance_node"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "name"),
+        Index("ix_instance_node_instance_position", "instance_id", "position", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"))
+    # The position the source listed the node in; the order of Instance.nodes.
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(512))
+    type: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    plan_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    start_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    submit_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    retry_times: Mapped[int | None] = mapped_column(Integer)
+    input_row_count: Mapped[int | None] = mapped_column(BigInteger)
+    speed: Mapped[float | None] = mapped_column(Float)
+    log_path: Mapped[str | None] = mapped_column(Text)

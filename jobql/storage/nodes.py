@@ -1,0 +1,76 @@
+"""Instance node queries, confined to one workspace. Nodes keep the order the source listed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, false, func, select
+from sqlalchemy.sql import Select
+
+from jobql.storage.engine import Reader
+from jobql.storage.models import InstanceNode
+from jobql.storage.paging import KeysetWindow, Page, SortKey, group_pages, per_parent_window
+from jobql.storage.scope import in_workspace
+
+NODE_ORDER = SortKey(
+    column=InstanceNode.position,  # type: ignore[arg-type]
+    id=InstanceNode.id,  # type: ignore[arg-type]
+    descending=False,
+    nullable=False,
+)
+
+
+def _base(workspace: str) -> Select[Any]:
+    return select(InstanceNode.__table__).where(
+        in_workspace(InstanceNode.workspace_id, workspace)  # type: ignore[arg-type]
+    )
+
+
+def _conditions(statuses: tuple[str, ...] | None) -> list[ColumnElement[bool]]:
+    if statuses is None:
+        return []
+    return [InstanceNode.status.in_(statuses) if statuses else false()]
+
+
+async def nodes_for_instances(
+    reader: Reader,
+    workspace: str,
+    instance_ids: Sequence[int],
+    statuses: tuple[str, ...] | None,
+    window: KeysetWindow,
+) -> dict[int, Page[Row[Any]]]:
+    """A page of nodes for each instance, in one statement."""
+    statement = per_parent_window(
+        _base(workspace).where(InstanceNode.instance_id.in_(instance_ids), *_conditions(statuses)),
+        InstanceNode.instance_id,  # type: ignore[arg-type]
+        "instance_id",
+        NODE_ORDER,
+        window,
+    )
+    return group_pages(await reader.execute(statement), instance_ids, "instance_id", window)
+
+
+async def count_nodes_for_instances(
+    reader: Reader,
+    workspace: str,
+    instance_ids: Sequence[int],
+    statuses: tuple[str, ...] | None,
+) -> dict[int, int]:
+    statement = (
+        select(InstanceNode.instance_id, func.count())
+        .where(
+            in_workspace(InstanceNode.workspace_id, workspace),  # type: ignore[arg-type]
+            InstanceNode.instance_id.in_(instance_ids),
+            *_conditions(statuses),
+        )
+        .group_by(InstanceNode.instance_id)
+    )
+    counts = {instance_id: 0 for instance_id in instance_ids}
+    counts.update({row[0]: int(row[1]) for row in await reader.execute(statement)})
+    return counts
+
+
+async def nodes_by_ids(reader: Reader, workspace: str, ids: Sequence[int]) -> dict[int, Row[Any]]:
+    rows = await reader.execute(_base(workspace).where(InstanceNode.id.in_(ids)))
+    return {row.id: row for row in rows}

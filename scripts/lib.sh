@@ -1,0 +1,25 @@
+# Shared by scripts/serve and scripts/test.
+
+stage_started=0
+stage() {  # stage NAME: print the time of the previous stage, start timing the next one
+  local now
+  now=$(date +%s)
+  if [ "$stage_started" != 0 ]; then
+    echo "== ${stage_name} took $((now - stage_started)) s"
+  fi
+  stage_name="$1"
+  stage_started=$now
+  [ -n "$1" ] && echo "== $1"
+  return 0
+}
+
+ensure_venv() {  # ensure_venv LOCKFILE: .venv with exactly the locked packages, jobql editable
+  local python=${PYTHON:-python3}
+  if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "jobql needs Python 3.11 or newer ($python is $("$python" --version 2>&1))" >&2
+    exit 1
+  fi
+  [ -x .venv/bin/python ] || "$python" -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$1"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+}

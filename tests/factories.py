@@ -1,0 +1,129 @@
+"""Factories for rows, and a way to run GraphQL documents against an engine.
+
+Every test works in a workspace of its own (`new_workspace()`), so tests share one database per
+backend without seeing each other's rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jobql.resolvers.context import RequestContext
+from jobql.schema import schema
+from jobql.settings import DEFAULT_CURSOR_SECRET
+from jobql.storage.identifiers import CursorCodec
+from jobql.storage.models import Instance, InstanceNode, Job, Workspace
+
+BASE_TIME = datetime(2019, 3, 4, 3, 53, tzinfo=UTC)
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Ref:
+    id: int
+    name: str = ""
+    workspace_id: int = 0
+
+
+async def new_workspace(engine: AsyncEngine, name: str | None = None) -> Ref:
+    name = name or f"ws_{uuid.uuid4().hex[:12]}"
+    async with engine.begin() as connection:
+        existing = await connection.scalar(select(Workspace.id).where(Workspace.name == name))
+        if existing is not None:
+            return Ref(existing, name, existing)
+        key = await connection.scalar(insert(Workspace).values(name=name).returning(Workspace.id))
+    assert key is not None
+    return Ref(key, name, key)
+
+
+async def make_job(
+    engine: AsyncEngine, workspace: Ref, name: str | None = None, **fields: Any
+) -> Ref:
+    values = {
+        "workspace_id": workspace.id,
+        "name": name or f"job_{next(_counter)}",
+        "type": "BATCH",
+        **fields,
+    }
+    async with engine.begin() as connection:
+        key = await connection.scalar(insert(Job).values(**values).returning(Job.id))
+    assert key is not None
+    return Ref(key, values["name"], workspace.id)
+
+
+async def make_instance(engine: AsyncEngine, job: Ref, **fields: Any) -> Ref:
+    n = next(_counter)
+    values = {
+        "workspace_id": job.workspace_id,
+        "job_id": job.id,
+        "vendor_instance_id": n,
+        "job_instance_name": job.name,
+        "status": "SUCCESS",
+        "instance_type": "GENERAL",
+        "plan_time": BASE_TIME + timedelta(minutes=n),
+        "force_success": False,
+        "ignore_success": False,
+        **fields,
+    }
+    async with engine.begin() as connection:
+        key = await connection.scalar(insert(Instance).values(**values).returning(Instance.id))
+    assert key is not None
+    return Ref(key, job.name, job.workspace_id)
+
+
+async def make_nodes(engine: AsyncEngine, instance: Ref, count: int, **fields: Any) -> list[int]:
+    rows = [
+        {
+            "workspace_id": instance.workspace_id,
+            "instance_id": instance.id,
+            "position": position,
+            "name": f"node_{position}",
+            "type": "Dummy",
+            "status": "SUCCESS",
+            **fields,
+        }
+        for position in range(count)
+    ]
+    if not rows:
+        return []
+    async with engine.begin() as connection:
+        result = await connection.execute(insert(InstanceNode).returning(InstanceNode.id), rows)
+        return [row[0] for row in result.all()]
+
+
+async def execute(
+    engine: AsyncEngine,
+    document: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    workspace: str | None = None,
+) -> Any:
+    """Run a document through the real schema with a request context, as the endpoint does."""
+    context = RequestContext.open(engine, CursorCodec(DEFAULT_CURSOR_SECRET), workspace)
+    try:
+        return await schema.execute(document, variable_values=variables, context_value=context)
+    finally:
+        await context.close()
+
+
+async def data_of(
+    engine: AsyncEngine,
+    document: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    workspace: str | None = None,
+) -> Any:
+    result = await execute(engine, document, variables, workspace=workspace)
+    assert result.errors is None, result.errors
+    return result.data
+
+
+def error_codes(result: Any) -> list[str]:
+    return [(e.extensions or {}).get("code") for e in result.errors or []]
