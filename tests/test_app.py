@@ -178,3 +178,26 @@ async def test_healthz_reports_an_unreachable_database() -> None:
 )
 def test_negotiate(accept: str, chosen: str | None) -> None:
     assert negotiate(accept) == chosen
+
+
+def test_graphql_transport_ws_answers_operations(engine: AsyncEngine) -> None:
+    from starlette.testclient import TestClient
+
+    settings = Settings(database_url=engine.url.render_as_string(hide_password=False))
+    app = create_app(settings)
+    with (
+        TestClient(app) as http,
+        http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+    ):
+        assert socket.accepted_subprotocol == "graphql-transport-ws"
+        socket.send_json({"type": "connection_init"})
+        assert socket.receive_json() == {"type": "connection_ack"}
+        socket.send_json(
+            {"type": "subscribe", "id": "1", "payload": {"query": "{ jobs { totalCount } }"}}
+        )
+        assert socket.receive_json() == {
+            "type": "next",
+            "id": "1",
+            "payload": {"data": {"jobs": {"totalCount": 0}}},
+        }
+        assert socket.receive_json() == {"type": "complete", "id": "1"}

@@ -10,6 +10,7 @@ from sqlalchemy import Row
 from jobql.errors import BadUserInput, NotFound
 from jobql.resolvers.context import RequestContext
 from jobql.resolvers.pagination import Connection, PageArgs, keyset_window, to_connection
+from jobql.resolvers.validation import text
 from jobql.storage import instances
 from jobql.storage.enums import InstanceStatus, InstanceType
 from jobql.storage.identifiers import CursorContext
@@ -38,7 +39,7 @@ def build_filter(
             "`planTimeAfter` must be earlier than `planTimeBefore` (both bounds are exclusive)."
         )
     return InstanceFilter(
-        job_name=job_name,
+        job_name=text("jobName", job_name),
         statuses=None if statuses is None else tuple(sorted({s.name for s in statuses})),
         instance_types=(
             None if instance_types is None else tuple(sorted({t.name for t in instance_types}))
@@ -96,7 +97,9 @@ async def list_job_instances(
 
 
 async def get_instance(ctx: RequestContext, job_name: str, instance_id: int) -> Row[Any]:
-    row = await instances.get_instance(ctx.reader, ctx.workspace, job_name, instance_id)
+    row = await instances.get_instance(
+        ctx.reader, ctx.workspace, text("jobName", job_name), instance_id
+    )
     if row is None:
         raise NotFound(f"Job {job_name!r} has no instance {instance_id} in this workspace.")
     _prime(ctx, [row])

@@ -9,6 +9,7 @@ from sqlalchemy import Row
 from jobql.errors import NotFound
 from jobql.resolvers.context import RequestContext
 from jobql.resolvers.pagination import Connection, PageArgs, keyset_window, to_connection
+from jobql.resolvers.validation import text
 from jobql.storage import jobs
 from jobql.storage.enums import JobType
 from jobql.storage.identifiers import CursorContext
@@ -25,9 +26,9 @@ def build_filter(
     parent_name: str | None = None,
 ) -> JobFilter:
     return JobFilter(
-        name_starts_with=name_starts_with,
+        name_starts_with=text("nameStartsWith", name_starts_with),
         types=None if types is None else tuple(sorted({t.name for t in types})),
-        parent_name=parent_name,
+        parent_name=text("parentName", parent_name),
     )
 
 
@@ -49,7 +50,7 @@ async def list_jobs(ctx: RequestContext, spec: JobFilter, page: PageArgs) -> Con
 
 
 async def get_job(ctx: RequestContext, name: str) -> Row[Any]:
-    row = await jobs.get_job_by_name(ctx.reader, ctx.workspace, name)
+    row = await jobs.get_job_by_name(ctx.reader, ctx.workspace, text("name", name))
     if row is None:
         raise NotFound(f"No job named {name!r} in this workspace.")
     return row

@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 
 from jobql.resolvers.context import RequestContext
@@ -62,7 +63,19 @@ def negotiate(accept: str | None) -> str | None:
     return None if best is None else best[2]
 
 
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """graphql-transport-ws speaks in text frames; our encoder makes bytes for HTTP."""
+
+    async def send_json(self, message: Any) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GraphQLEndpoint(GraphQL[RequestContext, None]):
+    websocket_adapter_class = TextWebSocketAdapter
+
     def __init__(self, schema: Any, engine: AsyncEngine, cursors: CursorCodec) -> None:
         super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
         self.engine = engine
@@ -72,6 +85,17 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # One context per connection (graphql-transport-ws), closed when the socket closes.
+            socket = WebSocket(scope, receive=receive, send=send)
+            context = RequestContext.open(
+                self.engine, self.cursors, socket.headers.get("workspace")
+            )
+            try:
+                await self.run(socket, context=context)
+            finally:
+                await context.close()
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -93,10 +117,6 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         finally:
             await context.close()
         await response(scope, receive, send)
-
-    async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
-        # Only WebSocket connections get here; HTTP requests bring their context from __call__.
-        return RequestContext.open(self.engine, self.cursors, request.headers.get("workspace"))
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)

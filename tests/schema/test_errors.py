@@ -224,3 +224,21 @@ async def test_parse_and_validation_errors_have_codes(engine: AsyncEngine) -> No
     assert error_codes(validation) == ["GRAPHQL_VALIDATION_FAILED"]
     literal = await execute(engine, "{ instances(first: 99999999999) { nodes { id } } }")
     assert error_codes(literal) == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        '{ job(name: "a\\u0000b") { name } }',
+        '{ instance(jobName: "a\\u0000b", instanceId: 1) { status } }',
+        '{ instances(filter: {jobName: "a\\u0000"}) { nodes { id } } }',
+        '{ jobs(filter: {nameStartsWith: "\\u0000"}) { nodes { id } } }',
+        '{ jobs(filter: {parentName: "\\u0000"}) { nodes { id } } }',
+    ],
+)
+async def test_nul_characters_in_text_arguments_are_bad_user_input(
+    engine: AsyncEngine, document: str
+) -> None:
+    result = await execute(engine, document)
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+    assert "NUL" in result.errors[0].message
