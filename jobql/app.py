@@ -54,7 +54,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # No method list: the view answers other methods with a JSON 405 itself.
+            Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("jobql", "static")]), name="static"),

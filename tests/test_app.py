@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
@@ -60,15 +61,6 @@ async def test_get_query(engine: AsyncEngine, client: httpx.AsyncClient) -> None
     )
     assert response.status_code == 200
     assert response.json() == {"data": {"job": {"name": job.name}}}
-
-
-async def test_mutation_over_get_is_refused(client: httpx.AsyncClient) -> None:
-    response = await client.get(
-        "/graphql?" + urlencode({"query": "mutation { __typename }"}),
-        headers={"accept": "application/json"},
-    )
-    assert 400 <= response.status_code < 500
-    assert response.json()["errors"][0]["message"]
 
 
 @pytest.mark.parametrize(
@@ -180,14 +172,22 @@ def test_negotiate(accept: str, chosen: str | None) -> None:
     assert negotiate(accept) == chosen
 
 
-def test_graphql_transport_ws_answers_operations(engine: AsyncEngine) -> None:
+async def test_graphql_transport_ws_answers_operations(engine: AsyncEngine) -> None:
+    workspace = await new_workspace(engine)
+    await make_job(engine, workspace)
+    await asyncio.to_thread(talk_graphql_transport_ws, engine, workspace.name)
+
+
+def talk_graphql_transport_ws(engine: AsyncEngine, workspace: str) -> None:
     from starlette.testclient import TestClient
 
     settings = Settings(database_url=engine.url.render_as_string(hide_password=False))
     app = create_app(settings)
     with (
         TestClient(app) as http,
-        http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+        http.websocket_connect(
+            "/graphql", subprotocols=["graphql-transport-ws"], headers={"workspace": workspace}
+        ) as socket,
     ):
         assert socket.accepted_subprotocol == "graphql-transport-ws"
         socket.send_json({"type": "connection_init"})
@@ -198,6 +198,55 @@ def test_graphql_transport_ws_answers_operations(engine: AsyncEngine) -> None:
         assert socket.receive_json() == {
             "type": "next",
             "id": "1",
-            "payload": {"data": {"jobs": {"totalCount": 0}}},
+            "payload": {"data": {"jobs": {"totalCount": 1}}},
         }
         assert socket.receive_json() == {"type": "complete", "id": "1"}
+        # Between operations the socket holds no database connection.
+        assert app.state.engine.pool.checkedout() == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"5", "Expected a JSON object"),
+        (b"null", "Expected a JSON object"),
+        (b'"{ jobs { totalCount } }"', "Expected a JSON object"),
+        (b'{"query": "\xff"}', "not valid UTF-8 JSON"),
+    ],
+)
+async def test_bodies_that_are_not_a_json_object_are_400(
+    client: httpx.AsyncClient, content: bytes, message: str
+) -> None:
+    response = await client.post(
+        "/graphql", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert message in response.json()["errors"][0]["message"]
+
+
+async def test_several_operations_need_an_operation_name(client: httpx.AsyncClient) -> None:
+    document = "query A { jobs { totalCount } } query B { __typename }"
+    response = await client.post(
+        "/graphql", json={"query": document}, headers={"accept": GRAPHQL_RESPONSE}
+    )
+    assert response.status_code == 400
+    assert "operationName" in response.json()["errors"][0]["message"]
+    named = await client.post(
+        "/graphql",
+        json={"query": document, "operationName": "B"},
+        headers={"accept": GRAPHQL_RESPONSE},
+    )
+    assert named.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_mutation_over_get_and_other_methods_are_405(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/graphql?" + urlencode({"query": "mutation M { __typename }", "operationName": "M"}),
+        headers={"accept": "application/json"},
+    )
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    for method in ("PUT", "DELETE", "PATCH"):
+        other = await client.request(method, "/graphql", json={"query": "{ __typename }"})
+        assert other.status_code == 405
+        assert other.json()["errors"][0]["message"]

@@ -10,6 +10,8 @@ from jobql.storage.engine import Reader
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.loaders import Loaders
 
+__all__ = ["DEFAULT_WORKSPACE", "AsyncEngine", "CursorCodec", "RequestContext"]
+
 DEFAULT_WORKSPACE = "default"
 
 
@@ -22,14 +24,21 @@ class RequestContext:
 
     @classmethod
     def open(
-        cls, engine: AsyncEngine, cursors: CursorCodec, workspace: str | None
+        cls,
+        engine: AsyncEngine,
+        cursors: CursorCodec,
+        workspace: str | None,
+        *,
+        long_lived: bool = False,
     ) -> RequestContext:
+        """A context for one request; `long_lived` for a WebSocket connection's many operations
+        (no connection held between statements, no rows cached between operations)."""
         name = workspace if workspace else DEFAULT_WORKSPACE
-        reader = Reader(engine)
+        reader = Reader(engine, hold=not long_lived)
         return cls(
             workspace=name,
             reader=reader,
-            loaders=Loaders.create(reader, name),
+            loaders=Loaders.create(reader, name, cache=not long_lived),
             cursors=cursors,
         )
 

@@ -12,10 +12,21 @@ from jobql.resolvers.context import RequestContext
 from jobql.resolvers.pagination import Connection, PageArgs, keyset_window, to_connection
 from jobql.resolvers.validation import text
 from jobql.storage import instances
-from jobql.storage.enums import InstanceStatus, InstanceType
+from jobql.storage.enums import InstanceOrderField, InstanceStatus, InstanceType, OrderDirection
 from jobql.storage.identifiers import CursorContext
 from jobql.storage.instances import InstanceFilter, InstanceOrder
 from jobql.storage.paging import Position
+
+__all__ = [
+    "InstanceFilter",
+    "InstanceOrder",
+    "build_filter",
+    "build_order",
+    "get_instance",
+    "list_instances",
+    "list_job_instances",
+    "load_instance",
+]
 
 CURSOR_KIND = "instance"
 
@@ -51,6 +62,13 @@ def build_filter(
     )
 
 
+def build_order(
+    field: InstanceOrderField | None = None, direction: OrderDirection | None = None
+) -> InstanceOrder:
+    default = InstanceOrder()
+    return InstanceOrder(field or default.field, direction or default.direction)
+
+
 def _cursor_context(ctx: RequestContext, order: InstanceOrder) -> CursorContext:
     return CursorContext(CURSOR_KIND, ctx.workspace, order.field.value, order.direction.value)
 
@@ -72,7 +90,7 @@ async def list_instances(
     ctx: RequestContext, spec: InstanceFilter, order: InstanceOrder, page: PageArgs
 ) -> Connection[Row[Any]]:
     cursor_context = _cursor_context(ctx, order)
-    window = keyset_window(page, ctx.cursors, cursor_context, order.value_type)
+    window = keyset_window(page, ctx.cursors, cursor_context, order.value_kind)
     found = await instances.list_instances(ctx.reader, ctx.workspace, spec, order, window)
     _prime(ctx, found.rows)
 
@@ -86,7 +104,7 @@ async def list_job_instances(
     ctx: RequestContext, job_id: int, spec: InstanceFilter, order: InstanceOrder, page: PageArgs
 ) -> Connection[Row[Any]]:
     cursor_context = _cursor_context(ctx, order)
-    window = keyset_window(page, ctx.cursors, cursor_context, order.value_type)
+    window = keyset_window(page, ctx.cursors, cursor_context, order.value_kind)
     found = await ctx.loaders.instances_by_job_id.load((job_id, (spec, order, window)))
     _prime(ctx, found.rows)
 

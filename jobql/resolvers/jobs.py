@@ -12,9 +12,11 @@ from jobql.resolvers.pagination import Connection, PageArgs, keyset_window, to_c
 from jobql.resolvers.validation import text
 from jobql.storage import jobs
 from jobql.storage.enums import JobType
-from jobql.storage.identifiers import CursorContext
+from jobql.storage.identifiers import CursorContext, ValueKind
 from jobql.storage.jobs import JobFilter
 from jobql.storage.paging import Position
+
+__all__ = ["JobFilter", "build_filter", "get_job", "list_jobs", "load_job"]
 
 CURSOR_KIND = "job"
 
@@ -38,7 +40,7 @@ def _position(row: Row[Any]) -> Position:
 
 async def list_jobs(ctx: RequestContext, spec: JobFilter, page: PageArgs) -> Connection[Row[Any]]:
     cursor_context = CursorContext(CURSOR_KIND, ctx.workspace, "NAME", "ASC")
-    window = keyset_window(page, ctx.cursors, cursor_context, str)
+    window = keyset_window(page, ctx.cursors, cursor_context, ValueKind.TEXT)
     found = await jobs.list_jobs(ctx.reader, ctx.workspace, spec, window)
     for row in found.rows:
         ctx.loaders.job_by_id.prime(row.id, row)

@@ -9,7 +9,7 @@ from sqlalchemy import Row
 from jobql.resolvers.context import RequestContext
 from jobql.resolvers.pagination import Connection, PageArgs, keyset_window, to_connection
 from jobql.storage.enums import NodeStatus
-from jobql.storage.identifiers import CursorContext
+from jobql.storage.identifiers import CursorContext, ValueKind
 from jobql.storage.paging import Position
 
 CURSOR_KIND = "node"
@@ -23,7 +23,7 @@ async def list_instance_nodes(
     ctx: RequestContext, instance_id: int, statuses: list[NodeStatus] | None, page: PageArgs
 ) -> Connection[Row[Any]]:
     cursor_context = CursorContext(CURSOR_KIND, ctx.workspace, "POSITION", "ASC")
-    window = keyset_window(page, ctx.cursors, cursor_context, int)
+    window = keyset_window(page, ctx.cursors, cursor_context, ValueKind.INT32)
     names = None if statuses is None else tuple(sorted({s.name for s in statuses}))
     found = await ctx.loaders.nodes_by_instance_id.load((instance_id, (names, window)))
 

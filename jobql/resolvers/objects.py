@@ -9,9 +9,13 @@ from sqlalchemy import Row
 
 from jobql.errors import BadUserInput
 from jobql.resolvers.context import RequestContext
-from jobql.storage.identifiers import InvalidIdentifier, decode_global_id
+from jobql.storage.identifiers import InvalidIdentifier, decode_global_id, encode_global_id
 
 MAX_IDS = 1000
+
+
+def global_id(type_name: str, key: int) -> str:
+    return encode_global_id(type_name, key)
 
 
 def parse_global_id(text: str) -> tuple[str, int | None]:

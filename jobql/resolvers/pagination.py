@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from jobql.errors import BadUserInput
-from jobql.storage.identifiers import CursorCodec, CursorContext, InvalidIdentifier
+from jobql.storage.identifiers import CursorCodec, CursorContext, InvalidIdentifier, ValueKind
 from jobql.storage.paging import KeysetWindow, Page, Position
 
 MAX_PAGE_SIZE = 1000
@@ -44,7 +44,7 @@ class Connection(Generic[T]):
 
 
 def keyset_window(
-    args: PageArgs, codec: CursorCodec, context: CursorContext, value_type: type
+    args: PageArgs, codec: CursorCodec, context: CursorContext, kind: ValueKind
 ) -> KeysetWindow:
     if args.first is not None and args.last is not None:
         raise BadUserInput("Pass either `first` or `last`, not both.")
@@ -52,20 +52,20 @@ def keyset_window(
         value = getattr(args, name)
         if value is not None and not 1 <= value <= MAX_PAGE_SIZE:
             raise BadUserInput(f"`{name}` must be between 1 and {MAX_PAGE_SIZE}, got {value}.")
-    after = _position(args.after, "after", codec, context, value_type)
-    before = _position(args.before, "before", codec, context, value_type)
+    after = _position(args.after, "after", codec, context, kind)
+    before = _position(args.before, "before", codec, context, kind)
     if args.last is not None:
         return KeysetWindow(limit=args.last, after=after, before=before, from_end=True)
     return KeysetWindow(limit=args.first or DEFAULT_PAGE_SIZE, after=after, before=before)
 
 
 def _position(
-    cursor: str | None, name: str, codec: CursorCodec, context: CursorContext, value_type: type
+    cursor: str | None, name: str, codec: CursorCodec, context: CursorContext, kind: ValueKind
 ) -> Position | None:
     if cursor is None:
         return None
     try:
-        return codec.decode(context, cursor, value_type=value_type)
+        return codec.decode(context, cursor, kind=kind)
     except InvalidIdentifier as exc:
         raise BadUserInput(
             f"`{name}` is not a valid cursor for this connection, workspace and order."

@@ -15,6 +15,12 @@ def text(name: str, value: str | None) -> str | None: ...
 
 def text(name: str, value: str | None) -> str | None:
     """A text argument the databases can compare: PostgreSQL refuses NUL characters."""
-    if value is not None and "\x00" in value:
+    if value is None:
+        return None
+    if "\x00" in value:
         raise BadUserInput(f"`{name}` must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadUserInput(f"`{name}` is not valid Unicode (a lone surrogate?).") from None
     return value

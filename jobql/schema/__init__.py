@@ -9,7 +9,7 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from jobql.schema.errors import ErrorCodes
+from jobql.schema.errors import ErrorCodes, SingleOperation
 from jobql.schema.instances import Instance
 from jobql.schema.jobs import Job
 from jobql.schema.nodes import InstanceNode
@@ -30,7 +30,7 @@ def create_schema(**kwargs: Any) -> Schema:
     return Schema(
         query=Query,
         types=[Job, Instance, InstanceNode],
-        extensions=[ErrorCodes],
+        extensions=[SingleOperation, ErrorCodes],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         **kwargs,
     )

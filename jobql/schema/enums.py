@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import strawberry
 
-from jobql.storage import enums
 from jobql.storage.enums import (
     InstanceOrderField,
     InstanceStatus,
@@ -34,7 +33,7 @@ __all__ = [
 # strawberry.enum registers the GraphQL definition on the model's own enum classes.
 
 strawberry.enum(
-    enums.InstanceStatus,
+    InstanceStatus,
     description=(
         "Status of a job instance. DLF reports the lower-case strings (`waiting` .. "
         "`manual-stop`); SchedulerX 1/3/4/5/9 are WAITING/RUNNING/SUCCESS/FAIL/REJECTED; Flink "
@@ -43,46 +42,46 @@ strawberry.enum(
     ),
 )
 strawberry.enum(
-    enums.NodeStatus,
+    NodeStatus,
     description="Status of one node (step) of an instance, as DLF reports it (`skip` = SKIP).",
 )
 strawberry.enum(
-    enums.InstanceType,
+    InstanceType,
     description=(
         "How an instance was scheduled (DLF v2 `instance_type`): GENERAL 0, MANUAL 2, "
         "PATCH_DATA 5, SUBJOB 6, ONE_OFF 7. Sources that do not say get GENERAL."
     ),
 )
 strawberry.enum(
-    enums.TriggerType,
+    TriggerType,
     description=(
         "What triggered a SchedulerX run: SCHEDULE 1, DATA_REFRESH 2, API 3, MANUAL_RERUN 4, "
         "SYSTEM_RETRY 5."
     ),
 )
 strawberry.enum(
-    enums.TimeType,
+    TimeType,
     description="SchedulerX schedule kind: CRON 1, FIX_RATE 3, SECOND_DELAY 4, API 100.",
 )
 strawberry.enum(
-    enums.JobType,
+    JobType,
     description=(
         "BATCH runs on a schedule or trigger; REALTIME runs continuously (Flink FLINK_STREAM, and "
         "every job that has sub-jobs). Sources that do not say get BATCH."
     ),
 )
 strawberry.enum(
-    enums.StreamState,
+    StreamState,
     description="State of a Realtime Compute (Flink) instance, exactly as the source reports it.",
 )
 strawberry.enum(
-    enums.StreamApiType, description="How a Realtime Compute job is written: SQL or DATASTREAM."
+    StreamApiType, description="How a Realtime Compute job is written: SQL or DATASTREAM."
 )
 strawberry.enum(
-    enums.InstanceOrderField,
+    InstanceOrderField,
     description=(
         "What instances are sorted by. INSTANCE_ID is the vendor instance id. Ties are broken by "
         "the stored row, in the same direction; instances without the time come last."
     ),
 )
-strawberry.enum(enums.OrderDirection, description="Sort direction.")
+strawberry.enum(OrderDirection, description="Sort direction.")

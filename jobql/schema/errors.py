@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
-from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from graphql import GraphQLError, OperationDefinitionNode
+from strawberry.extensions import MaskErrors, SchemaExtension
 
 from jobql.errors import JobqlError
 
@@ -15,7 +16,14 @@ INTERNAL_MESSAGE = "Internal server error."
 
 
 def is_unexpected(error: GraphQLError) -> bool:
+    """An exception raised while executing a field that is not one of our own errors.
+
+    Errors without a path come before execution (parse, validation, variables): graphql-core
+    writes their messages for the client, also when a scalar's parser raised them.
+    """
     original = error.original_error
+    if error.path is None:
+        return False
     return original is not None and not isinstance(original, (JobqlError, GraphQLError))
 
 
@@ -23,13 +31,39 @@ def error_code(error: GraphQLError) -> str:
     original = error.original_error
     if isinstance(original, JobqlError):
         return original.code
-    if error.path is None and error.message.startswith("Variable '$"):
+    if error.path is None and (
+        error.message.startswith("Variable '$") or isinstance(original, ValueError | OverflowError)
+    ):
+        # A value the client sent that its type refuses (a scalar's parser said why).
         return "BAD_USER_INPUT"
     if error.path is None and error.message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
     if error.path is None:
         return "GRAPHQL_VALIDATION_FAILED"
     return "INTERNAL"
+
+
+class SingleOperation(SchemaExtension):
+    """A document with several operations needs `operationName` (GraphQL spec, GetOperation).
+
+    Strawberry would run the first one; this turns that into a request error before validation.
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        # Strawberry fills `operation_name` from the first operation; only this says what was sent.
+        provided = context._provided_operation_name
+        if provided is None and document is not None:
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if len(operations) > 1:
+                context.pre_execution_errors = [
+                    GraphQLError(
+                        "Must provide operationName: the document contains "
+                        f"{len(operations)} operations."
+                    )
+                ]
+        yield
 
 
 class ErrorCodes(MaskErrors):

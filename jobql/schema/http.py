@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from typing import Any
 
 import orjson
 from cross_web import HTTPException
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -25,8 +25,7 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 
-from jobql.resolvers.context import RequestContext
-from jobql.storage.identifiers import CursorCodec
+from jobql.resolvers.context import AsyncEngine, CursorCodec, RequestContext
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
@@ -47,7 +46,7 @@ def negotiate(accept: str | None) -> str | None:
                 try:
                     quality = float(value)
                 except ValueError:
-                    quality = 0.0
+                    quality = 1.0  # a malformed weight does not refuse the type
         if quality <= 0:
             continue
         if media == GRAPHQL_RESPONSE_JSON:
@@ -86,10 +85,11 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            # One context per connection (graphql-transport-ws), closed when the socket closes.
+            # One context per connection (graphql-transport-ws): it holds no database connection
+            # and caches no rows between operations.
             socket = WebSocket(scope, receive=receive, send=send)
             context = RequestContext.open(
-                self.engine, self.cursors, socket.headers.get("workspace")
+                self.engine, self.cursors, socket.headers.get("workspace"), long_lived=True
             )
             try:
                 await self.run(socket, context=context)
@@ -113,7 +113,12 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         try:
             response = await self.run(request, context=context)
         except HTTPException as exc:
-            response = error_response(exc.status_code, exc.reason, request.state.media_type)
+            status = exc.status_code
+            if request.method == "GET" and "not allowed when using GET" in exc.reason:
+                status = 405  # GraphQL-over-HTTP: a mutation over GET is a method error
+            response = error_response(status, exc.reason, request.state.media_type)
+            if status == 405:
+                response.headers["allow"] = "GET, POST"
         finally:
             await context.close()
         await response(scope, receive, send)
@@ -125,6 +130,17 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(self.graphiql_html)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            parsed = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            raise HTTPException(400, "The body is not valid UTF-8 JSON.") from exc
+        if not isinstance(parsed, (dict, list)):
+            raise HTTPException(
+                400, 'Expected a JSON object, such as {"query": "{ jobs { totalCount } }"}.'
+            )
+        return parsed
 
     async def process_result(
         self, request: Request, result: ExecutionResult

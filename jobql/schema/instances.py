@@ -10,8 +10,9 @@ import strawberry
 from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import nodes as node_use_cases
-from jobql.resolvers.context import RequestContext
+from jobql.resolvers.objects import global_id
 from jobql.schema import pagination
+from jobql.schema.context import Info
 from jobql.schema.enums import (
     InstanceOrderField,
     InstanceStatus,
@@ -27,14 +28,9 @@ from jobql.schema.nodes import InstanceNode, duration_ms
 from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
-from jobql.storage.identifiers import encode_global_id
-from jobql.storage.instances import InstanceFilter as InstanceFilterSpec
-from jobql.storage.instances import InstanceOrder as InstanceOrderSpec
 
 if TYPE_CHECKING:
     from jobql.schema.jobs import Job
-
-Info = strawberry.Info[RequestContext, None]
 
 
 @strawberry.input(description="Conditions on instances; all given conditions must hold.")
@@ -71,7 +67,7 @@ class InstanceFilter:
         default=None, description="Only instances whose failure was (true) or was not ignored."
     )
 
-    def to_spec(self) -> InstanceFilterSpec:
+    def to_spec(self) -> instance_use_cases.InstanceFilter:
         return instance_use_cases.build_filter(
             job_name=self.job_name,
             statuses=self.statuses,
@@ -95,14 +91,11 @@ class InstanceOrder:
 
 def instance_arguments(
     filter: InstanceFilter | None, order_by: InstanceOrder | None
-) -> tuple[InstanceFilterSpec, InstanceOrderSpec]:
-    spec = filter.to_spec() if filter is not None else InstanceFilterSpec()
-    order = (
-        InstanceOrderSpec(order_by.field, order_by.direction)
-        if order_by is not None
-        else InstanceOrderSpec()
-    )
-    return spec, order
+) -> tuple[instance_use_cases.InstanceFilter, instance_use_cases.InstanceOrder]:
+    spec = filter.to_spec() if filter is not None else instance_use_cases.build_filter()
+    if order_by is None:
+        return spec, instance_use_cases.build_order()
+    return spec, instance_use_cases.build_order(order_by.field, order_by.direction)
 
 
 @strawberry.type(description="How a SchedulerX run was dispatched. Null for other sources.")
@@ -249,7 +242,7 @@ class Instance(Node):
 
     @strawberry.field(description="Global id of the instance.")
     def id(self) -> strawberry.ID:
-        return strawberry.ID(encode_global_id("Instance", self.key))
+        return strawberry.ID(global_id("Instance", self.key))
 
     @strawberry.field(
         description="`endTime - startTime` in milliseconds; null while either is missing."

@@ -8,17 +8,14 @@ import strawberry
 
 from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers import jobs as job_use_cases
-from jobql.resolvers.context import RequestContext
+from jobql.resolvers.objects import global_id
 from jobql.schema import pagination
+from jobql.schema.context import Info
 from jobql.schema.enums import JobType
 from jobql.schema.instances import Instance, InstanceFilter, InstanceOrder, instance_arguments
 from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
-from jobql.storage.identifiers import encode_global_id
-from jobql.storage.jobs import JobFilter as JobFilterSpec
-
-Info = strawberry.Info[RequestContext, None]
 
 
 @strawberry.input(description="Conditions on jobs; all given conditions must hold.")
@@ -33,7 +30,7 @@ class JobFilter:
         default=None, description="Only sub-jobs of the real-time job with this name."
     )
 
-    def to_spec(self) -> JobFilterSpec:
+    def to_spec(self) -> job_use_cases.JobFilter:
         return job_use_cases.build_filter(
             name_starts_with=self.name_starts_with, types=self.types, parent_name=self.parent_name
         )
@@ -62,7 +59,7 @@ class Job(Node):
 
     @strawberry.field(description="Global id of the job.")
     def id(self) -> strawberry.ID:
-        return strawberry.ID(encode_global_id("Job", self.key))
+        return strawberry.ID(global_id("Job", self.key))
 
     @strawberry.field(description="For a sub-job: the real-time job it belongs to.")
     async def parent(self, info: Info) -> Job | None:

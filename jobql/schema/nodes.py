@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from jobql.resolvers import instances as instance_use_cases
-from jobql.resolvers.context import RequestContext
+from jobql.resolvers.objects import global_id
+from jobql.schema.context import Info
 from jobql.schema.enums import NodeStatus
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
-from jobql.storage.identifiers import encode_global_id
 
 if TYPE_CHECKING:
     from jobql.schema.instances import Instance
@@ -48,11 +48,11 @@ class InstanceNode(Node):
 
     @strawberry.field(description="Global id of the node.")
     def id(self) -> strawberry.ID:
-        return strawberry.ID(encode_global_id("InstanceNode", self.key))
+        return strawberry.ID(global_id("InstanceNode", self.key))
 
     @strawberry.field(description="The instance this node belongs to.")
     async def instance(
-        self, info: strawberry.Info[RequestContext, None]
+        self, info: Info
     ) -> Annotated[Instance, strawberry.lazy("jobql.schema.instances")]:
         from jobql.schema.instances import Instance
 

@@ -9,17 +9,14 @@ import strawberry
 from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import objects as object_use_cases
-from jobql.resolvers.context import RequestContext
 from jobql.schema import pagination
+from jobql.schema.context import Info
 from jobql.schema.instances import Instance, InstanceFilter, InstanceOrder, instance_arguments
 from jobql.schema.jobs import Job, JobFilter
 from jobql.schema.nodes import InstanceNode
 from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
-from jobql.storage.jobs import JobFilter as JobFilterSpec
-
-Info = strawberry.Info[RequestContext, None]
 
 WORKSPACE_NOTE = (
     " Everything is confined to the workspace named by the `workspace` HTTP header "
@@ -89,7 +86,7 @@ class Query:
         last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
         before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
     ) -> Connection[Job]:
-        spec = filter.to_spec() if filter is not None else JobFilterSpec()
+        spec = filter.to_spec() if filter is not None else job_use_cases.build_filter()
         result = await job_use_cases.list_jobs(
             info.context, spec, pagination.page_args(first, after, last, before)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, NewType
 
@@ -15,18 +16,26 @@ LONG_MIN = -(2**63)
 LONG_MAX = 2**63 - 1
 
 
+RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})?")
+
+
 def _parse_datetime(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError("DateTime must be an RFC 3339 string such as 2019-03-04T03:53:00Z")
-    try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an RFC 3339 date-time such as 2019-03-04T03:53:00Z"
-        ) from None
-    if parsed.tzinfo is None:
+    match = RFC3339.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not an RFC 3339 date-time such as 2019-03-04T03:53:00Z")
+    moment, fraction, offset = match.groups()
+    if offset is None:
         raise ValueError(f"{value!r} has no UTC offset; add Z or +hh:mm")
-    return truncate_ms(parsed)
+    if fraction and fraction[3:].strip("0"):
+        raise ValueError(f"{value!r} is more precise than a millisecond, which jobql keeps")
+    milliseconds = (fraction or "").ljust(3, "0")[:3]
+    text = f"{moment}.{milliseconds}{'+00:00' if offset in 'Zz' else offset}"
+    try:
+        return truncate_ms(datetime.fromisoformat(text.replace("t", "T")))
+    except (ValueError, OverflowError):
+        raise ValueError(f"{value!r} is not a valid instant") from None
 
 
 def _serialize_datetime(value: datetime) -> str:
@@ -35,10 +44,7 @@ def _serialize_datetime(value: datetime) -> str:
 
 def _parse_long(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"Long must be an integer, got {value!r}")
+        raise ValueError(f"Long must be an integer, got {value!r}")
     if not LONG_MIN <= value <= LONG_MAX:
         raise ValueError(f"Long must fit in 64 bits, got {value}")
     return int(value)

@@ -50,11 +50,13 @@ class Reader:
     """One request's database access: a single connection, checked out on first use.
 
     Loaders of one request may dispatch concurrently; the lock keeps their statements in turn on
-    the one connection instead of checking out one per loader.
+    the one connection instead of checking out one per loader. A long-lived reader (a WebSocket
+    connection) passes `hold=False` and returns the connection to the pool after each statement.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, hold: bool = True) -> None:
         self._engine = engine
+        self._hold = hold
         self._connection: AsyncConnection | None = None
         self._lock = asyncio.Lock()
 
@@ -62,8 +64,13 @@ class Reader:
         async with self._lock:
             if self._connection is None:
                 self._connection = await self._engine.connect()
-            result = await self._connection.execute(statement)
-            return result.all()
+            try:
+                result = await self._connection.execute(statement)
+                return result.all()
+            finally:
+                if not self._hold:
+                    connection, self._connection = self._connection, None
+                    await connection.close()
 
     async def scalar(self, statement: Executable) -> Any:
         rows = await self.execute(statement)

@@ -1,13 +1,18 @@
 """Opaque identifiers handed to clients: Relay global ids and keyset cursors.
 
-Both are plain text transforms so that SQL can produce the same bytes as Python.
+Both are plain text transforms, so that SQL can produce the same bytes as Python (PostgreSQL with
+string concatenation, sha256() and encode(); SQLite with registered functions).
 
 A global id is base64 of `<Type>:<surrogate id>`, the convention Relay tools expect.
 
-A cursor is base64url (no padding) of a compact JSON array
-`[kind, workspace, field, direction, value, id]` followed by the first 8 bytes of
-sha256(secret || json). The check makes an altered cursor detectable; the workspace, kind, field
-and direction make a cursor from another workspace or order detectable.
+A cursor is base64url (no padding) of the UTF-8 text
+
+    <kind>:<field>:<direction>:<id>:<length of workspace>:<workspace><value>
+
+where <value> is `~` for a null sort value, else `=` and the value's text (times as
+`YYYY-MM-DDTHH:MM:SS.mmmZ`, integers in decimal, text as is), followed by the first 8 bytes of
+sha256(secret || text). The check makes an altered cursor detectable; kind, workspace, field and
+direction make a cursor of another connection, workspace or order detectable.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from jobql.storage.paging import Position
@@ -54,6 +60,20 @@ def decode_global_id(text: str) -> tuple[str, int | None]:
     return type_name, int(raw_key)
 
 
+class ValueKind(Enum):
+    """What a cursor's sort value is, and the range the column can hold."""
+
+    TIME = "time"
+    INT64 = "int64"
+    INT32 = "int32"
+    TEXT = "text"
+
+
+INT_RANGES = {ValueKind.INT64: (-(2**63), 2**63 - 1), ValueKind.INT32: (-(2**31), 2**31 - 1)}
+TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+INT_TEXT = re.compile(r"-?\d{1,19}")
+
+
 @dataclass(frozen=True, slots=True)
 class CursorContext:
     """What a cursor is valid for: a kind of connection, in one workspace, in one order."""
@@ -69,70 +89,74 @@ class CursorCodec:
         self._secret = secret.encode()
 
     def encode(self, context: CursorContext, position: Position) -> str:
-        payload = json.dumps(
-            [
-                context.kind,
-                context.workspace,
-                context.field,
-                context.direction,
-                _value_text(position.value),
-                position.id,
-            ],
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode()
+        value = "~" if position.value is None else "=" + _value_text(position.value)
+        text = (
+            f"{context.kind}:{context.field}:{context.direction}:{position.id}:"
+            f"{len(context.workspace)}:{context.workspace}{value}"
+        )
+        payload = text.encode()
         token = payload + self._check(payload)
         return base64.urlsafe_b64encode(token).rstrip(b"=").decode("ascii")
 
-    def decode(self, context: CursorContext, cursor: str, *, value_type: type) -> Position:
+    def decode(self, context: CursorContext, cursor: str, *, kind: ValueKind) -> Position:
         try:
-            token = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        except (binascii.Error, ValueError) as exc:
+            token = base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4))
+            payload, check = token[:-CHECK_BYTES], token[-CHECK_BYTES:]
+            if len(token) <= CHECK_BYTES or check != self._check(payload):
+                raise InvalidIdentifier("malformed cursor")
+            text = payload.decode("utf-8")
+            cursor_kind, field, direction, raw_key, length, rest = text.split(":", 5)
+            workspace, value = rest[: int(length)], rest[int(length) :]
+        except (binascii.Error, UnicodeError, ValueError) as exc:
             raise InvalidIdentifier("malformed cursor") from exc
-        payload, check = token[:-CHECK_BYTES], token[-CHECK_BYTES:]
-        if len(token) <= CHECK_BYTES or check != self._check(payload):
-            raise InvalidIdentifier("malformed cursor")
-        try:
-            kind, workspace, field, direction, value, key = json.loads(payload)
-        except (ValueError, TypeError) as exc:
-            raise InvalidIdentifier("malformed cursor") from exc
-        if (kind, workspace, field, direction) != (
+        if (cursor_kind, workspace, field, direction) != (
             context.kind,
             context.workspace,
             context.field,
             context.direction,
         ):
             raise InvalidIdentifier("cursor belongs to another connection or order")
-        if not _is_key(key):
+        key = _parse_int(raw_key, ValueKind.INT64)
+        if key < 1:
             raise InvalidIdentifier("malformed cursor")
-        return Position(_parse_value(value, value_type), key)
+        if value == "~":
+            return Position(None, key)
+        if not value.startswith("="):
+            raise InvalidIdentifier("malformed cursor")
+        return Position(_parse_value(value[1:], kind), key)
 
     def _check(self, payload: bytes) -> bytes:
         return hashlib.sha256(self._secret + payload).digest()[:CHECK_BYTES]
 
 
-def _value_text(value: Any) -> str | int | None:
-    if value is None or isinstance(value, (str, int)):
-        return value
+def _value_text(value: Any) -> str:
     if isinstance(value, datetime):
         return format_utc(value)
+    if isinstance(value, (str, int)):
+        return str(value)
     raise TypeError(f"cannot put {type(value).__name__} in a cursor")
 
 
-def _parse_value(value: Any, value_type: type) -> Any:
-    if value is None:
-        return None
-    try:
-        if value_type is datetime and isinstance(value, str):
-            return parse_utc(value)
-        if value_type is int and _is_key(value, minimum=-MAX_KEY - 1):
-            return value
-        if value_type is str and isinstance(value, str):
-            return value
-    except ValueError as exc:
-        raise InvalidIdentifier("malformed cursor") from exc
-    raise InvalidIdentifier("malformed cursor")
+def _parse_value(text: str, kind: ValueKind) -> Any:
+    if kind is ValueKind.TIME:
+        if not TIME_TEXT.fullmatch(text):
+            raise InvalidIdentifier("malformed cursor")
+        try:
+            return parse_utc(text)
+        except (ValueError, OverflowError) as exc:
+            raise InvalidIdentifier("malformed cursor") from exc
+    if kind is ValueKind.TEXT:
+        if "\x00" in text:
+            raise InvalidIdentifier("malformed cursor")
+        return text
+    return _parse_int(text, kind)
 
 
-def _is_key(value: Any, *, minimum: int = 1) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_KEY
+def _parse_int(text: str, kind: ValueKind) -> int:
+    if not INT_TEXT.fullmatch(text):
+        raise InvalidIdentifier("malformed cursor")
+    value = int(text)
+    low, high = INT_RANGES[kind]
+    if not low <= value <= high:
+        raise InvalidIdentifier("malformed cursor")
+    return value

@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, false, func, select
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import KeyedColumnElement
 
 from jobql.storage.engine import Reader
 from jobql.storage.enums import InstanceOrderField, OrderDirection
+from jobql.storage.identifiers import ValueKind
 from jobql.storage.models import Instance, Job
 from jobql.storage.paging import (
     KeysetWindow,
@@ -30,18 +32,18 @@ from jobql.storage.scope import in_workspace, workspace_key
 class _SortColumn:
     attribute: str
     nullable: bool
-    value_type: type
+    value_kind: ValueKind
 
     @property
-    def column(self) -> ColumnElement[Any]:
+    def column(self) -> KeyedColumnElement[Any]:
         return Instance.__table__.c[self.attribute]
 
 
 SORT_COLUMNS = {
-    InstanceOrderField.PLAN_TIME: _SortColumn("plan_time", False, datetime),
-    InstanceOrderField.START_TIME: _SortColumn("start_time", True, datetime),
-    InstanceOrderField.END_TIME: _SortColumn("end_time", True, datetime),
-    InstanceOrderField.INSTANCE_ID: _SortColumn("vendor_instance_id", False, int),
+    InstanceOrderField.PLAN_TIME: _SortColumn("plan_time", False, ValueKind.TIME),
+    InstanceOrderField.START_TIME: _SortColumn("start_time", True, ValueKind.TIME),
+    InstanceOrderField.END_TIME: _SortColumn("end_time", True, ValueKind.TIME),
+    InstanceOrderField.INSTANCE_ID: _SortColumn("vendor_instance_id", False, ValueKind.INT64),
 }
 
 
@@ -67,7 +69,7 @@ class InstanceOrder:
         sort = SORT_COLUMNS[self.field]
         return SortKey(
             column=sort.column,
-            id=Instance.id,  # type: ignore[arg-type]
+            id=Instance.__table__.c.id,
             descending=self.direction is OrderDirection.DESC,
             nullable=sort.nullable,
         )
@@ -76,8 +78,8 @@ class InstanceOrder:
         return getattr(row, SORT_COLUMNS[self.field].attribute)
 
     @property
-    def value_type(self) -> type:
-        return SORT_COLUMNS[self.field].value_type
+    def value_kind(self) -> ValueKind:
+        return SORT_COLUMNS[self.field].value_kind
 
 
 def _base(workspace: str) -> Select[Any]:

@@ -15,7 +15,8 @@ from jobql.storage.models import Job
 from jobql.storage.paging import Page, SortKey, Window, apply_window, page_from_rows
 from jobql.storage.scope import in_workspace
 
-JOB_ORDER = SortKey(column=Job.name, id=Job.id, descending=False, nullable=False)  # type: ignore[arg-type]
+_job = Job.__table__.c
+JOB_ORDER = SortKey(column=_job.name, id=_job.id, descending=False, nullable=False)
 
 
 @dataclass(frozen=True, slots=True)

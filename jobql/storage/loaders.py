@@ -28,8 +28,8 @@ V = TypeVar("V")
 
 
 class _Loader(DataLoader[Any, Any]):
-    def __init__(self, reader: Reader, workspace: str) -> None:
-        super().__init__(max_batch_size=MAX_BATCH)
+    def __init__(self, reader: Reader, workspace: str, *, cache: bool = True) -> None:
+        super().__init__(max_batch_size=MAX_BATCH, cache=cache)
         self.reader = reader
         self.workspace = workspace
 
@@ -129,13 +129,14 @@ class Loaders:
     node_count_by_instance_id: NodeCountByInstanceIdLoader
 
     @classmethod
-    def create(cls, reader: Reader, workspace: str) -> Loaders:
+    def create(cls, reader: Reader, workspace: str, *, cache: bool = True) -> Loaders:
+        """Loaders that batch; `cache=False` for contexts that outlive one operation."""
         return cls(
-            job_by_id=JobByIdLoader(reader, workspace),
-            instance_by_id=InstanceByIdLoader(reader, workspace),
-            node_by_id=NodeByIdLoader(reader, workspace),
-            instances_by_job_id=InstancesByJobIdLoader(reader, workspace),
-            instance_count_by_job_id=InstanceCountByJobIdLoader(reader, workspace),
-            nodes_by_instance_id=NodesByInstanceIdLoader(reader, workspace),
-            node_count_by_instance_id=NodeCountByInstanceIdLoader(reader, workspace),
+            job_by_id=JobByIdLoader(reader, workspace, cache=cache),
+            instance_by_id=InstanceByIdLoader(reader, workspace, cache=cache),
+            node_by_id=NodeByIdLoader(reader, workspace, cache=cache),
+            instances_by_job_id=InstancesByJobIdLoader(reader, workspace, cache=cache),
+            instance_count_by_job_id=InstanceCountByJobIdLoader(reader, workspace, cache=cache),
+            nodes_by_instance_id=NodesByInstanceIdLoader(reader, workspace, cache=cache),
+            node_count_by_instance_id=NodeCountByInstanceIdLoader(reader, workspace, cache=cache),
         )

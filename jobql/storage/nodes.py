@@ -13,12 +13,8 @@ from jobql.storage.models import InstanceNode
 from jobql.storage.paging import KeysetWindow, Page, SortKey, group_pages, per_parent_window
 from jobql.storage.scope import in_workspace
 
-NODE_ORDER = SortKey(
-    column=InstanceNode.position,  # type: ignore[arg-type]
-    id=InstanceNode.id,  # type: ignore[arg-type]
-    descending=False,
-    nullable=False,
-)
+_node = InstanceNode.__table__.c
+NODE_ORDER = SortKey(column=_node.position, id=_node.id, descending=False, nullable=False)
 
 
 def _base(workspace: str) -> Select[Any]:

@@ -11,9 +11,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Row, and_, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.sql import Select
-from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.elements import KeyedColumnElement, UnaryExpression
 
 T = TypeVar("T")
 
@@ -54,8 +66,8 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class SortKey:
-    column: ColumnElement[Any]
-    id: ColumnElement[int]
+    column: KeyedColumnElement[Any]
+    id: KeyedColumnElement[Any]
     descending: bool
     nullable: bool
 
@@ -68,28 +80,40 @@ class SortKey:
             column = column.nulls_first() if reverse else column.nulls_last()
         return [column, tie]
 
-    def after(self, position: Position) -> ColumnElement[bool]:
-        """Rows strictly after `position` in this order."""
-        if position.value is None:
-            return and_(self.column.is_(None), self._id_beyond(position.id))
-        beyond = self._beyond(position)
-        return or_(beyond, self.column.is_(None)) if self.nullable else beyond
+    def value_range(self, window: KeysetWindow) -> list[ColumnElement[bool]] | None:
+        """Conditions on the rows with a sort value inside the window; None when there are none."""
+        conditions: list[ColumnElement[bool]] = [self.column.is_not(None)] if self.nullable else []
+        if window.after is not None:
+            if window.after.value is None:
+                return None  # past the values, among the nulls
+            conditions.append(self._beyond(window.after))
+        if window.before is not None and window.before.value is not None:
+            conditions.append(self._short_of(window.before))
+        return conditions
 
-    def before(self, position: Position) -> ColumnElement[bool]:
-        """Rows strictly before `position` in this order."""
-        if position.value is None:
-            return or_(
-                self.column.is_not(None),
-                and_(self.column.is_(None), self._id_short_of(position.id)),
-            )
-        key = tuple_(self.column, self.id)
-        bound = tuple_(_bind_like(self.column, position.value), position.id)
-        return key > bound if self.descending else key < bound
+    def null_range(self, window: KeysetWindow) -> list[ColumnElement[bool]] | None:
+        """Conditions on the rows without a sort value inside the window; None if there are none."""
+        if not self.nullable:
+            return None
+        conditions: list[ColumnElement[bool]] = [self.column.is_(None)]
+        if window.after is not None and window.after.value is None:
+            conditions.append(self._id_beyond(window.after.id))
+        if window.before is not None:
+            if window.before.value is not None:
+                return None  # before a value: the nulls all come later
+            conditions.append(self._id_short_of(window.before.id))
+        return conditions
 
     def _beyond(self, position: Position) -> ColumnElement[bool]:
+        # A row value comparison: the (scope, key, id) index can seek to it.
         key = tuple_(self.column, self.id)
-        bound = tuple_(_bind_like(self.column, position.value), position.id)
+        bound = tuple_(literal(position.value, type_=self.column.type), position.id)
         return key < bound if self.descending else key > bound
+
+    def _short_of(self, position: Position) -> ColumnElement[bool]:
+        key = tuple_(self.column, self.id)
+        bound = tuple_(literal(position.value, type_=self.column.type), position.id)
+        return key > bound if self.descending else key < bound
 
     def _id_beyond(self, id_: int) -> ColumnElement[bool]:
         return self.id < id_ if self.descending else self.id > id_
@@ -98,25 +122,56 @@ class SortKey:
         return self.id > id_ if self.descending else self.id < id_
 
 
-def _bind_like(column: ColumnElement[Any], value: Any) -> ColumnElement[Any]:
-    return literal(value, type_=column.type)
-
-
-def window_conditions(key: SortKey, window: KeysetWindow) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if window.after is not None:
-        conditions.append(key.after(window.after))
-    if window.before is not None:
-        conditions.append(key.before(window.before))
-    return conditions
+def window_condition(key: SortKey, window: KeysetWindow) -> ColumnElement[bool]:
+    """The window as one condition (for per-parent windows, which rank rather than seek)."""
+    ranges = [r for r in (key.value_range(window), key.null_range(window)) if r is not None]
+    if not ranges:
+        return false()
+    return or_(*(and_(true(), *conditions) for conditions in ranges))
 
 
 def apply_window(statement: Select[Any], key: SortKey, window: Window) -> Select[Any]:
-    """Order and limit one statement; a keyset window fetches one extra row to see beyond it."""
+    """Order and limit one statement; a keyset window fetches one extra row to see beyond it.
+
+    With a nullable sort key the window is read as two index-bounded ranges (values, then nulls;
+    the other way round when reading from the end) joined by UNION ALL, so that neither range
+    costs more than a page, however deep the cursor.
+    """
     if isinstance(window, OffsetWindow):
         return statement.order_by(*key.order_by()).limit(window.limit).offset(window.offset)
-    statement = statement.where(*window_conditions(key, window))
-    return statement.order_by(*key.order_by(reverse=window.from_end)).limit(window.limit + 1)
+    limit = window.limit + 1
+    reverse = window.from_end
+    values = key.value_range(window)
+    if not key.nullable:
+        bounded = statement.where(*values) if values is not None else statement.where(false())
+        return bounded.order_by(*key.order_by(reverse=reverse)).limit(limit)
+    descending = key.descending != reverse
+    nulls = key.null_range(window)
+    parts = []
+    for part, conditions, order in (
+        (0, values, [_directed(key.column, descending), _directed(key.id, descending)]),
+        (1, nulls, [_directed(key.id, descending)]),
+    ):
+        if conditions is None:
+            continue
+        ranked = statement.add_columns(literal(part if not reverse else 1 - part).label("_part"))
+        parts.append(select(ranked.where(*conditions).order_by(*order).limit(limit).subquery()))
+    if not parts:
+        return statement.where(false()).limit(limit)
+    both = union_all(*parts).subquery()
+    return (
+        select(both)
+        .order_by(
+            both.c._part,
+            _directed(both.c[key.column.key], descending),
+            _directed(both.c[key.id.key], descending),
+        )
+        .limit(limit)
+    )
+
+
+def _directed(column: ColumnElement[Any], descending: bool) -> UnaryExpression[Any]:
+    return column.desc() if descending else column.asc()
 
 
 def page_from_rows(rows: Sequence[T], window: Window, *, total: int | None = None) -> Page[T]:
@@ -145,7 +200,7 @@ def per_parent_window(
         .over(partition_by=parent, order_by=key.order_by(reverse=window.from_end))
         .label("_rank")
     )
-    inner = statement.add_columns(rank).where(*window_conditions(key, window)).subquery()
+    inner = statement.add_columns(rank).where(window_condition(key, window)).subquery()
     return (
         select(inner)
         .where(inner.c._rank <= window.limit + 1)

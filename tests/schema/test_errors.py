@@ -152,7 +152,8 @@ async def test_inverted_time_range_is_bad_user_input(
 @pytest.mark.parametrize(
     ("value", "fragment"),
     [
-        ("2019-03-04 03:53:00", "no UTC offset"),
+        ("2019-03-04T03:53:00", "no UTC offset"),
+        ("2019-03-04 03:53:00Z", "not an RFC 3339 date-time"),
         ("yesterday", "not an RFC 3339 date-time"),
         (12345, "must be an RFC 3339 string"),
     ],
@@ -242,3 +243,65 @@ async def test_nul_characters_in_text_arguments_are_bad_user_input(
     result = await execute(engine, document)
     assert error_codes(result) == ["BAD_USER_INPUT"]
     assert "NUL" in result.errors[0].message
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        '{ instance(jobName: "a", instanceId: "1") { status } }',
+        '{ instance(jobName: "a", instanceId: 99999999999999999999) { status } }',
+        '{ instance(jobName: "a", instanceId: 1.0) { status } }',
+        '{ instances(filter: {planTimeAfter: "nope"}) { nodes { id } } }',
+        '{ instances(filter: {planTimeAfter: "0001-01-01T00:00:00+14:00"}) { nodes { id } } }',
+        '{ instances(filter: {planTimeAfter: "20161231T235959Z"}) { nodes { id } } }',
+        '{ instances(filter: {planTimeAfter: "2019-03-04T03:53:00.0005Z"}) { nodes { id } } }',
+    ],
+)
+async def test_bad_scalar_literals_are_bad_user_input_not_masked(
+    engine: AsyncEngine, document: str
+) -> None:
+    result = await execute(engine, document)
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+    assert result.errors[0].message != "Internal server error."
+
+
+async def test_lone_surrogates_in_text_variables_are_bad_user_input(engine: AsyncEngine) -> None:
+    result = await execute(engine, "query($n: String!) { job(name: $n) { name } }", {"n": "\ud800"})
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+
+
+@pytest.mark.parametrize(
+    ("document", "kind", "field", "direction", "value"),
+    [
+        (INSTANCES_PAGE, "instance", "PLAN_TIME", "DESC", "0001-01-01T00:00:00+14:00"),
+        (INSTANCES_PAGE, "instance", "PLAN_TIME", "DESC", "2019-03-04 03:53:00"),
+        (NESTED_NODES_PAGE, "node", "POSITION", "ASC", 2**62),
+        (
+            "query($after: String) { jobs(after: $after) { totalCount } }",
+            "job",
+            "NAME",
+            "ASC",
+            "a\x00b",
+        ),
+    ],
+)
+async def test_cursors_with_a_valid_check_but_impossible_values_are_bad_user_input(
+    engine: AsyncEngine,
+    populated: tuple[str, str],
+    document: str,
+    kind: str,
+    field: str,
+    direction: str,
+    value: Any,
+) -> None:
+    """Someone who knows the secret (or its public default) still cannot reach the database."""
+    workspace, _ = populated
+    codec = CursorCodec(DEFAULT_CURSOR_SECRET)
+    forged = codec.encode(CursorContext(kind, workspace, field, direction), Position(value, 1))
+    if document is NESTED_NODES_PAGE:
+        document = document.replace("(first: $first)", f'(first: $first, after: "{forged}")')
+        variables: dict[str, Any] = {"first": 3}
+    else:
+        variables = {"after": forged}
+    result = await execute(engine, document, variables, workspace=workspace)
+    assert error_codes(result) == ["BAD_USER_INPUT"], result.errors
