@@ -81,6 +81,8 @@ class StatementCounter:
     def __call__(
         self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any
     ) -> None:
+        if statement.startswith("BEGIN"):
+            return  # transaction control (SQLite's explicit BEGIN), not a query
         self.statements.append(statement)
         self.parameters.append(parameters)
 

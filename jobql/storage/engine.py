@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
-from sqlalchemy import Executable, event
+from sqlalchemy import Connection, Executable, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+# A writer that still finds the database locked after the busy timeout starts over this often.
+WRITE_ATTEMPTS = 5
+
+T = TypeVar("T")
+logger = logging.getLogger("jobql")
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -24,6 +25,7 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
     if url.get_backend_name() == "postgresql":
         return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=False)
@@ -34,6 +36,9 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # The driver must not open transactions on its own: SQLAlchemy's begin emits them (below),
+    # so that writers can ask for BEGIN IMMEDIATE.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -42,8 +47,29 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def _begin_sqlite(connection: Connection) -> None:
+    mode = connection.get_execution_options().get("jobql_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+async def write(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run `work` in one write transaction and commit it.
+
+    On SQLite the transaction starts with BEGIN IMMEDIATE: concurrent writers queue for the
+    write lock (up to the busy timeout) at the start, instead of failing at their first write;
+    one still locked out after that starts over, a few times, before the error reaches anyone.
+    """
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            async with engine.connect() as connection:
+                await connection.execution_options(jobql_begin="IMMEDIATE")
+                async with connection.begin():
+                    return await work(connection)
+        except OperationalError as exc:
+            if "database is locked" not in str(exc) or attempt == WRITE_ATTEMPTS:
+                raise
+            logger.info("database locked; write attempt %d of %d", attempt, WRITE_ATTEMPTS)
+    raise AssertionError("unreachable")
 
 
 class Reader:
