@@ -1,0 +1,170 @@
+"""A real `jobql serve` on a free port, and the node tools that drive it.
+
+The node side (tests/e2e/*.mjs) needs `npm ci` in tests/e2e and Debian's /usr/bin/chromium.
+Without them the tests skip, except under CI=true, where a missing tool is a failure: CI must not go
+green by running nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+E2E_DIR = Path(__file__).resolve().parent
+REPO_ROOT = E2E_DIR.parents[1]
+NODE_MODULES = E2E_DIR / "node_modules"
+NODE_PACKAGES = ("playwright-core", "graphql-http")
+STARTUP_TIMEOUT_S = 120.0
+SHUTDOWN_TIMEOUT_S = 15.0
+NODE_TIMEOUT_S = 240.0
+
+AUDIT_REPORT = pytest.StashKey[list[str]]()
+
+
+def _missing(message: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """Path of `node`, once tests/e2e/node_modules holds the harness's packages."""
+    path = shutil.which("node")
+    if path is None:
+        _missing("node is not on PATH; install Node.js 20+ to run the e2e tests")
+    for package in NODE_PACKAGES:
+        if not (NODE_MODULES / package / "package.json").is_file():
+            _missing(f"{NODE_MODULES / package} is missing; run `npm ci` in {E2E_DIR}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The system Chromium that playwright-core drives; nothing ever downloads a browser."""
+    path = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not os.access(path, os.X_OK):
+        _missing(f"{path} is missing; `apt-get install chromium` or set CHROMIUM")
+    return path
+
+
+NodeTool = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def node_tool(node: str) -> NodeTool:
+    """Run one of the tests/e2e/*.mjs tools: `node_tool("audit.mjs", url, ENV_VAR="value")`."""
+
+    def run(script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [node, str(E2E_DIR / script), *args],
+            cwd=E2E_DIR,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=NODE_TIMEOUT_S,
+            check=False,
+        )
+
+    return run
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _server_env() -> dict[str, str]:
+    # No JOBQL_DATABASE_URL: the server must take its zero-configuration path (a new ./jobql.db,
+    # created, migrated and seeded). The subprocess imports the same jobql as this test session.
+    env = {key: value for key, value in os.environ.items() if key != "JOBQL_DATABASE_URL"}
+    spec = importlib.util.find_spec("jobql")
+    origin = spec.origin if spec is not None else None
+    package_parent = Path(origin).parent.parent if origin else REPO_ROOT
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_parent), env.get("PYTHONPATH")]))
+    return env
+
+
+def _healthy(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _log_tail(log_path: Path, lines: int = 60) -> str:
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:]) or "(no output)"
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=SHUTDOWN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL (http://127.0.0.1:<port>) of `jobql serve` running in its own temporary dir."""
+    workdir = tmp_path_factory.mktemp("live_server")
+    log_path = workdir / "server.log"
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "jobql", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=workdir, env=_server_env(), stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not _healthy(base_url):
+            if process.poll() is not None:
+                pytest.fail(
+                    f"`python {' '.join(command[1:])}` exited with {process.returncode} before "
+                    f"/healthz answered; its output:\n{_log_tail(log_path)}",
+                    pytrace=False,
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"{base_url}/healthz did not answer 200 within {STARTUP_TIMEOUT_S:.0f} s; "
+                    f"server output:\n{_log_tail(log_path)}",
+                    pytrace=False,
+                )
+            time.sleep(0.25)
+        yield base_url
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def audit_report(pytestconfig: pytest.Config) -> list[str]:
+    """Lines to print in the terminal summary of every run, passed or failed."""
+    return pytestconfig.stash.setdefault(AUDIT_REPORT, [])
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    # The audit's SHOULD-level findings do not fail the suite, so show them on every run.
+    lines = config.stash.get(AUDIT_REPORT, [])
+    if lines:
+        terminalreporter.section("GraphQL-over-HTTP audit (graphql-http)")
+        for line in lines:
+            terminalreporter.line(line)
