@@ -23,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -64,6 +65,26 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--workspaces", type=_positive, default=3, help="default, ws1, ... (3)")
     seed.add_argument("--seed", type=int, default=0, help="random seed (reproducible data)")
     seed.set_defaults(handler=_seed)
+
+    importer = commands.add_parser(
+        "import",
+        help="import response bodies of the source APIs (format detected from the content)",
+    )
+    importer.add_argument("files", nargs="+", metavar="FILE", help="files, or - for stdin")
+    importer.add_argument(
+        "--format",
+        choices=("dlf-v1-list", "dlf-v2-list", "dlf-v1-detail", "schedulerx", "flink-instance"),
+        help="the body's format when detection cannot tell",
+    )
+    importer.add_argument(
+        "--workspace", help="workspace for bodies that do not name one (default: default)"
+    )
+    importer.add_argument(
+        "--timezone",
+        default=None,
+        help="IANA zone of SchedulerX's local times (default: JOBQL_TIMEZONE, else UTC)",
+    )
+    importer.set_defaults(handler=_import)
 
     export = commands.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("-o", "--output", default="schema.graphql", help="file, or - for stdout")
@@ -214,6 +235,79 @@ class ProgressBar:
     def close(self) -> None:
         if self._tty:
             sys.stderr.write("\n")
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from jobql.importers import ImportFormatError, ParsedBody, parse_body
+    from jobql.resolvers.ingest import ImportSummary, import_instances
+    from jobql.storage import migrate
+    from jobql.storage.engine import create_engine
+
+    try:
+        timezone = ZoneInfo(args.timezone or settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CommandError(f"--timezone {args.timezone!r} is not an IANA time zone") from None
+
+    # Parse every file first: a bad file is reported and nothing of it is written.
+    bodies: list[ParsedBody] = []
+    failed = 0
+    for name in args.files:
+        source = "<stdin>" if name == "-" else name
+        try:
+            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+            bodies.append(
+                parse_body(
+                    text,
+                    source=source,
+                    format=args.format,
+                    workspace=args.workspace,
+                    timezone=timezone,
+                )
+            )
+        except ImportFormatError as exc:
+            print(f"jobql import: {exc}", file=sys.stderr)
+            failed += 1
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"jobql import: {source}: cannot read: {exc}", file=sys.stderr)
+            failed += 1
+    for body in bodies:
+        for warning in body.warnings:
+            print(f"jobql import: {body.source}: warning: {warning}", file=sys.stderr)
+
+    async def run() -> ImportSummary:
+        engine = create_engine(settings.database_url)
+        try:
+            if not await migrate.is_up_to_date(engine):
+                raise CommandError("the database is not migrated: run `jobql migrate` first")
+            total = sum(len(body.instances) for body in bodies)
+            bar = ProgressBar("importing")
+            done = 0
+
+            def advance(count: int) -> None:
+                nonlocal done
+                done += count
+                bar.update(done, total)
+
+            summary = ImportSummary()
+            for body in bodies:
+                part = await import_instances(engine, body.instances, progress=advance)
+                summary.counts.update(part.counts)
+                summary.rejected.extend(part.rejected)
+            bar.close()
+            return summary
+        finally:
+            await engine.dispose()
+
+    summary = asyncio.run(run())
+    for problem in summary.rejected[:50]:
+        print(f"jobql import: rejected: {problem}", file=sys.stderr)
+    if len(summary.rejected) > 50:
+        print(f"jobql import: ... and {len(summary.rejected) - 50} more", file=sys.stderr)
+    files = f"{len(bodies)} file(s) imported" + (f", {failed} refused" if failed else "")
+    print(f"{files}: {summary.line()}")
+    return 1 if failed or summary.counts["rejected"] else 0
 
 
 def _export_schema(args: argparse.Namespace, _settings: Settings) -> int:

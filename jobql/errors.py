@@ -19,6 +19,12 @@ class BadUserInput(JobqlError):
     code = "BAD_USER_INPUT"
 
 
+class Forbidden(JobqlError):
+    """The caller may not do this in this workspace (e.g. write without the write scope)."""
+
+    code = "FORBIDDEN"
+
+
 class NotFound(JobqlError):
     """The object asked for does not exist in the caller's workspace."""
 

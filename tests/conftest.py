@@ -31,7 +31,7 @@ def _postgres_unavailable(reason: str) -> None:
     pytest.skip(message)
 
 
-async def _create_postgres_database() -> tuple[str, AsyncEngine]:
+async def create_postgres_database() -> tuple[str, AsyncEngine]:
     name = f"jobql_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
     try:
@@ -45,7 +45,7 @@ async def _create_postgres_database() -> tuple[str, AsyncEngine]:
     return name, create_engine(url)
 
 
-async def _drop_postgres_database(name: str) -> None:
+async def drop_postgres_database(name: str) -> None:
     admin = create_engine(PG_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
         await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -64,13 +64,13 @@ async def engine(
         yield sqlite_engine
         await sqlite_engine.dispose()
         return
-    name, pg_engine = await _create_postgres_database()
+    name, pg_engine = await create_postgres_database()
     try:
         await migrate.upgrade(pg_engine)
         yield pg_engine
     finally:
         await pg_engine.dispose()
-        await _drop_postgres_database(name)
+        await drop_postgres_database(name)
 
 
 class StatementCounter:

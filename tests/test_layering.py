@@ -13,6 +13,15 @@ FORBIDDEN = {
     "storage": ("strawberry", "graphql", "starlette", "jobql.schema", "jobql.resolvers"),
     "resolvers": ("strawberry", "graphql", "starlette", "jobql.schema"),
     "schema": ("sqlalchemy", "jobql.storage", "jobql.app", "jobql.cli"),
+    # Parsers of the source formats: pure functions from text to ingest records.
+    "importers": (
+        "strawberry",
+        "graphql",
+        "starlette",
+        "sqlalchemy",
+        "jobql.schema",
+        "jobql.resolvers",
+    ),
 }
 # The model's vocabulary (plain Python enums) and its one text form of a time are shared by
 # schema and storage, so that GraphQL values and stored values cannot drift apart.

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobql.errors import Forbidden
 from jobql.storage.engine import Reader
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.loaders import Loaders
@@ -15,12 +16,18 @@ __all__ = ["DEFAULT_WORKSPACE", "AsyncEngine", "CursorCodec", "RequestContext"]
 DEFAULT_WORKSPACE = "default"
 
 
+ALL_SCOPES = frozenset({"read", "write"})
+
+
 @dataclass(slots=True)
 class RequestContext:
     workspace: str
     reader: Reader
     loaders: Loaders
     cursors: CursorCodec
+    engine: AsyncEngine
+    # What the caller may do in `workspace`; everything until access control configures less.
+    scopes: frozenset[str] = ALL_SCOPES
 
     @classmethod
     def open(
@@ -40,7 +47,12 @@ class RequestContext:
             reader=reader,
             loaders=Loaders.create(reader, name, cache=not long_lived),
             cursors=cursors,
+            engine=engine,
         )
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise Forbidden(f"This request may not {scope} in workspace {self.workspace!r}.")
 
     async def close(self) -> None:
         await self.reader.close()

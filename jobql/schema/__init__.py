@@ -10,6 +10,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from jobql.schema.errors import ErrorCodes, SingleOperation
+from jobql.schema.ingest import Mutation
 from jobql.schema.instances import Instance
 from jobql.schema.jobs import Job
 from jobql.schema.nodes import InstanceNode
@@ -29,6 +30,7 @@ class Schema(strawberry.Schema):
 def create_schema(**kwargs: Any) -> Schema:
     return Schema(
         query=Query,
+        mutation=Mutation,
         types=[Job, Instance, InstanceNode],
         extensions=[SingleOperation, ErrorCodes],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),

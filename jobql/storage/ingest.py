@@ -272,13 +272,8 @@ def _stale_condition(shape: frozenset[str], incoming: Any) -> ColumnElement[bool
             if "reported_at" in shape
             else literal(True)  # the incoming record has no report time
         )
-        conditions.append(
-            and_(
-                unordered,
-                stored.status.in_(sorted(TERMINAL)),
-                incoming.status.not_in(sorted(TERMINAL)),
-            )
-        )
+        # Rank 2 is exactly the terminal statuses (no IN lists: they cannot be executemany'd).
+        conditions.append(and_(unordered, _rank(stored.status) == 2, _rank(incoming.status) < 2))
     return or_(*conditions) if conditions else literal(False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -13,20 +14,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobql.storage import migrate
 from jobql.storage.engine import create_engine
 from jobql.storage.models import Base
+from tests.conftest import create_postgres_database, drop_postgres_database
+
+
+def diff(connection: Any) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
 
 
 async def test_migrated_database_matches_the_models(engine: AsyncEngine) -> None:
-    def diff(connection: Any) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
     async with engine.connect() as connection:
         assert await connection.run_sync(diff) == []
     assert await migrate.is_up_to_date(engine)
 
 
-async def test_downgrade_to_empty_and_upgrade_again(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_downgrade_to_empty_and_upgrade_again(tmp_path: Path, backend: str) -> None:
+    if backend == "sqlite":
+        name, engine = None, create_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    else:
+        name, engine = await create_postgres_database()
     try:
         assert await migrate.current_revision(engine) is None
         assert not await migrate.is_up_to_date(engine)
@@ -37,8 +44,12 @@ async def test_downgrade_to_empty_and_upgrade_again(tmp_path: Path) -> None:
         assert set(tables) <= {"alembic_version"}
         await migrate.upgrade(engine)
         assert await migrate.is_up_to_date(engine)
+        async with engine.connect() as connection:
+            assert await connection.run_sync(diff) == []
     finally:
         await engine.dispose()
+        if name is not None:
+            await drop_postgres_database(name)
 
 
 def test_migration_files_are_named_by_date_and_slug() -> None:
