@@ -1,0 +1,189 @@
+"""Ingestion throughput: `jobql import` of a large file, and recordInstances in batches.
+
+    python -m bench.ingest [--instances 100000] [--batch 500] [--batches 20] [--only sqlite]
+
+Each run uses fresh databases (a temporary SQLite file; a scratch PostgreSQL database on
+JOBQL_BENCH_POSTGRES_URL, default postgresql+asyncpg://postgres@127.0.0.1:5432/test, created
+and dropped here) and prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jobql.importers import parse_body
+from jobql.resolvers.context import RequestContext
+from jobql.resolvers.ingest import import_instances
+from jobql.schema import schema
+from jobql.settings import DEFAULT_CURSOR_SECRET
+from jobql.storage import migrate
+from jobql.storage.engine import create_engine
+from jobql.storage.identifiers import CursorCodec
+
+POSTGRES = os.environ.get(
+    "JOBQL_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+BASE_MS = 1_551_671_580_000
+RECORD = """
+mutation($input: [InstanceInput!]!) {
+  recordInstances(input: $input) { results { outcome userErrors { code } } }
+}
+"""
+
+
+def dlf_v2_body(instances: int) -> str:
+    """A DLF v2 list body: `instances` runs over instances // 50 jobs."""
+    jobs = max(1, instances // 50)
+    rows = [
+        {
+            "job_name": f"job_{n % jobs}",
+            "job_id": 600_000 + n % jobs,
+            "job_instance_name": f"job_{n % jobs}",
+            "instance_id": n,
+            "status": "success" if n % 10 else "fail",
+            "plan_time": BASE_MS + n * 1000,
+            "start_time": BASE_MS + n * 1000 + 500,
+            "end_time": BASE_MS + n * 1000 + 60_000,
+            "submit_time": BASE_MS,
+            "execute_time": 1.0,
+            "instance_type": 0,
+            "force_success": False,
+            "ignore_success": False,
+            "version": 1,
+        }
+        for n in range(1, instances + 1)
+    ]
+    return json.dumps({"total": instances, "instances": rows})
+
+
+def mutation_batch(start: int, size: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "jobName": f"push_{n % 20}",
+            "instanceId": n,
+            "status": "SUCCESS",
+            "planTime": "2019-03-04T03:53:00Z",
+            "startTime": "2019-03-04T03:53:01Z",
+            "endTime": "2019-03-04T03:54:00Z",
+            "nodes": [
+                {"name": f"step_{s}", "type": "Shell", "status": "SUCCESS"} for s in range(5)
+            ],
+        }
+        for n in range(start, start + size)
+    ]
+
+
+@asynccontextmanager
+async def fresh_database(kind: str, folder: Path) -> AsyncIterator[AsyncEngine]:
+    if kind == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{folder / f'{uuid.uuid4().hex}.db'}")
+        await migrate.upgrade(engine)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+        return
+    name = f"jobql_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES).execution_options(isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_engine(POSTGRES.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        await migrate.upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def measure_import(engine: AsyncEngine, body: str, instances: int) -> dict[str, float]:
+    started = time.perf_counter()
+    parsed = parse_body(body, source="bench.json")
+    parsed_at = time.perf_counter()
+    done = 0
+
+    def progress(count: int) -> None:
+        nonlocal done
+        done += count
+        if done % 20_000 < count:
+            print(f"  import: {done}/{instances}", flush=True)
+
+    summary = await import_instances(engine, parsed.instances, progress=progress)
+    finished = time.perf_counter()
+    assert summary.counts["created"] == instances, summary.line()
+    return {
+        "parse s": parsed_at - started,
+        "write s": finished - parsed_at,
+        "records/s": instances / (finished - started),
+    }
+
+
+async def measure_mutations(engine: AsyncEngine, batch: int, batches: int) -> dict[str, float]:
+    codec = CursorCodec(DEFAULT_CURSOR_SECRET)
+    started = time.perf_counter()
+    for number in range(batches):
+        context = RequestContext.open(engine, codec, "bench")
+        try:
+            result = await schema.execute(
+                RECORD,
+                variable_values={"input": mutation_batch(number * batch + 1, batch)},
+                context_value=context,
+            )
+        finally:
+            await context.close()
+        assert result.errors is None, result.errors
+    elapsed = time.perf_counter() - started
+    return {"batches/s": batches / elapsed, "instances/s": batches * batch / elapsed}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    args = parser.parse_args()
+    body = dlf_v2_body(args.instances)
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for kind in ("sqlite", "postgresql"):
+            if args.only and kind != args.only:
+                continue
+            print(f"{kind}: import of {args.instances} instances", flush=True)
+            async with fresh_database(kind, Path(folder)) as engine:
+                figures = await measure_import(engine, body, args.instances)
+            rows.append((kind, f"import {args.instances:,} (DLF v2 file)", _format(figures)))
+            print(f"{kind}: {args.batches} x recordInstances({args.batch}, 5 nodes each)")
+            async with fresh_database(kind, Path(folder)) as engine:
+                figures = await measure_mutations(engine, args.batch, args.batches)
+            rows.append(
+                (kind, f"recordInstances x{args.batches}, {args.batch}/batch", _format(figures))
+            )
+    print()
+    print("| database | workload | result |")
+    print("| --- | --- | --- |")
+    for row in rows:
+        print(f"| {' | '.join(row)} |")
+
+
+def _format(figures: dict[str, float]) -> str:
+    return ", ".join(f"{value:,.1f} {name}" for name, value in figures.items())
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
