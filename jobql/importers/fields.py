@@ -169,6 +169,12 @@ def boolean(raw: object, rec: Rec, key: str) -> bool | None:
 def text(raw: object, rec: Rec, key: str) -> str:
     """Text kept verbatim (an empty text is a value, not an absence)."""
     if isinstance(raw, str):
+        if "\x00" in raw:
+            rec.fail(f"{key} contains a NUL character")
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:
+            rec.fail(f"{key} is not valid Unicode (a lone surrogate?)")
         return raw
     rec.fail(f"{key} {show(raw)} is not a string")
 

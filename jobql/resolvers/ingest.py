@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobql.errors import BadUserInput
@@ -126,8 +127,16 @@ async def import_instances(
     summary = ImportSummary()
     for start in range(0, len(records), IMPORT_CHUNK):
         chunk = list(records[start : start + IMPORT_CHUNK])
-        results = await _write_instances(engine, chunk, create_jobs=True)
-        summary.add(chunk, results)
+        try:
+            results = await _write_instances(engine, chunk, create_jobs=True)
+        except DBAPIError as exc:
+            # Not expected (records are checked first); this chunk is rolled back, earlier
+            # chunks stay, and the report says which records did not land.
+            summary.counts["rejected"] += len(chunk)
+            first, last = chunk[0].source or str(start), chunk[-1].source or str(start + len(chunk))
+            summary.rejected.append(f"{first} .. {last}: the database refused them: {exc.orig}")
+        else:
+            summary.add(chunk, results)
         if progress is not None:
             progress(len(chunk))
     return summary

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Executable, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -56,8 +56,9 @@ async def write(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable
     """Run `work` in one write transaction and commit it.
 
     On SQLite the transaction starts with BEGIN IMMEDIATE: concurrent writers queue for the
-    write lock (up to the busy timeout) at the start, instead of failing at their first write;
-    one still locked out after that starts over, a few times, before the error reaches anyone.
+    write lock (up to the busy timeout) at the start, instead of failing at their first write.
+    A transaction that still loses (SQLite locked out after the busy timeout; PostgreSQL deadlock
+    or serialization failure) starts over, a few times, before the error reaches anyone.
     """
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
@@ -65,11 +66,18 @@ async def write(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable
                 await connection.execution_options(jobql_begin="IMMEDIATE")
                 async with connection.begin():
                     return await work(connection)
-        except OperationalError as exc:
-            if "database is locked" not in str(exc) or attempt == WRITE_ATTEMPTS:
+        except DBAPIError as exc:
+            if not _worth_retrying(exc) or attempt == WRITE_ATTEMPTS:
                 raise
-            logger.info("database locked; write attempt %d of %d", attempt, WRITE_ATTEMPTS)
+            logger.info("write attempt %d of %d lost: %s", attempt, WRITE_ATTEMPTS, exc.orig)
     raise AssertionError("unreachable")
+
+
+def _worth_retrying(exc: DBAPIError) -> bool:
+    if isinstance(exc, OperationalError) and "database is locked" in str(exc):
+        return True
+    # PostgreSQL: deadlock_detected, serialization_failure.
+    return getattr(exc.orig, "sqlstate", None) in {"40P01", "40001"}
 
 
 class Reader:

@@ -1,26 +1,45 @@
 """Writing records: bulk upserts with the merge rules of API.md section 4.
 
-Every write is `INSERT ... ON CONFLICT ... DO UPDATE SET <reported columns> ... WHERE <guard>`,
+Every write is `INSERT ... ON CONFLICT ... DO UPDATE SET <reported columns> WHERE <guard>`,
 one statement per batch and record shape (the set of columns a source reported), so that a
-column nobody reported is never overwritten, and a stale report never wins, even between
-concurrent writers. Outcomes (CREATED, UPDATED, UNCHANGED, STALE) come from one read of the
-stored rows before the write, in the same transaction.
+column nobody reported is never overwritten and a stale report never wins, also between
+concurrent writers. Rows go in the order of their unique key, so that two writers never wait for
+each other in opposite orders (deadlocks). Outcomes (CREATED, UPDATED, UNCHANGED, STALE) come
+from one read of the stored rows before the write, corrected by what the write itself reports.
 
-Merging: a record with `reported_at` older than the stored one changes nothing (equal times:
-the higher status rank wins). Without `reported_at` on both sides a terminal status is never
-replaced by a non-terminal one; otherwise the later write wins.
+Merging: a record whose `reported_at` is older than the stored one changes nothing (equal times:
+the further-along status wins). When either side has no report time, a terminal status is never
+replaced by a non-terminal one; otherwise the later write wins. An invalid record (missing a
+field a new row needs, a value too long for its column, a duplicate node, an unknown parent or
+job) writes nothing at all, not even its job.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, literal, not_, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    false,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,6 +53,8 @@ from jobql.storage.records import (
     NodeRecord,
 )
 from jobql.storage.types import truncate_ms
+
+T = TypeVar("T")
 
 
 class Outcome(Enum):
@@ -58,25 +79,62 @@ class ItemResult:
 
 
 TERMINAL = frozenset(status.name for status in TERMINAL_INSTANCE_STATUSES)
-# Equal report times: the further along status wins (waiting < running < terminal).
+# Equal report times: the further-along status wins (waiting < running < terminal).
 STATUS_RANK = {
     status.name: 2 if status in TERMINAL_INSTANCE_STATUSES else 1 if "RUNNING" in status.name else 0
     for status in InstanceStatus
 }
 INSTANCE_DEFAULTS = {"instance_type": "GENERAL", "force_success": False, "ignore_success": False}
+# Keys per IN list or per statement of a set-based step: far below every driver's limits.
+CHUNK = 500
 
+_workspace = cast(Table, Workspace.__table__)
 _instance = cast(Table, Instance.__table__)
 _job = cast(Table, Job.__table__)
 _node = cast(Table, InstanceNode.__table__)
 
 
-def _insert(connection: AsyncConnection, table: Any) -> Any:
+def _insert(connection: AsyncConnection, table: Table) -> Any:
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
 
 
 def _normal(value: Any) -> Any:
     return truncate_ms(value) if isinstance(value, datetime) else value
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _max_lengths(table: Table) -> dict[str, int]:
+    return {
+        column.name: column.type.length
+        for column in table.columns
+        if isinstance(column.type, String) and column.type.length
+    }
+
+
+MAX_LENGTH = {
+    "workspace": _max_lengths(_workspace),
+    "job": _max_lengths(_job),
+    "instance": _max_lengths(_instance),
+    "node": _max_lengths(_node),
+}
+
+
+def _too_long(table: str, values: dict[str, Any], prefix: str = "") -> list[ItemError]:
+    limits = MAX_LENGTH[table]
+    return [
+        ItemError(
+            "INVALID_VALUE",
+            f"{prefix}{column}",
+            f"{prefix}{column} is longer than {limits[column]} characters.",
+        )
+        for column, value in values.items()
+        if column in limits and isinstance(value, str) and len(value) > limits[column]
+    ]
 
 
 # --- workspaces ---------------------------------------------------------------------------------
@@ -87,88 +145,103 @@ async def workspace_ids(connection: AsyncConnection, names: Iterable[str]) -> di
     if not wanted:
         return {}
     await connection.execute(
-        _insert(connection, Workspace.__table__).on_conflict_do_nothing(index_elements=["name"]),
+        _insert(connection, _workspace).on_conflict_do_nothing(index_elements=["name"]),
         [{"name": name} for name in wanted],
     )
-    rows = await connection.execute(
-        select(Workspace.id, Workspace.name).where(Workspace.name.in_(wanted))
-    )
-    return {name: key for key, name in rows.all()}
+    found: dict[str, int] = {}
+    for part in _chunks(wanted):
+        rows = await connection.execute(
+            select(_workspace.c.id, _workspace.c.name).where(_workspace.c.name.in_(part))
+        )
+        found.update({name: key for key, name in rows.all()})
+    return found
+
+
+def _workspace_errors(name: str) -> list[ItemError]:
+    return _too_long("workspace", {"name": name}, prefix="workspace.")
 
 
 # --- jobs ---------------------------------------------------------------------------------------
 
 
 async def write_jobs(connection: AsyncConnection, records: Sequence[JobRecord]) -> list[ItemResult]:
-    """Upsert jobs and (re)link sub-jobs; one result per record, in order."""
-    spaces = await workspace_ids(connection, (r.workspace for r in records))
-    keys = [(spaces[r.workspace], r.name) for r in records]
-    existing = await _jobs_by_key(connection, keys)
-    results = [ItemResult() for _ in records]
-    changed: list[tuple[int, JobRecord]] = []
+    """Upsert jobs and their sub-job links; one result per record, in order."""
+    results = [ItemResult(errors=_job_errors(record)) for record in records]
+    spaces = await workspace_ids(
+        connection, (r.workspace for r, res in zip(records, results, strict=True) if not res.errors)
+    )
+    keys = [(spaces.get(r.workspace, 0), r.name) for r in records]
+    wanted_parents = [
+        (keys[i][0], r.parent_name) for i, r in enumerate(records) if r.parent_name is not None
+    ]
+    existing = await _jobs_by_key(connection, [*keys, *wanted_parents])
+    batch = {keys[i] for i, res in enumerate(results) if not res.errors}
+    _check_parents(records, keys, existing, batch, results)
+
+    changed: list[int] = []
     for index, (record, key) in enumerate(zip(records, keys, strict=True)):
+        result = results[index]
+        if result.errors:
+            continue
         stored = existing.get(key)
         if stored is None:
-            results[index].outcome = Outcome.CREATED
-            changed.append((index, record))
-        elif any(_normal(v) != stored[c] for c, v in record.values.items()):
-            results[index].outcome = Outcome.UPDATED
-            changed.append((index, record))
+            result.outcome = Outcome.CREATED
+        elif any(_normal(v) != stored[c] for c, v in record.values.items()) or (
+            record.parent_name is not None and not _same_parent(record, stored, existing, key)
+        ):
+            result.outcome = Outcome.UPDATED
         else:
-            results[index].outcome = Outcome.UNCHANGED
-    by_shape: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
-    for index, record in changed:
-        row = {"workspace_id": keys[index][0], "name": record.name, "type": "BATCH"}
-        row.update(record.values)
-        by_shape[frozenset(record.values)].append(row)
-    for shape, rows in by_shape.items():
-        statement = _insert(connection, _job)
-        statement = (
-            statement.on_conflict_do_update(
-                index_elements=["workspace_id", "name"],
-                set_={column: statement.excluded[column] for column in shape},
-            )
-            if shape
-            else statement.on_conflict_do_nothing(index_elements=["workspace_id", "name"])
-        )
-        await connection.execute(statement, rows)
-    ids = await _jobs_by_key(connection, keys)
+            result.outcome = Outcome.UNCHANGED
+            continue
+        changed.append(index)
+
+    await _upsert_jobs(connection, [(keys[i], records[i]) for i in changed])
+    written = [keys[i] for i, res in enumerate(results) if not res.errors]
+    ids = await _jobs_by_key(connection, [*written, *wanted_parents])
     for index, key in enumerate(keys):
-        results[index].key = ids[key]["id"]
-    await _link_explicit_parents(connection, records, keys, ids, results)
+        if not results[index].errors:
+            results[index].key = ids[key]["id"]
+    explicit = [(keys[i], records[i]) for i in changed if records[i].parent_name is not None]
+    new_parents = await _link_explicit_parents(connection, explicit, ids)
+    became_realtime = {
+        keys[i]
+        for i in changed
+        if records[i].values.get("type") == "REALTIME"
+        and (existing.get(keys[i]) or {}).get("type") != "REALTIME"
+    }
     await link_sub_jobs(
-        connection, {key for key, r in zip(keys, records, strict=True) if r.parent_name is None}
+        connection,
+        candidates={keys[i] for i in changed if records[i].parent_name is None},
+        parents=became_realtime | new_parents,
     )
+    await _keep_parents_realtime(connection, [ids[keys[i]]["id"] for i in changed])
     return results
 
 
-async def _jobs_by_key(
-    connection: AsyncConnection, keys: Sequence[tuple[int, str]]
-) -> dict[tuple[int, str], dict[str, Any]]:
-    if not keys:
-        return {}
-    rows = await connection.execute(
-        select(_job).where(tuple_(_job.c.workspace_id, _job.c.name).in_(sorted(set(keys))))
-    )
-    return {(row.workspace_id, row.name): dict(row._mapping) for row in rows}
+def _job_errors(record: JobRecord) -> list[ItemError]:
+    errors = _workspace_errors(record.workspace)
+    errors += _too_long("job", {"name": record.name, **record.values})
+    if record.parent_name is not None and len(record.parent_name) > MAX_LENGTH["job"]["name"]:
+        errors.append(ItemError("INVALID_VALUE", "parentName", "parentName is too long."))
+    return errors
 
 
-async def _link_explicit_parents(
-    connection: AsyncConnection,
+def _check_parents(
     records: Sequence[JobRecord],
     keys: Sequence[tuple[int, str]],
-    ids: dict[tuple[int, str], dict[str, Any]],
+    existing: dict[tuple[int, str], dict[str, Any]],
+    batch: set[tuple[int, str]],
     results: list[ItemResult],
 ) -> None:
-    wanted = {(keys[i][0], r.parent_name) for i, r in enumerate(records) if r.parent_name}
-    if not wanted:
-        return
-    parents = await _jobs_by_key(connection, list(wanted))
+    """Unknown parents and cycles are item errors, found before anything is written."""
+    declared = {keys[i]: r.parent_name for i, r in enumerate(records) if r.parent_name is not None}
+    by_id = {row["id"]: name for (_, name), row in existing.items()}
     for index, record in enumerate(records):
-        if not record.parent_name:
+        if record.parent_name is None or results[index].errors:
             continue
-        parent = parents.get((keys[index][0], record.parent_name))
-        if parent is None:
+        workspace_id = keys[index][0]
+        parent = (workspace_id, record.parent_name)
+        if parent not in existing and parent not in batch:
             results[index].errors.append(
                 ItemError(
                     "UNKNOWN_PARENT",
@@ -177,77 +250,201 @@ async def _link_explicit_parents(
                 )
             )
             continue
-        prefix = f"{record.parent_name}_"
-        node_name = record.values.get("parent_node_name") or (
-            record.name[len(prefix) :] if record.name.startswith(prefix) else None
-        )
-        await connection.execute(
-            _job.update()
-            .where(_job.c.id == ids[keys[index]]["id"])
-            .values(parent_id=parent["id"], parent_node_name=node_name)
-        )
-        # Linking a sub-job makes its parent a real-time job.
-        await connection.execute(
-            _job.update().where(_job.c.id == parent["id"]).values(type="REALTIME")
-        )
-
-
-async def link_sub_jobs(connection: AsyncConnection, keys: set[tuple[int, str]]) -> None:
-    """Link `<P>_<node>` jobs to the longest real-time P, for these jobs and for the children of
-    those of them that are real-time."""
-    if not keys:
-        return
-    candidates = dict.fromkeys(keys)
-    realtime = await connection.execute(
-        select(_job.c.workspace_id, _job.c.name).where(
-            tuple_(_job.c.workspace_id, _job.c.name).in_(sorted(keys)),
-            _job.c.type == "REALTIME",
-        )
-    )
-    for workspace_id, name in realtime.all():
-        pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "\\_%"
-        children = await connection.execute(
-            select(_job.c.name).where(
-                _job.c.workspace_id == workspace_id,
-                _job.c.name.like(pattern, escape="\\"),
+        # Walk up from the parent (declared links first, then stored ones): back here is a cycle.
+        seen = {keys[index]}
+        current: tuple[int, str] | None = parent
+        while current is not None and current not in seen:
+            seen.add(current)
+            if current in declared:
+                current = (workspace_id, declared[current] or "")
+            else:
+                stored_parent = (existing.get(current) or {}).get("parent_id")
+                name = by_id.get(stored_parent) if stored_parent is not None else None
+                current = (workspace_id, name) if name is not None else None
+        if current is not None:
+            results[index].errors.append(
+                ItemError(
+                    "INVALID_VALUE",
+                    "parentName",
+                    f"Making {record.parent_name!r} the parent of {record.name!r} is a cycle.",
+                )
             )
+
+
+def _same_parent(
+    record: JobRecord,
+    stored: dict[str, Any],
+    existing: dict[tuple[int, str], dict[str, Any]],
+    key: tuple[int, str],
+) -> bool:
+    parent = existing.get((key[0], record.parent_name or ""))
+    return (
+        parent is not None
+        and stored["parent_id"] == parent["id"]
+        and stored["parent_explicit"]
+        and stored["parent_node_name"] == _node_name(record)
+    )
+
+
+def _node_name(record: JobRecord) -> str | None:
+    prefix = f"{record.parent_name}_"
+    explicit: str | None = record.values.get("parent_node_name")
+    if explicit is not None:
+        return explicit
+    return record.name[len(prefix) :] if record.name.startswith(prefix) else None
+
+
+async def _upsert_jobs(
+    connection: AsyncConnection, items: Sequence[tuple[tuple[int, str], JobRecord]]
+) -> None:
+    by_shape: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+    for (workspace_id, name), record in sorted(items, key=lambda item: item[0]):
+        row = {"workspace_id": workspace_id, "name": name, "type": "BATCH", **record.values}
+        by_shape[frozenset(record.values)].append(row)
+    for shape, rows in by_shape.items():
+        statement = _insert(connection, _job)
+        if shape:
+            statement = statement.on_conflict_do_update(
+                index_elements=["workspace_id", "name"],
+                set_={column: statement.excluded[column] for column in shape},
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=["workspace_id", "name"])
+        await connection.execute(statement, rows)
+
+
+async def _jobs_by_key(
+    connection: AsyncConnection, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], dict[str, Any]]:
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    for part in _chunks(sorted(set(keys))):
+        rows = await connection.execute(
+            select(_job).where(tuple_(_job.c.workspace_id, _job.c.name).in_(part))
         )
-        candidates.update(dict.fromkeys((workspace_id, child) for (child,) in children.all()))
-    prefixes = {
-        (workspace_id, name[:cut])
-        for workspace_id, name in candidates
-        for cut in range(len(name))
-        if name[cut] == "_" and cut > 0
-    }
+        found.update({(row.workspace_id, row.name): dict(row._mapping) for row in rows})
+    return found
+
+
+# One statement for many links (executemany); bind names differ from the column names.
+_LINK = (
+    update(_job)
+    .where(_job.c.id == bindparam("link_key"))
+    .values(parent_id=bindparam("link_parent"), parent_node_name=bindparam("link_node"))
+)
+
+
+def _by_key(link: Mapping[str, Any]) -> int:
+    return int(link["link_key"])
+
+
+async def _link_explicit_parents(
+    connection: AsyncConnection,
+    items: Sequence[tuple[tuple[int, str], JobRecord]],
+    ids: dict[tuple[int, str], dict[str, Any]],
+) -> set[tuple[int, str]]:
+    """Set explicit links; their parents become real-time. Returns the parents that just did."""
+    links = [
+        {
+            "link_key": ids[key]["id"],
+            "link_parent": ids[(key[0], record.parent_name or "")]["id"],
+            "link_node": _node_name(record),
+        }
+        for key, record in items
+    ]
+    if not links:
+        return set()
+    await connection.execute(_LINK.values(parent_explicit=True), sorted(links, key=_by_key))
+    parents = {(key[0], record.parent_name or "") for key, record in items}
+    turned = {p for p in parents if ids[p]["type"] != "REALTIME"}
+    for part in _chunks(sorted(ids[p]["id"] for p in turned)):
+        await connection.execute(update(_job).where(_job.c.id.in_(part)).values(type="REALTIME"))
+    return turned
+
+
+async def _keep_parents_realtime(connection: AsyncConnection, job_ids: Sequence[int]) -> None:
+    """A job with sub-jobs stays real-time, whatever a later report says about its type."""
+    child = _job.alias("child")
+    for part in _chunks(sorted(job_ids)):
+        await connection.execute(
+            update(_job)
+            .where(
+                _job.c.id.in_(part),
+                _job.c.type != "REALTIME",
+                select(child.c.id).where(child.c.parent_id == _job.c.id).exists(),
+            )
+            .values(type="REALTIME")
+        )
+
+
+async def link_sub_jobs(
+    connection: AsyncConnection,
+    *,
+    candidates: set[tuple[int, str]],
+    parents: set[tuple[int, str]],
+) -> None:
+    """Link `<P>_<node>` jobs to the longest real-time P: the `candidates`, and every job named
+    `<P>_...` below one of `parents` (real-time jobs that are new). Explicit links stay."""
+    candidates = set(candidates)
+    for part in _chunks(sorted(parents)):
+        # LIKE may over-match (SQLite ignores case): the exact prefixes are checked below.
+        ranges = [
+            and_(_job.c.workspace_id == w, _job.c.name.like(_like_prefix(p), escape="\\"))
+            for w, p in part
+        ]
+        rows = await connection.execute(
+            select(_job.c.workspace_id, _job.c.name).where(or_(*ranges))
+        )
+        candidates.update((w, n) for w, n in rows.all())
+    prefixes = sorted(
+        {
+            (w, name[:cut])
+            for w, name in candidates
+            for cut in range(1, len(name))
+            if name[cut] == "_"
+        }
+    )
     if not prefixes:
         return
-    parents = await connection.execute(
-        select(_job.c.workspace_id, _job.c.name, _job.c.id).where(
-            tuple_(_job.c.workspace_id, _job.c.name).in_(sorted(prefixes)),
-            _job.c.type == "REALTIME",
+    realtime: dict[tuple[int, str], int] = {}
+    for part in _chunks(prefixes):
+        rows = await connection.execute(
+            select(_job.c.workspace_id, _job.c.name, _job.c.id).where(
+                tuple_(_job.c.workspace_id, _job.c.name).in_(part), _job.c.type == "REALTIME"
+            )
         )
-    )
-    parent_ids = {(w, n): key for w, n, key in parents.all()}
-    current = await _jobs_by_key(connection, list(candidates))
-    for (workspace_id, name), row in current.items():
+        realtime.update({(row.workspace_id, row.name): row.id for row in rows.all()})
+    links = []
+    for (workspace_id, name), row in (await _jobs_by_key(connection, list(candidates))).items():
+        if row["parent_explicit"]:
+            continue
         best = max(
-            (p for (w, p) in parent_ids if w == workspace_id and name.startswith(p + "_")),
+            (
+                name[:cut]
+                for cut in range(1, len(name))
+                if name[cut] == "_" and (workspace_id, name[:cut]) in realtime
+            ),
             key=len,
             default=None,
         )
-        if best is None or row["parent_id"] is not None:
+        if best is None:
             continue
-        await connection.execute(
-            _job.update()
-            .where(_job.c.id == row["id"])
-            .values(
-                parent_id=parent_ids[(workspace_id, best)],
-                parent_node_name=name[len(best) + 1 :],
-            )
-        )
+        parent_id, node = realtime[(workspace_id, best)], name[len(best) + 1 :]
+        if (row["parent_id"], row["parent_node_name"]) != (parent_id, node):
+            links.append({"link_key": row["id"], "link_parent": parent_id, "link_node": node})
+    if links:
+        await connection.execute(_LINK, sorted(links, key=_by_key))
+
+
+def _like_prefix(name: str) -> str:
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}\\_%"
 
 
 # --- instances ----------------------------------------------------------------------------------
+
+
+def _rank(column: Any) -> ColumnElement[int]:
+    return case(STATUS_RANK, value=column, else_=0)
 
 
 def _stale_condition(shape: frozenset[str], incoming: Any) -> ColumnElement[bool]:
@@ -267,18 +464,10 @@ def _stale_condition(shape: frozenset[str], incoming: Any) -> ColumnElement[bool
             )
         conditions.append(and_(stored.reported_at.is_not(None), older))
     if "status" in shape:
-        unordered = (
-            stored.reported_at.is_(None)
-            if "reported_at" in shape
-            else literal(True)  # the incoming record has no report time
-        )
+        unordered = stored.reported_at.is_(None) if "reported_at" in shape else literal(True)
         # Rank 2 is exactly the terminal statuses (no IN lists: they cannot be executemany'd).
         conditions.append(and_(unordered, _rank(stored.status) == 2, _rank(incoming.status) < 2))
-    return or_(*conditions) if conditions else literal(False)
-
-
-def _rank(column: Any) -> ColumnElement[int]:
-    return case(STATUS_RANK, value=column, else_=0)
+    return or_(*conditions) if conditions else false()
 
 
 def _is_stale(record: InstanceRecord, stored: dict[str, Any]) -> bool:
@@ -297,35 +486,16 @@ async def write_instances(
     *,
     create_jobs: bool = True,
 ) -> list[ItemResult]:
-    """Upsert instances with their nodes; one result per record, in order. Records with errors
-    are not written; the others are, in this transaction."""
-    results = [ItemResult() for _ in records]
-    job_records = [
-        JobRecord(r.workspace, r.job_name, dict(r.job_values), source=r.source) for r in records
-    ]
-    spaces = await workspace_ids(connection, (r.workspace for r in records))
-    job_keys = [(spaces[r.workspace], r.job_name) for r in records]
-    known_jobs = await _jobs_by_key(connection, job_keys)
-    if create_jobs:
-        await write_jobs(connection, _unique_jobs(job_records))
-        known_jobs = await _jobs_by_key(connection, job_keys)
-    else:
-        for index, key in enumerate(job_keys):
-            if key not in known_jobs:
-                results[index].errors.append(
-                    ItemError(
-                        "UNKNOWN_JOB",
-                        "jobName",
-                        f"No job named {records[index].job_name!r} in workspace "
-                        f"{records[index].workspace!r}, and jobs are not created automatically.",
-                    )
-                )
-        present = [r for r, key in zip(job_records, job_keys, strict=True) if key in known_jobs]
-        if present:
-            await write_jobs(connection, _unique_jobs(present))
-
+    """Upsert instances with their nodes; one result per record, in order. Invalid records write
+    nothing (not even their job); the others are written in this transaction."""
+    results = [ItemResult(errors=_instance_errors(record)) for record in records]
+    spaces = await workspace_ids(
+        connection, (r.workspace for r, res in zip(records, results, strict=True) if not res.errors)
+    )
+    job_keys = [(spaces.get(r.workspace, 0), r.job_name) for r in records]
+    jobs = await _jobs_by_key(connection, job_keys)
     keys: list[tuple[int, int] | None] = [
-        (known_jobs[k]["id"], r.instance_id) if k in known_jobs else None
+        (jobs[k]["id"], r.instance_id) if k in jobs else None
         for r, k in zip(records, job_keys, strict=True)
     ]
     stored = await _instances_by_key(connection, [k for k in keys if k is not None])
@@ -334,18 +504,28 @@ async def write_instances(
         [
             stored[k]["id"]
             for k, r in zip(keys, records, strict=True)
-            if k is not None and k in stored and r.nodes is not None
+            if k in stored and r.nodes is not None
         ],
     )
+
     to_write: list[int] = []
-    for index, (record, instance_key) in enumerate(zip(records, keys, strict=True)):
+    for index, (record, key) in enumerate(zip(records, keys, strict=True)):
         result = results[index]
-        if result.errors or instance_key is None:
+        if result.errors:
             continue
-        row = stored.get(instance_key)
+        row = stored.get(key) if key is not None else None
+        if key is None and not create_jobs:
+            result.errors.append(
+                ItemError(
+                    "UNKNOWN_JOB",
+                    "jobName",
+                    f"No job named {record.job_name!r} in workspace {record.workspace!r}, and "
+                    "jobs are not created automatically.",
+                )
+            )
+            continue
         if row is None:
-            missing = sorted(INSTANCE_REQUIRED - record.values.keys())
-            for name in missing:
+            for name in sorted(INSTANCE_REQUIRED - record.values.keys()):
                 result.errors.append(
                     ItemError(
                         "MISSING_FIELD",
@@ -353,56 +533,83 @@ async def write_instances(
                         f"A new instance needs {name}; {record.source or 'the record'} has none.",
                     )
                 )
-            _check_nodes(record, result)
+            _check_nodes(record, result, stored_names=set())
             if not result.errors:
                 result.outcome = Outcome.CREATED
                 to_write.append(index)
             continue
         result.key = row["id"]
-        _check_nodes(record, result, stored_names=set(stored_nodes.get(row["id"], {})))
+        nodes = stored_nodes.get(row["id"], {})
+        _check_nodes(record, result, stored_names=set(nodes))
         if result.errors:
             continue
         if _is_stale(record, row):
             result.outcome = Outcome.STALE
-        elif _differs(record, row) or _nodes_differ(record, stored_nodes.get(row["id"], {})):
+        elif _differs(record, row) or _nodes_differ(record, nodes):
             result.outcome = Outcome.UPDATED
             to_write.append(index)
         else:
             result.outcome = Outcome.UNCHANGED
 
-    writes = [(keys[i], records[i], spaces[records[i].workspace]) for i in to_write]
-    ids = await _upsert_instances(connection, writes)  # type: ignore[arg-type]
-    for index in to_write:
-        written = keys[index]
-        if written in ids:
-            results[index].key = ids[written]
-        else:  # a concurrent writer got there first with a newer report
-            results[index].outcome = Outcome.STALE
+    # Jobs only for what is written: a rejected or stale report changes no job either.
+    if to_write:
+        await write_jobs(connection, _unique_jobs([records[i] for i in to_write]))
+        jobs.update(await _jobs_by_key(connection, [job_keys[i] for i in to_write]))
+    writes = {
+        i: ((jobs[job_keys[i]]["id"], records[i].instance_id), records[i], job_keys[i][0])
+        for i in to_write
+    }
+    outcome_of = await _upsert_instances(connection, list(writes.values()))
+    for index, (key, _, _) in writes.items():
+        written = outcome_of.get(key)
+        if written is None:
+            # Not rewritten: its values are already stored (only its nodes changed), or the guard
+            # held it back because a concurrent writer stored a newer report first.
+            row = (await _instances_by_key(connection, [key]))[key]
+            results[index].key = row["id"]
+            if _is_stale(record := records[index], row) or _differs(record, row):
+                results[index].outcome = Outcome.STALE
+                to_write.remove(index)
+            elif not _nodes_differ(record, stored_nodes.get(row["id"], {})):
+                results[index].outcome = Outcome.UNCHANGED
+                to_write.remove(index)
+            continue
+        results[index].key, inserted = written
+        if inserted is not None:  # PostgreSQL says whether the row was new
+            results[index].outcome = Outcome.CREATED if inserted else Outcome.UPDATED
     await _replace_nodes(
         connection,
         [
-            (ids[keys[i]], records[i], spaces[records[i].workspace])  # type: ignore[index]
+            (results[i].key or 0, records[i], job_keys[i][0])
             for i in to_write
-            if records[i].nodes is not None and keys[i] in ids
+            if records[i].nodes is not None
         ],
+        stored_nodes,
     )
     return results
 
 
-def _unique_jobs(records: Sequence[JobRecord]) -> list[JobRecord]:
+def _instance_errors(record: InstanceRecord) -> list[ItemError]:
+    errors = _workspace_errors(record.workspace)
+    errors += _too_long("job", {"name": record.job_name, **record.job_values})
+    errors += _too_long("instance", record.values)
+    for position, node in enumerate(record.nodes or ()):
+        errors += _too_long("node", {"name": node.name, **node.values}, f"nodes[{position}].")
+    return errors
+
+
+def _unique_jobs(records: Sequence[InstanceRecord]) -> list[JobRecord]:
     merged: dict[tuple[str, str], JobRecord] = {}
     for record in records:
-        key = (record.workspace, record.name)
+        key = (record.workspace, record.job_name)
         if key in merged:
-            merged[key].values.update(record.values)
+            merged[key].values.update(record.job_values)
         else:
-            merged[key] = JobRecord(record.workspace, record.name, dict(record.values))
+            merged[key] = JobRecord(record.workspace, record.job_name, dict(record.job_values))
     return list(merged.values())
 
 
-def _check_nodes(
-    record: InstanceRecord, result: ItemResult, stored_names: set[str] | None = None
-) -> None:
+def _check_nodes(record: InstanceRecord, result: ItemResult, stored_names: set[str]) -> None:
     if record.nodes is None:
         return
     seen: set[str] = set()
@@ -416,8 +623,9 @@ def _check_nodes(
                 )
             )
         seen.add(node.name)
-        is_new = stored_names is None or node.name not in stored_names
-        for name in sorted(NODE_REQUIRED - node.values.keys()) if is_new else ():
+        if node.name in stored_names:
+            continue
+        for name in sorted(NODE_REQUIRED - node.values.keys()):
             result.errors.append(
                 ItemError("MISSING_FIELD", f"nodes[{position}].{name}", f"A new node needs {name}.")
             )
@@ -444,38 +652,40 @@ def _nodes_differ(record: InstanceRecord, stored: dict[str, dict[str, Any]]) -> 
 async def _instances_by_key(
     connection: AsyncConnection, keys: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], dict[str, Any]]:
-    if not keys:
-        return {}
-    rows = await connection.execute(
-        select(_instance).where(
-            tuple_(_instance.c.job_id, _instance.c.vendor_instance_id).in_(sorted(set(keys)))
+    found: dict[tuple[int, int], dict[str, Any]] = {}
+    for part in _chunks(sorted(set(keys))):
+        rows = await connection.execute(
+            select(_instance).where(
+                tuple_(_instance.c.job_id, _instance.c.vendor_instance_id).in_(part)
+            )
         )
-    )
-    return {(row.job_id, row.vendor_instance_id): dict(row._mapping) for row in rows}
+        found.update({(row.job_id, row.vendor_instance_id): dict(row._mapping) for row in rows})
+    return found
 
 
 async def _nodes_of(
     connection: AsyncConnection, instance_ids: Sequence[int]
 ) -> dict[int, dict[str, dict[str, Any]]]:
     """Stored nodes per instance, by name, in position order."""
-    if not instance_ids:
-        return {}
-    rows = await connection.execute(
-        select(_node)
-        .where(_node.c.instance_id.in_(sorted(set(instance_ids))))
-        .order_by(_node.c.instance_id, _node.c.position, _node.c.id)
-    )
     nodes: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for row in rows:
-        nodes[row.instance_id][row.name] = dict(row._mapping)
+    for part in _chunks(sorted(set(instance_ids))):
+        rows = await connection.execute(
+            select(_node)
+            .where(_node.c.instance_id.in_(part))
+            .order_by(_node.c.instance_id, _node.c.position, _node.c.id)
+        )
+        for row in rows:
+            nodes[row.instance_id][row.name] = dict(row._mapping)
     return nodes
 
 
 async def _upsert_instances(
     connection: AsyncConnection, items: Sequence[tuple[tuple[int, int], InstanceRecord, int]]
-) -> dict[tuple[int, int], int]:
+) -> dict[tuple[int, int], tuple[int, bool | None]]:
+    """Write rows; returns, per key written, its id and (PostgreSQL only) whether it was new.
+    A key missing from the answer was held back by the guard."""
     by_shape: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
-    for (job_id, instance_id), record, workspace_id in items:
+    for (job_id, instance_id), record, workspace_id in sorted(items, key=lambda item: item[0]):
         row = {
             **INSTANCE_DEFAULTS,
             **record.values,
@@ -488,36 +698,53 @@ async def _upsert_instances(
             row["reported_at"] = record.reported_at
             reported.add("reported_at")
         by_shape[frozenset(reported)].append(row)
-    ids: dict[tuple[int, int], int] = {}
+    postgres = connection.dialect.name == "postgresql"
+    written: dict[tuple[int, int], tuple[int, bool | None]] = {}
     for shape, rows in by_shape.items():
-        # Every row of one statement must carry the same columns.
-        columns = set().union(*(row.keys() for row in rows))
-        rows = [{column: row.get(column) for column in columns} for row in rows]
         statement = _insert(connection, _instance)
+        incoming = statement.excluded
+        # Only when something changes: an identical row is not rewritten.
+        changes = or_(*(_instance.c[c].is_distinct_from(incoming[c]) for c in sorted(shape)))
         statement = statement.on_conflict_do_update(
             index_elements=["job_id", "vendor_instance_id"],
-            set_={column: statement.excluded[column] for column in shape},
-            where=not_(_stale_condition(shape, statement.excluded)),
-        ).returning(_instance.c.id, _instance.c.job_id, _instance.c.vendor_instance_id)
-        result = await connection.execute(statement, rows)
-        ids.update({(job_id, vid): key for key, job_id, vid in result.all()})
-    return ids
+            set_={column: incoming[column] for column in shape},
+            where=and_(not_(_stale_condition(shape, incoming)), changes),
+        )
+        returned: list[ColumnElement[Any]] = [
+            _instance.c.id,
+            _instance.c.job_id,
+            _instance.c.vendor_instance_id,
+        ]
+        if postgres:  # xmax = 0: this statement inserted the row
+            returned.append(literal_column("xmax = 0").label("inserted"))
+        result = await connection.execute(statement.returning(*returned), rows)
+        for answer in result.all():
+            written[(answer.job_id, answer.vendor_instance_id)] = (
+                answer.id,
+                bool(answer.inserted) if postgres else None,
+            )
+    return written
 
 
 async def _replace_nodes(
-    connection: AsyncConnection, items: Sequence[tuple[int, InstanceRecord, int]]
+    connection: AsyncConnection,
+    items: Sequence[tuple[int, InstanceRecord, int]],
+    stored: dict[int, dict[str, dict[str, Any]]],
 ) -> None:
-    """Nodes as listed: upserted by name with their position; nodes no longer listed go."""
+    """Nodes as listed: upserted by name with their position; stored nodes not listed go."""
     if not items:
         return
-    keep = [(key, node.name) for key, record, _ in items for node in record.nodes or ()]
-    gone = delete(_node).where(_node.c.instance_id.in_([key for key, _, _ in items]))
-    if keep:
-        gone = gone.where(tuple_(_node.c.instance_id, _node.c.name).not_in(keep))
-    await connection.execute(gone)
+    gone = sorted(
+        row["id"]
+        for key, record, _ in items
+        for name, row in stored.get(key, {}).items()
+        if name not in {node.name for node in record.nodes or ()}
+    )
+    for part in _chunks(gone):
+        await connection.execute(delete(_node).where(_node.c.id.in_(part)))
     by_shape: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
-    for key, record, workspace_id in items:
-        for position, node in enumerate(record.nodes or ()):
+    for key, record, workspace_id in sorted(items, key=lambda item: item[0]):
+        for position, node in sorted(enumerate(record.nodes or ()), key=lambda pair: pair[1].name):
             by_shape[frozenset(node.values)].append(_node_row(key, workspace_id, position, node))
     for shape, rows in by_shape.items():
         statement = _insert(connection, _node)
@@ -535,4 +762,4 @@ def _node_row(key: int, workspace_id: int, position: int, node: NodeRecord) -> d
     return row
 
 
-__all__ = ["ItemError", "ItemResult", "Outcome", "write_instances", "write_jobs"]
+__all__ = ["ItemError", "ItemResult", "Outcome", "link_sub_jobs", "write_instances", "write_jobs"]

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -63,6 +64,8 @@ class Job(Base):
     type: Mapped[str] = mapped_column(String(16), default="BATCH")
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
     parent_node_name: Mapped[str | None] = mapped_column(String(512))
+    # Set by upsertJobs' parentName: such a link is kept; others follow the `<P>_<node>` rule.
+    parent_explicit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     parent: Mapped[Job | None] = relationship(remote_side=[id], lazy="raise")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, String
@@ -15,7 +15,11 @@ def format_utc(value: datetime) -> str:
     Fixed width, so SQLite compares the text in instant order; its strftime() reads the trailing Z.
     """
     value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y does not pad years before 1000, which would break the fixed width.
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+        f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_utc(text: str) -> datetime:
@@ -55,4 +59,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         if isinstance(value, str):
             return parse_utc(value)
         assert isinstance(value, datetime)
+        if value.tzinfo is None or value.utcoffset() == timedelta(0):
+            # Already UTC: no astimezone(), which goes through local time for the year 1.
+            return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)

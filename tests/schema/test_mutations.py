@@ -135,6 +135,9 @@ async def test_upsert_jobs_links_sub_jobs(engine: AsyncEngine) -> None:
     ]
     parent = await data_of(engine, '{ job(name: "job_sms") { type jobId } }', workspace=ws)
     assert parent == {"job": {"type": "REALTIME", "jobId": 608627}}
+    assert orphan["outcome"] is None
+    missing = await execute(engine, '{ job(name: "orphan") { name } }', workspace=ws)
+    assert missing.data == {"job": None}
 
 
 async def test_writes_need_the_write_scope(engine: AsyncEngine) -> None:

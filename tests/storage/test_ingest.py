@@ -178,3 +178,146 @@ async def test_sub_jobs_link_to_the_longest_realtime_parent(engine: AsyncEngine)
             )
         ).scalar_one()
     assert parent == ("DLI_SMS_PROCESS", sms)
+
+
+async def job_row(engine: AsyncEngine, workspace: str, name: str) -> dict[str, Any] | None:
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                select(Job.__table__)
+                .join(Workspace, Workspace.id == Job.workspace_id)
+                .where(Workspace.name == workspace, Job.name == name)
+            )
+        ).one_or_none()
+    return None if row is None else dict(row._mapping)
+
+
+async def jobs(engine: AsyncEngine, *records: JobRecord) -> list[ItemResult]:
+    async with engine.begin() as connection:
+        return await write_jobs(connection, list(records))
+
+
+async def test_rejected_items_write_nothing_not_even_their_job(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    (orphan,) = await jobs(engine, JobRecord(ws, "orphan", parent_name="nobody"))
+    assert [e.code for e in orphan.errors] == ["UNKNOWN_PARENT"]
+    assert orphan.outcome is None
+    assert await job_row(engine, ws, "orphan") is None
+    (ghost,) = await write(engine, InstanceRecord(ws, "ghost", 1, {"status": "FAIL"}))
+    assert [e.code for e in ghost.errors] == ["MISSING_FIELD"]
+    assert await job_row(engine, ws, "ghost") is None
+
+
+async def test_a_longer_real_time_parent_arriving_later_takes_over(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    await jobs(engine, JobRecord(ws, "a", {"type": "REALTIME"}), JobRecord(ws, "a_b_c"))
+    first = await job_row(engine, ws, "a_b_c")
+    assert first is not None
+    assert first["parent_node_name"] == "b_c"
+    await jobs(engine, JobRecord(ws, "a_b", {"type": "REALTIME"}))
+    moved = await job_row(engine, ws, "a_b_c")
+    parent = await job_row(engine, ws, "a_b")
+    assert moved is not None
+    assert parent is not None
+    assert (moved["parent_id"], moved["parent_node_name"]) == (parent["id"], "c")
+
+
+async def test_explicit_links(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    await jobs(engine, JobRecord(ws, "q"), JobRecord(ws, "q_a"), JobRecord(ws, "p2"))
+    (linked,) = await jobs(engine, JobRecord(ws, "k", parent_name="q"))
+    assert linked.outcome is Outcome.CREATED
+    # The parent became real-time, so its other `q_...` jobs follow the naming rule.
+    child = await job_row(engine, ws, "q_a")
+    q = await job_row(engine, ws, "q")
+    assert q is not None
+    assert q["type"] == "REALTIME"
+    assert child is not None
+    assert (child["parent_id"], child["parent_node_name"]) == (q["id"], "a")
+    # A report saying BATCH does not demote a job that has sub-jobs.
+    await jobs(engine, JobRecord(ws, "q", {"type": "BATCH"}))
+    q = await job_row(engine, ws, "q")
+    assert q is not None
+    assert q["type"] == "REALTIME"
+    # Moving a sub-job is an update; replaying it is not.
+    (moved,) = await jobs(engine, JobRecord(ws, "k", parent_name="p2"))
+    assert moved.outcome is Outcome.UPDATED
+    (again,) = await jobs(engine, JobRecord(ws, "k", parent_name="p2"))
+    assert again.outcome is Outcome.UNCHANGED
+    # An explicit link is kept even when a naming rule would say otherwise.
+    await jobs(engine, JobRecord(ws, "k", {"type": "REALTIME"}))
+    k = await job_row(engine, ws, "k")
+    assert k is not None
+    assert k["parent_explicit"] is True
+
+
+async def test_cycles_are_refused(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    results = await jobs(
+        engine, JobRecord(ws, "c1", parent_name="c2"), JobRecord(ws, "c2", parent_name="c1")
+    )
+    assert [e.code for r in results for e in r.errors] == ["INVALID_VALUE", "INVALID_VALUE"]
+    (self_parent,) = await jobs(engine, JobRecord(ws, "c3", parent_name="c3"))
+    assert [e.code for e in self_parent.errors] == ["INVALID_VALUE"]
+
+
+async def test_values_longer_than_their_columns_are_item_errors(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    long_name = run(ws, job="j" * 600)
+    long_node = run(ws, 2, nodes=[NodeRecord("n", {"type": "T" * 200, "status": "SUCCESS"})])
+    fine = run(ws, 3)
+    results = await write(engine, long_name, long_node, fine)
+    assert [(e.code, e.field) for e in results[0].errors] == [("INVALID_VALUE", "name")]
+    assert [(e.code, e.field) for e in results[1].errors] == [("INVALID_VALUE", "nodes[0].type")]
+    assert results[2].outcome is Outcome.CREATED
+
+
+async def test_only_nodes_changed_is_an_update_of_the_nodes(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    node = NodeRecord("a", {"type": "Dummy", "status": "RUNNING"})
+    (created,) = await write(engine, run(ws, nodes=[node]))
+    done = NodeRecord("a", {"type": "Dummy", "status": "SUCCESS"})
+    (updated,) = await write(engine, run(ws, nodes=[done]))
+    assert updated.outcome is Outcome.UPDATED
+    assert await node_names(engine, created.key or 0) == [("a", "SUCCESS")]
+
+
+async def test_times_before_the_year_1000_keep_their_order(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    early = datetime(1, 1, 1, tzinfo=UTC)
+    await write(engine, run(ws, 1, plan_time=early), run(ws, 2, plan_time=T0))
+    row = await stored(engine, ws, 1)
+    assert row["plan_time"] == early
+
+
+async def test_large_node_lists_are_replaced(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    many = [NodeRecord(f"n{i}", {"type": "T", "status": "RUNNING"}) for i in range(3000)]
+    records = [run(ws, n, nodes=many[n * 10 : n * 10 + 10]) for n in range(300)]
+    assert all(r.outcome is Outcome.CREATED for r in await write(engine, *records))
+    fewer = [run(ws, n, nodes=many[n * 10 : n * 10 + 3]) for n in range(300)]
+    assert all(r.outcome is Outcome.UPDATED for r in await write(engine, *fewer))
+    row = await stored(engine, ws, 7)
+    assert [name for name, _ in await node_names(engine, row["id"])] == ["n70", "n71", "n72"]
+
+
+async def test_concurrent_identical_batches_create_once(engine: AsyncEngine) -> None:
+    """Two writers racing with the same new instances: one creates, the other finds them."""
+    import asyncio
+
+    from jobql.storage.engine import write as write_transaction
+
+    ws = (await new_workspace(engine)).name
+    batch = [run(ws, n, job=f"j{n % 7}") for n in range(200)]
+    backwards = list(reversed(batch))
+
+    async def one(records: list[InstanceRecord]) -> list[ItemResult]:
+        async def work(connection: Any) -> list[ItemResult]:
+            return await write_instances(connection, records)
+
+        return await write_transaction(engine, work)
+
+    first, second = await asyncio.gather(one(batch), one(backwards))
+    outcomes = [r.outcome for r in first + second]
+    assert outcomes.count(Outcome.CREATED) == 200
+    assert outcomes.count(Outcome.UNCHANGED) == 200

@@ -75,3 +75,23 @@ async def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path
         assert (mode, keys, timeout) == ("wal", 1, 5000)
     finally:
         await engine.dispose()
+
+
+async def test_upgrading_an_existing_database_keeps_its_data(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    try:
+        await migrate.upgrade(engine, "0001")
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO workspace (id, name) VALUES (1, 'w')"))
+            await connection.execute(
+                text("INSERT INTO job (id, workspace_id, name, type) VALUES (1, 1, 'j', 'BATCH')")
+            )
+        await migrate.upgrade(engine)
+        assert await migrate.is_up_to_date(engine)
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text("SELECT name, parent_explicit FROM job"))).all()
+        assert [tuple(row) for row in rows] == [("j", 0)]
+    finally:
+        await engine.dispose()
