@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from jobql.rest import rest_routes
 from jobql.schema import schema
 from jobql.schema.http import GraphQLEndpoint
 from jobql.settings import Settings
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("jobql", "static")]), name="static"),
+            # The source APIs of the seed pages (DLF, SchedulerX, Realtime Compute).
+            *rest_routes(engine, CursorCodec(settings.cursor_secret), settings),
         ],
         lifespan=lifespan,
     )

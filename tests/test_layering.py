@@ -1,4 +1,5 @@
-"""Imports go schema -> resolvers -> storage, never back; storage never sees Strawberry."""
+"""Imports go schema -> resolvers -> storage and rest -> resolvers -> storage, never back;
+storage never sees Strawberry."""
 
 from __future__ import annotations
 
@@ -22,10 +23,24 @@ FORBIDDEN = {
         "jobql.schema",
         "jobql.resolvers",
     ),
+    # The source REST endpoints: a second face beside GraphQL, on the same resolvers.
+    "rest": (
+        "strawberry",
+        "graphql",
+        "sqlalchemy",
+        "jobql.schema",
+        "jobql.storage",
+        "jobql.importers",
+        "jobql.app",
+        "jobql.cli",
+    ),
 }
 # The model's vocabulary (plain Python enums) and its one text form of a time are shared by
 # schema and storage, so that GraphQL values and stored values cannot drift apart.
-ALLOWED = {"schema": ("jobql.storage.enums", "jobql.storage.types")}
+ALLOWED = {
+    "schema": ("jobql.storage.enums", "jobql.storage.types"),
+    "rest": ("jobql.storage.enums", "jobql.storage.types"),
+}
 
 
 def imported_modules(path: Path) -> set[str]:

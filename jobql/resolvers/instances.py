@@ -9,13 +9,19 @@ from sqlalchemy import Row
 
 from jobql.errors import BadUserInput, NotFound
 from jobql.resolvers.context import RequestContext
-from jobql.resolvers.pagination import Connection, PageArgs, keyset_window, to_connection
+from jobql.resolvers.pagination import (
+    MAX_PAGE_SIZE,
+    Connection,
+    PageArgs,
+    keyset_window,
+    to_connection,
+)
 from jobql.resolvers.validation import text
 from jobql.storage import instances
 from jobql.storage.enums import InstanceOrderField, InstanceStatus, InstanceType, OrderDirection
 from jobql.storage.identifiers import CursorContext
 from jobql.storage.instances import InstanceFilter, InstanceOrder
-from jobql.storage.paging import Position
+from jobql.storage.paging import OffsetWindow, Position
 
 __all__ = [
     "InstanceFilter",
@@ -24,6 +30,7 @@ __all__ = [
     "build_order",
     "get_instance",
     "list_instances",
+    "list_instances_offset",
     "list_job_instances",
     "load_instance",
 ]
@@ -98,6 +105,27 @@ async def list_instances(
         return await instances.count_instances(ctx.reader, ctx.workspace, spec)
 
     return to_connection(found, ctx.cursors, cursor_context, _position_of(order), count)
+
+
+async def list_instances_offset(
+    ctx: RequestContext, spec: InstanceFilter, order: InstanceOrder, limit: int, offset: int
+) -> tuple[list[Row[Any]], int]:
+    """`limit` instances from `offset` on, and how many match: the offset window of the source
+    REST endpoints, whose contracts define `limit`, `offset` and `total`. The same storage query
+    as `list_instances` (one query path, two windows)."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise BadUserInput(f"`limit` must be between 1 and {MAX_PAGE_SIZE}, got {limit}.")
+    if offset < 0:
+        raise BadUserInput(f"`offset` must not be negative, got {offset}.")
+    total = await instances.count_instances(ctx.reader, ctx.workspace, spec)
+    if offset >= total:
+        return [], total
+    window = OffsetWindow(limit=limit, offset=offset)
+    found = await instances.list_instances(
+        ctx.reader, ctx.workspace, spec, order, window, total=total
+    )
+    _prime(ctx, found.rows)
+    return found.rows, total
 
 
 async def list_job_instances(

@@ -1,0 +1,35 @@
+"""The source REST endpoints as Starlette routes, built from what `create_app` has."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from starlette.routing import Route
+
+from jobql.resolvers.context import AsyncEngine, CursorCodec
+from jobql.rest import dlf_v1, dlf_v2, flink, schedulerx
+from jobql.rest.endpoint import Backend
+from jobql.settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def rest_routes(
+    engine: AsyncEngine,
+    cursors: CursorCodec,
+    settings: Settings,
+    *,
+    now: Callable[[], datetime] = utc_now,
+) -> list[Route]:
+    """Every source endpoint; `now` is the clock of DLF v2's default window (tests fix it)."""
+    backend = Backend(engine=engine, cursors=cursors, zone=ZoneInfo(settings.timezone), now=now)
+    return [
+        *dlf_v1.routes(backend),
+        *dlf_v2.routes(backend),
+        *schedulerx.routes(backend),
+        *flink.routes(backend),
+    ]
