@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -9,7 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -34,13 +35,41 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    async with engine.begin() as connection:
-        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+    await _run(engine, lambda config: command.upgrade(config, revision))
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    async with engine.begin() as connection:
-        await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), revision))
+    await _run(engine, lambda config: command.downgrade(config, revision))
+
+
+async def _run(engine: AsyncEngine, step: Callable[[Config], None]) -> None:
+    """One migration run in one transaction.
+
+    On SQLite, foreign keys are off while it runs (they can only be switched outside a
+    transaction): a migration that rebuilds a table drops the old one, and with foreign keys on
+    that drop would cascade to every referencing row. The keys are checked before commit.
+    """
+    async with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            await _pragma(connection, "PRAGMA foreign_keys=OFF")
+        try:
+            async with connection.begin():
+                await connection.run_sync(lambda sync: step(alembic_config(sync)))
+                if sqlite:
+                    broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                    if broken:
+                        raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+        finally:
+            if sqlite:
+                await _pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+async def _pragma(connection: AsyncConnection, statement: str) -> None:
+    # Straight to the driver: through SQLAlchemy it would run inside an (auto)begun transaction,
+    # where SQLite ignores this pragma.
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.execute(statement)  # type: ignore[union-attr]
 
 
 async def is_up_to_date(engine: AsyncEngine) -> bool:

@@ -15,14 +15,16 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+# Plain ALTER TABLE on both databases (SQLite adds and drops columns in place): batch mode would
+# copy the table, and dropping the old `job` would cascade to every instance.
+
 
 def upgrade() -> None:
-    with op.batch_alter_table("job", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("parent_explicit", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+    op.add_column(
+        "job",
+        sa.Column("parent_explicit", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("job", schema=None) as batch_op:
-        batch_op.drop_column("parent_explicit")
+    op.drop_column("job", "parent_explicit")
