@@ -42,10 +42,21 @@ class Backend:
 
     @asynccontextmanager
     async def context(
-        self, workspace: str | None, *, parameter: str = "workspace"
+        self,
+        workspace: str | None,
+        *,
+        parameter: str = "workspace",
+        header: str | None = None,
     ) -> AsyncIterator[RequestContext]:
         """The request's context in `workspace` (None or empty: `default`), closed at the end;
-        `parameter` names where the workspace came from, for messages."""
+        `parameter` names where the workspace came from, for messages. Where the workspace
+        comes from the request itself (Namespace, projectName), a `workspace` header that names
+        another one is refused: the header is what gateways and access control look at."""
+        chosen = workspace or "default"
+        if header is not None and parameter != "workspace" and header != chosen:
+            raise BadUserInput(
+                f"The workspace header {header!r} does not match {parameter} {chosen!r}."
+            )
         ctx = RequestContext.open(self.engine, self.cursors, text(parameter, workspace))
         try:
             yield ctx

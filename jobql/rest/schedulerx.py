@@ -94,7 +94,9 @@ async def get_job_instance_list(backend: Backend, request: Request) -> Response:
     job_id = query.long("JobId")
     if job_id is None:
         raise BadUserInput("JobId is mandatory for this action.")
-    async with backend.context(query.text("Namespace"), parameter="Namespace") as ctx:
+    async with backend.context(
+        query.text("Namespace"), parameter="Namespace", header=request.headers.get("workspace")
+    ) as ctx:
         try:
             await job_use_cases.get_job(ctx, str(job_id))
         except NotFound:

@@ -89,14 +89,18 @@ async def test_namespace_is_the_workspace_group_and_region_are_ignored(
         )
     )
     assert [item["InstanceId"] for item in found] == [1]
-    # The job is not in `default`, nor in another namespace; the workspace header plays no part.
-    for params, headers in [({}, {"workspace": workspace.name}), ({"Namespace": "elsewhere"}, {})]:
+    # The job is not in another namespace; a workspace header cannot stand in for Namespace
+    # (without Namespace the workspace is `default`, which the header contradicts).
+    for params, headers, status in [
+        ({}, {"workspace": workspace.name}, 400),
+        ({"Namespace": "elsewhere"}, {}, 404),
+    ]:
         response = await client.get(
             "/",
             params={"Action": "GetJobInstanceList", "JobId": 123456789, **params},
             headers=headers,
         )
-        assert response.status_code == 404
+        assert response.status_code == status
         assert response.json()["Success"] is False
 
 

@@ -46,3 +46,26 @@ async def test_another_workspace_is_invisible(
 
         flink = await client.get(f"/api/v2/projects/{workspace}/jobs/42/instances/7")
         assert flink.status_code == (200 if visible else 404)
+
+
+async def test_a_workspace_header_naming_another_workspace_is_refused(
+    engine: AsyncEngine, client: httpx.AsyncClient
+) -> None:
+    """Namespace and projectName pick the workspace; a header that disagrees is an error, so a
+    gateway or access rule keyed on the header cannot be walked around through the URL."""
+    theirs = await new_workspace(engine)
+    job = await make_job(engine, theirs, "42", vendor_job_id=42)
+    await make_instance(engine, job, vendor_instance_id=7, plan_time=BASE_TIME)
+    mine = {"workspace": "someone-else"}
+    scheduler = await client.get(
+        f"/?Action=GetJobInstanceList&JobId=42&Namespace={theirs.name}", headers=mine
+    )
+    assert scheduler.status_code == 400
+    assert scheduler.json()["Success"] is False
+    assert "does not match Namespace" in scheduler.json()["Message"]
+    flink = await client.get(f"/api/v2/projects/{theirs.name}/jobs/42/instances/7", headers=mine)
+    assert flink.status_code == 400
+    assert "does not match projectName" in flink.json()["Message"]
+    agreeing = {"workspace": theirs.name}
+    same = await client.get(f"/api/v2/projects/{theirs.name}/jobs/42/instances/7", headers=agreeing)
+    assert same.status_code == 200
