@@ -14,8 +14,9 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from jobql.rest import rest_routes
-from jobql.schema import schema
+from jobql.schema import create_schema
 from jobql.schema.http import GraphQLEndpoint
+from jobql.schema.limits import Limits
 from jobql.settings import Settings
 from jobql.storage.engine import create_engine
 from jobql.storage.identifiers import CursorCodec
@@ -31,7 +32,20 @@ class DatabaseNotMigrated(RuntimeError):
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
-    graphql = GraphQLEndpoint(schema, engine, CursorCodec(settings.cursor_secret))
+    limits = Limits(
+        max_depth=settings.max_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+        max_cost=settings.max_cost,
+    )
+    graphql = GraphQLEndpoint(
+        create_schema(limits, public=settings.public_schema),
+        engine,
+        CursorCodec(settings.cursor_secret),
+        graphiql=settings.public_schema,
+        max_body_bytes=settings.max_body_bytes,
+        timeout=settings.request_timeout,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

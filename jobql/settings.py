@@ -25,6 +25,13 @@ class Settings:
     pool_size: int = 10
     demo_instances: int = 5_000
     log_level: str = "info"
+    max_depth: int = 12
+    max_aliases: int = 100
+    max_tokens: int = 5_000
+    max_cost: int = 50_000
+    max_body_bytes: int = 1_048_576
+    request_timeout: float = 10.0
+    public_schema: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -44,6 +51,13 @@ class Settings:
             pool_size=_int(env, "JOBQL_POOL_SIZE", 10, minimum=1),
             demo_instances=_int(env, "JOBQL_DEMO_INSTANCES", 5_000, minimum=0),
             log_level=env.get("JOBQL_LOG_LEVEL", "info").lower(),
+            max_depth=_int(env, "JOBQL_MAX_DEPTH", 12, minimum=2),
+            max_aliases=_int(env, "JOBQL_MAX_ALIASES", 100, minimum=1),
+            max_tokens=_int(env, "JOBQL_MAX_TOKENS", 5_000, minimum=100),
+            max_cost=_int(env, "JOBQL_MAX_COST", 50_000, minimum=1),
+            max_body_bytes=_int(env, "JOBQL_MAX_BODY_BYTES", 1_048_576, minimum=1_024),
+            request_timeout=_float(env, "JOBQL_REQUEST_TIMEOUT", 10.0),
+            public_schema=_bool(env, "JOBQL_PUBLIC_SCHEMA", True),
         )
         try:
             ZoneInfo(settings.timezone)
@@ -54,6 +68,30 @@ class Settings:
         if not settings.cursor_secret:
             raise SettingsError("JOBQL_CURSOR_SECRET must not be empty")
         return settings
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from exc
+    if not value > 0:
+        raise SettingsError(f"{name}={raw} must be more than 0")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not true or false")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

@@ -40,11 +40,13 @@ async def test_post_query_reads_the_workspace_of_the_header(
     response = await client.post("/graphql", json=body, headers={"workspace": mine.name})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
-    assert response.json() == {
-        "data": {"instances": {"nodes": [{"instanceId": 77, "jobName": job.name}]}}
+    assert response.json()["data"] == {
+        "instances": {"nodes": [{"instanceId": 77, "jobName": job.name}]}
     }
+    # Every executed query reports its estimated cost: the connection and its page of 10.
+    assert response.json()["extensions"] == {"cost": 11}
     other = await client.post("/graphql", json=body, headers={"workspace": "nobody-here"})
-    assert other.json() == {"data": {"instances": {"nodes": []}}}
+    assert other.json()["data"] == {"instances": {"nodes": []}}
 
 
 async def test_get_query(engine: AsyncEngine, client: httpx.AsyncClient) -> None:
@@ -60,7 +62,7 @@ async def test_get_query(engine: AsyncEngine, client: httpx.AsyncClient) -> None
         f"/graphql?{params}", headers={"workspace": mine.name, "accept": "application/json"}
     )
     assert response.status_code == 200
-    assert response.json() == {"data": {"job": {"name": job.name}}}
+    assert response.json()["data"] == {"job": {"name": job.name}}
 
 
 @pytest.mark.parametrize(
@@ -198,7 +200,7 @@ def talk_graphql_transport_ws(engine: AsyncEngine, workspace: str) -> None:
         assert socket.receive_json() == {
             "type": "next",
             "id": "1",
-            "payload": {"data": {"jobs": {"totalCount": 1}}},
+            "payload": {"data": {"jobs": {"totalCount": 1}}, "extensions": {"cost": 1}},
         }
         assert socket.receive_json() == {"type": "complete", "id": "1"}
         # Between operations the socket holds no database connection.
@@ -236,7 +238,7 @@ async def test_several_operations_need_an_operation_name(client: httpx.AsyncClie
         json={"query": document, "operationName": "B"},
         headers={"accept": GRAPHQL_RESPONSE},
     )
-    assert named.json() == {"data": {"__typename": "Query"}}
+    assert named.json()["data"] == {"__typename": "Query"}
 
 
 async def test_mutation_over_get_and_other_methods_are_405(client: httpx.AsyncClient) -> None:

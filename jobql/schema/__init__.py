@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -13,6 +14,8 @@ from jobql.schema.errors import ErrorCodes, SingleOperation
 from jobql.schema.ingest import Mutation
 from jobql.schema.instances import Instance
 from jobql.schema.jobs import Job
+from jobql.schema.limits import Limits
+from jobql.schema.limits import extensions as limit_extensions
 from jobql.schema.nodes import InstanceNode
 from jobql.schema.query import Query
 from jobql.schema.scalars import SCALAR_MAP
@@ -27,14 +30,17 @@ class Schema(strawberry.Schema):
         return None
 
 
-def create_schema(**kwargs: Any) -> Schema:
+def create_schema(limits: Limits | None = None, *, public: bool = True) -> Schema:
+    """The schema with its limits; `public=False` hides introspection and field suggestions."""
+    extensions: list[Any] = [SingleOperation, *limit_extensions(limits or Limits()), ErrorCodes]
+    if not public:
+        extensions.insert(0, DisableIntrospection)
     return Schema(
         query=Query,
         mutation=Mutation,
         types=[Job, Instance, InstanceNode],
-        extensions=[SingleOperation, ErrorCodes],
-        config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        **kwargs,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=not public),
     )
 
 

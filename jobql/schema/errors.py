@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 from graphql import GraphQLError, OperationDefinitionNode
@@ -27,10 +28,18 @@ def is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (JobqlError, GraphQLError))
 
 
+# Messages of Strawberry's and graphql-core's limiters (depth, aliases, tokens).
+LIMIT_MESSAGES = re.compile(
+    r"exceeds maximum operation depth|aliases found\. Allowed|contains more than \d+ tokens"
+)
+
+
 def error_code(error: GraphQLError) -> str:
     original = error.original_error
     if isinstance(original, JobqlError):
         return original.code
+    if error.path is None and LIMIT_MESSAGES.search(error.message):
+        return "QUERY_TOO_COMPLEX"
     if error.path is None and (
         error.message.startswith("Variable '$") or isinstance(original, ValueError | OverflowError)
     ):

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from importlib import resources
 from typing import Any
@@ -75,10 +76,23 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
 class GraphQLEndpoint(GraphQL[RequestContext, None]):
     websocket_adapter_class = TextWebSocketAdapter
 
-    def __init__(self, schema: Any, engine: AsyncEngine, cursors: CursorCodec) -> None:
-        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+    def __init__(
+        self,
+        schema: Any,
+        engine: AsyncEngine,
+        cursors: CursorCodec,
+        *,
+        graphiql: bool = True,
+        max_body_bytes: int = 1_048_576,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(
+            schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=True
+        )
         self.engine = engine
         self.cursors = cursors
+        self.max_body_bytes = max_body_bytes
+        self.timeout = timeout
         self.graphiql_html = (
             resources.files("jobql").joinpath("static/graphiql/index.html").read_text("utf-8")
         )
@@ -109,9 +123,26 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             await response(scope, receive, send)
             return
         request.state.media_type = media_type or JSON
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(scope, receive, send, request.state.media_type)
+            return
+        request = Request(scope, receive=_limited(receive, self.max_body_bytes))
+        request.state.media_type = media_type or JSON
         context = RequestContext.open(self.engine, self.cursors, request.headers.get("workspace"))
         try:
-            response = await self.run(request, context=context)
+            # Cancelling the request cancels its database statement; the context returns the
+            # connection to the pool.
+            response = await asyncio.wait_for(self.run(request, context=context), self.timeout)
+        except BodyTooLarge:
+            response = self._too_large_response(request.state.media_type)
+        except TimeoutError:
+            response = error_response(
+                504,
+                f"The request took longer than {self.timeout:g} s and was cancelled.",
+                request.state.media_type,
+                code="TIMEOUT",
+            )
         except HTTPException as exc:
             status = exc.status_code
             if request.method == "GET" and "not allowed when using GET" in exc.reason:
@@ -127,6 +158,17 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = getattr(request.state, "media_type", JSON)
         return sub_response
+
+    def _too_large_response(self, media_type: str) -> Response:
+        return error_response(
+            413,
+            f"The request body is larger than {self.max_body_bytes} bytes.",
+            media_type,
+            code="PAYLOAD_TOO_LARGE",
+        )
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, media: str) -> None:
+        await self._too_large_response(media)(scope, receive, send)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(self.graphiql_html)
@@ -177,8 +219,30 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         return response
 
 
-def error_response(status: int, message: str, media_type: str) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}
+class BodyTooLarge(Exception):
+    pass
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """`receive` that stops a body growing past `limit` (chunked bodies declare no length)."""
+    seen = 0
+
+    async def limited() -> Any:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge
+        return message
+
+    return limited
+
+
+def error_response(
+    status: int, message: str, media_type: str, *, code: str = "BAD_REQUEST"
+) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return Response(
         orjson.dumps(body), status_code=status, media_type=f"{media_type}; charset=utf-8"
     )
