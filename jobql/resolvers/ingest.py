@@ -35,6 +35,7 @@ __all__ = [
 # Items per mutation call; also what an import writes per transaction.
 MAX_BATCH = 1000
 IMPORT_CHUNK = 500
+BULK_TABLES = ("job", "instance", "instance_node")
 
 R = TypeVar("R", InstanceRecord, JobRecord)
 
@@ -125,7 +126,13 @@ async def import_instances(
     """Write imported records in transactions of IMPORT_CHUNK instances (each instance lands
     whole, with its nodes); jobs are created as needed."""
     summary = ImportSummary()
+    analyzed_at = 0
     for start in range(0, len(records), IMPORT_CHUNK):
+        if start >= 2 * analyzed_at and start > 0:
+            # A large import doubles the tables it writes: keep the planner's statistics up with
+            # it (a log number of ANALYZE runs).
+            await storage_engine.analyze(engine, BULK_TABLES)
+            analyzed_at = start
         chunk = list(records[start : start + IMPORT_CHUNK])
         try:
             results = await _write_instances(engine, chunk, create_jobs=True)

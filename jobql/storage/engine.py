@@ -73,6 +73,16 @@ async def write(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable
     raise AssertionError("unreachable")
 
 
+async def analyze(engine: AsyncEngine, tables: Sequence[str]) -> None:
+    """Fresh planner statistics after a bulk load: without them PostgreSQL plans look-ups on a
+    table that grew from nothing as full scans (measured: 3.6 s instead of 0.17 s per 500
+    instances at 30,000 rows)."""
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        for table in tables:
+            await connection.exec_driver_sql(f"ANALYZE {table}")
+
+
 def _worth_retrying(exc: DBAPIError) -> bool:
     if isinstance(exc, OperationalError) and "database is locked" in str(exc):
         return True
