@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from jobql.access import Access, Authentication
 from jobql.rest import rest_routes
 from jobql.schema import create_schema
 from jobql.schema.http import GraphQLEndpoint
@@ -31,6 +33,7 @@ class DatabaseNotMigrated(RuntimeError):
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    access = Access.from_config(settings.tokens, settings.tokens_file)
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
     limits = Limits(
         max_depth=settings.max_depth,
@@ -49,6 +52,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if access.open:
+            logger.warning(
+                "no API tokens configured: jobql is OPEN, anyone who reaches it may read and "
+                "write every workspace (set JOBQL_TOKENS or JOBQL_TOKENS_FILE)"
+            )
+        else:
+            logger.info("%d API token(s) configured", len(access.tokens))
         try:
             if not await is_up_to_date(engine):
                 raise DatabaseNotMigrated(
@@ -78,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *rest_routes(engine, CursorCodec(settings.cursor_secret), settings),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(Authentication, access=access)],
     )
     app.state.engine = engine
     return app

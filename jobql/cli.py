@@ -105,6 +105,13 @@ def _positive(text: str) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from jobql.access import Access, AccessConfigError
+
+    try:
+        Access.from_config(settings.tokens, settings.tokens_file)
+    except AccessConfigError as exc:
+        raise CommandError(str(exc)) from exc
+
     asyncio.run(_prepare_database(settings))
     uvicorn.run(
         "jobql.app:create_app",

@@ -32,6 +32,8 @@ class Settings:
     max_body_bytes: int = 1_048_576
     request_timeout: float = 10.0
     public_schema: bool = True
+    tokens: str | None = None
+    tokens_file: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -58,6 +60,8 @@ class Settings:
             max_body_bytes=_int(env, "JOBQL_MAX_BODY_BYTES", 1_048_576, minimum=1_024),
             request_timeout=_float(env, "JOBQL_REQUEST_TIMEOUT", 10.0),
             public_schema=_bool(env, "JOBQL_PUBLIC_SCHEMA", True),
+            tokens=env.get("JOBQL_TOKENS") or None,
+            tokens_file=env.get("JOBQL_TOKENS_FILE") or None,
         )
         try:
             ZoneInfo(settings.timezone)

@@ -37,6 +37,7 @@ class RequestContext:
         workspace: str | None,
         *,
         long_lived: bool = False,
+        scopes: frozenset[str] = ALL_SCOPES,
     ) -> RequestContext:
         """A context for one request; `long_lived` for a WebSocket connection's many operations
         (no connection held between statements, no rows cached between operations)."""
@@ -48,6 +49,7 @@ class RequestContext:
             loaders=Loaders.create(reader, name, cache=not long_lived),
             cursors=cursors,
             engine=engine,
+            scopes=scopes,
         )
 
     def require(self, scope: str) -> None:

@@ -31,7 +31,13 @@ def _invalid(_detail: str) -> ErrorReply:
 
 
 def errors(not_found: ErrorReply = INVALID) -> ErrorForms:
-    return ErrorForms(render=_render, invalid=_invalid, not_found=not_found, internal=INTERNAL)
+    return ErrorForms(
+        render=_render,
+        invalid=_invalid,
+        not_found=not_found,
+        internal=INTERNAL,
+        forbidden_code="DLF.0403",
+    )
 
 
 def workspace(request: Request) -> str | None:

@@ -79,7 +79,7 @@ async def list_instances(backend: Backend, request: Request) -> Response:
         plan_time_after=query.epoch_ms("minPlanTime"),
         plan_time_before=query.epoch_ms("maxPlanTime"),
     )
-    async with backend.context(dlf.workspace(request)) as ctx:
+    async with backend.context(request, dlf.workspace(request)) as ctx:
         rows, total = await instance_use_cases.list_instances_offset(
             ctx,
             spec,
@@ -107,7 +107,7 @@ async def all_nodes(ctx: RequestContext, instance_key: int) -> list[Any]:
 async def get_instance(backend: Backend, request: Request) -> Response:
     job_name = request.path_params["job_name"]
     instance_id = long("instance_id", request.path_params["instance_id"])
-    async with backend.context(dlf.workspace(request)) as ctx:
+    async with backend.context(request, dlf.workspace(request)) as ctx:
         try:
             row = await instance_use_cases.get_instance(ctx, job_name, instance_id)
         except NotFound:

@@ -104,7 +104,7 @@ async def list_job_instances(backend: Backend, request: Request) -> Response:
         force_success=True if success_only and force_success else None,
         ignore_success=True if success_only and ignore_success else None,
     )
-    async with backend.context(dlf.workspace(request)) as ctx:
+    async with backend.context(request, dlf.workspace(request)) as ctx:
         try:
             job = await job_use_cases.get_job(ctx, job_name)
         except NotFound:

@@ -21,7 +21,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobql.errors import BadUserInput, NotFound
+from jobql.access import principal_of
+from jobql.errors import BadUserInput, Forbidden, NotFound
 from jobql.resolvers.context import AsyncEngine, CursorCodec, RequestContext
 from jobql.resolvers.validation import text
 
@@ -43,6 +44,7 @@ class Backend:
     @asynccontextmanager
     async def context(
         self,
+        request: Request,
         workspace: str | None,
         *,
         parameter: str = "workspace",
@@ -57,7 +59,12 @@ class Backend:
             raise BadUserInput(
                 f"The workspace header {header!r} does not match {parameter} {chosen!r}."
             )
-        ctx = RequestContext.open(self.engine, self.cursors, text(parameter, workspace))
+        scopes = principal_of(request.scope).scopes_in(text(parameter, chosen))
+        if not scopes:
+            raise Forbidden(f"This token may not use workspace {chosen!r}.")
+        ctx = RequestContext.open(
+            self.engine, self.cursors, text(parameter, workspace), scopes=scopes
+        )
         try:
             yield ctx
         finally:
@@ -90,6 +97,8 @@ class ErrorForms:
     invalid: Callable[[str], ErrorReply]
     not_found: ErrorReply
     internal: ErrorReply
+    # A workspace the caller's token does not cover.
+    forbidden_code: str | int = "Forbidden"
 
 
 Handler = Callable[[Backend, Request], Awaitable[Response]]
@@ -109,6 +118,8 @@ def endpoint(
             error = errors.invalid(exc.message)
         except NotFound:
             error = errors.not_found
+        except Forbidden as exc:
+            error = ErrorReply(403, errors.forbidden_code, exc.message)
         except Exception:
             logger.exception("REST %s %s failed", request.method, request.url.path)
             error = errors.internal

@@ -73,7 +73,7 @@ async def get_instance(backend: Backend, request: Request) -> Response:
     job_name = request.path_params["jobName"]
     instance_id = long("instanceId", request.path_params["instanceId"])
     async with backend.context(
-        project, parameter="projectName", header=request.headers.get("workspace")
+        request, project, parameter="projectName", header=request.headers.get("workspace")
     ) as ctx:
         row = await instance_use_cases.get_instance(ctx, job_name, instance_id)
         job = await job_use_cases.load_job(ctx, row.job_id)

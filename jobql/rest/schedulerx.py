@@ -95,7 +95,10 @@ async def get_job_instance_list(backend: Backend, request: Request) -> Response:
     if job_id is None:
         raise BadUserInput("JobId is mandatory for this action.")
     async with backend.context(
-        query.text("Namespace"), parameter="Namespace", header=request.headers.get("workspace")
+        request,
+        query.text("Namespace"),
+        parameter="Namespace",
+        header=request.headers.get("workspace"),
     ) as ctx:
         try:
             await job_use_cases.get_job(ctx, str(job_id))
@@ -169,6 +172,7 @@ ERRORS = ErrorForms(
     invalid=_invalid,
     not_found=ErrorReply(404, 404, "The job does not exist in this namespace."),
     internal=ErrorReply(500, 500, "Internal error."),
+    forbidden_code=403,
 )
 
 

@@ -26,7 +26,8 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 
-from jobql.resolvers.context import AsyncEngine, CursorCodec, RequestContext
+from jobql.access import principal_of
+from jobql.resolvers.context import DEFAULT_WORKSPACE, AsyncEngine, CursorCodec, RequestContext
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
@@ -102,8 +103,13 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             # One context per connection (graphql-transport-ws): it holds no database connection
             # and caches no rows between operations.
             socket = WebSocket(scope, receive=receive, send=send)
+            workspace = socket.headers.get("workspace") or DEFAULT_WORKSPACE
+            scopes = principal_of(scope).scopes_in(workspace)
+            if not scopes:
+                await socket.close(code=4403)
+                return
             context = RequestContext.open(
-                self.engine, self.cursors, socket.headers.get("workspace"), long_lived=True
+                self.engine, self.cursors, workspace, long_lived=True, scopes=scopes
             )
             try:
                 await self.run(socket, context=context)
@@ -129,7 +135,18 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             return
         request = Request(scope, receive=_limited(receive, self.max_body_bytes))
         request.state.media_type = media_type or JSON
-        context = RequestContext.open(self.engine, self.cursors, request.headers.get("workspace"))
+        workspace = request.headers.get("workspace") or DEFAULT_WORKSPACE
+        scopes = principal_of(scope).scopes_in(workspace)
+        if not scopes and not wants_ide:
+            forbidden = error_response(
+                403,
+                f"This token may not use workspace {workspace!r}.",
+                request.state.media_type,
+                code="FORBIDDEN",
+            )
+            await forbidden(scope, receive, send)
+            return
+        context = RequestContext.open(self.engine, self.cursors, workspace, scopes=scopes)
         try:
             # Cancelling the request cancels its database statement; the context returns the
             # connection to the pool.
