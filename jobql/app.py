@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from jobql.access import Access, Authentication
+from jobql.overload import ConcurrencyLimit
 from jobql.rest import rest_routes
 from jobql.schema import create_schema
 from jobql.schema.http import GraphQLEndpoint
@@ -34,7 +35,9 @@ class DatabaseNotMigrated(RuntimeError):
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     access = Access.from_config(settings.tokens, settings.tokens_file)
-    engine = create_engine(settings.database_url, pool_size=settings.pool_size)
+    engine = create_engine(
+        settings.database_url, pool_size=settings.pool_size, pool_timeout=settings.pool_timeout
+    )
     limits = Limits(
         max_depth=settings.max_depth,
         max_aliases=settings.max_aliases,
@@ -88,7 +91,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *rest_routes(engine, CursorCodec(settings.cursor_secret), settings),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(Authentication, access=access)],
+        middleware=[
+            Middleware(ConcurrencyLimit, limit=settings.max_concurrency),
+            Middleware(Authentication, access=access),
+        ],
     )
     app.state.engine = engine
     return app

@@ -23,6 +23,8 @@ class Settings:
     timezone: str = "UTC"
     cursor_secret: str = DEFAULT_CURSOR_SECRET
     pool_size: int = 10
+    pool_timeout: float = 5.0
+    max_concurrency: int = 100
     demo_instances: int = 5_000
     log_level: str = "info"
     max_depth: int = 12
@@ -51,6 +53,8 @@ class Settings:
             timezone=env.get("JOBQL_TIMEZONE", "UTC"),
             cursor_secret=env.get("JOBQL_CURSOR_SECRET", DEFAULT_CURSOR_SECRET),
             pool_size=_int(env, "JOBQL_POOL_SIZE", 10, minimum=1),
+            pool_timeout=_float(env, "JOBQL_POOL_TIMEOUT", 5.0),
+            max_concurrency=_int(env, "JOBQL_MAX_CONCURRENCY", 100, minimum=1),
             demo_instances=_int(env, "JOBQL_DEMO_INSTANCES", 5_000, minimum=0),
             log_level=env.get("JOBQL_LOG_LEVEL", "info").lower(),
             max_depth=_int(env, "JOBQL_MAX_DEPTH", 12, minimum=2),

@@ -7,11 +7,17 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.errors import Forbidden
-from jobql.storage.engine import Reader
+from jobql.storage.engine import Reader, is_unavailable
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.loaders import Loaders
 
-__all__ = ["DEFAULT_WORKSPACE", "AsyncEngine", "CursorCodec", "RequestContext"]
+__all__ = [
+    "DEFAULT_WORKSPACE",
+    "AsyncEngine",
+    "CursorCodec",
+    "RequestContext",
+    "is_unavailable",
+]
 
 DEFAULT_WORKSPACE = "default"
 

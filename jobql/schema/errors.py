@@ -10,10 +10,12 @@ from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from jobql.errors import JobqlError
+from jobql.resolvers.context import is_unavailable
 
 logger = logging.getLogger("jobql")
 
 INTERNAL_MESSAGE = "Internal server error."
+UNAVAILABLE_MESSAGE = "The database is unavailable right now; try again shortly."
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -82,7 +84,16 @@ class ErrorCodes(MaskErrors):
         super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        logger.error("unexpected error at %s", error.path, exc_info=error.original_error or error)
+        original = error.original_error
+        if original is not None and is_unavailable(original):
+            logger.warning("database unavailable at %s: %s", error.path, original)
+            return GraphQLError(
+                UNAVAILABLE_MESSAGE,
+                nodes=error.nodes,
+                path=error.path,
+                extensions={"code": "SERVICE_UNAVAILABLE"},
+            )
+        logger.error("unexpected error at %s", error.path, exc_info=original or error)
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL"}
         return masked

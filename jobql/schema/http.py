@@ -220,6 +220,13 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
     ) -> Response:
         media_type = sub_response.media_type or JSON
         status = 200
+        errors: list[Any] = (
+            list(response_data.get("errors") or []) if isinstance(response_data, dict) else []
+        )
+        if errors and all(
+            (error.get("extensions") or {}).get("code") == "SERVICE_UNAVAILABLE" for error in errors
+        ):
+            status = 503  # nothing but an unreachable database: let clients and balancers retry
         # Without a `data` entry the request failed before execution: a client error.
         if (
             media_type == GRAPHQL_RESPONSE_JSON

@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Executable, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -20,7 +21,9 @@ T = TypeVar("T")
 logger = logging.getLogger("jobql")
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, pool_size: int = 10, pool_timeout: float = 5.0
+) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url)
@@ -28,7 +31,17 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
     if url.get_backend_name() == "postgresql":
-        return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=False)
+        return create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            # A checkout that waits longer fails (never hangs); so does a connect attempt.
+            pool_timeout=pool_timeout,
+            connect_args={"timeout": pool_timeout},
+            # A connection the server dropped (a restart) is noticed before use: recovery
+            # without restarting jobql.
+            pool_pre_ping=True,
+        )
     raise ValueError(
         f"unsupported database {url.get_backend_name()!r}: use sqlite+aiosqlite:// or "
         "postgresql+asyncpg://"
@@ -81,6 +94,24 @@ async def analyze(engine: AsyncEngine, tables: Sequence[str]) -> None:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
         for table in tables:
             await connection.exec_driver_sql(f"ANALYZE {table}")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached right now (down, restarting, pool exhausted)."""
+    if isinstance(exc, SQLAlchemyTimeoutError | OSError | asyncio.TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, InterfaceError):
+            return True
+        original = exc.orig
+        sqlstate = getattr(original, "sqlstate", None) or ""
+        # 08: connection exceptions; 57P0x: admin shutdown, crash shutdown, cannot connect now.
+        if sqlstate.startswith("08") or sqlstate.startswith("57P0"):
+            return True
+        text = str(original).lower()
+        return "connection" in text and ("closed" in text or "refused" in text)
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and is_unavailable(cause)
 
 
 def _worth_retrying(exc: DBAPIError) -> bool:

@@ -1,0 +1,53 @@
+"""Admission control: past `limit` requests in flight, answer 503 at once instead of queueing."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+EXEMPT = ("/healthz", "/static/")
+
+
+class ConcurrencyLimit:
+    """ASGI middleware. Admitted requests finish normally; the others get a fast 503 with
+    `Retry-After`, so that an overloaded worker sheds load instead of timing everyone out."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith(EXEMPT):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            body = orjson.dumps(
+                {
+                    "errors": [
+                        {
+                            "message": f"Too many requests in flight (limit {self.limit}); "
+                            "retry shortly.",
+                            "extensions": {"code": "SERVICE_UNAVAILABLE"},
+                        }
+                    ]
+                }
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json; charset=utf-8"),
+                        (b"retry-after", b"1"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

@@ -1,0 +1,184 @@
+"""Faults: the database goes away and comes back, the pool runs dry, too many requests.
+
+The database outage runs against a private PostgreSQL cluster started here (initdb + pg_ctl on a
+free port); the shared server on 5432 is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jobql.app import create_app
+from jobql.settings import Settings
+from jobql.storage import migrate
+from jobql.storage.engine import create_engine
+
+QUERY = {"query": "{ jobs { totalCount } }"}
+
+
+def _pg_bin() -> Path | None:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return versions[-1].parent if versions else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Cluster:
+    def __init__(self, root: Path) -> None:
+        bin_dir = _pg_bin()
+        if bin_dir is None or shutil.which("runuser") is None or os.geteuid() != 0:
+            message = "a private PostgreSQL cluster needs initdb, runuser and root"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message, pytrace=False)
+            pytest.skip(message)
+        self.bin = bin_dir
+        self.data = root / "data"
+        self.port = _free_port()
+        root.chmod(0o777)
+        self.log = root / "postgres.log"
+        self._as_postgres("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+
+    def _as_postgres(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(self.bin / tool), *args],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        self._as_postgres(
+            "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start"
+        )
+
+    def stop(self) -> None:
+        self._as_postgres("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    # Not under pytest's tmp_path: its parents are private to root, and postgres must reach it.
+    root = Path(tempfile.mkdtemp(prefix="jobql-pg-"))
+    try:
+        private = Cluster(root)
+        private.start()
+        try:
+            yield private
+        finally:
+            command = [str(private.bin / "pg_ctl"), "-D", str(private.data), "-m", "immediate"]
+            subprocess.run(
+                ["runuser", "-u", "postgres", "--", *command, "stop"],
+                capture_output=True,
+                check=False,
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def _post(app: Any, body: dict[str, Any] = QUERY) -> tuple[httpx.Response, float]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
+    ) as http:
+        started = time.monotonic()
+        response = await http.post("/graphql", json=body)
+        return response, time.monotonic() - started
+
+
+async def test_a_stopped_database_is_a_quick_503_and_recovery_needs_no_restart(
+    cluster: Cluster,
+) -> None:
+    engine = create_engine(cluster.url)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    app = create_app(Settings(database_url=cluster.url, pool_timeout=2.0))
+    ok, _ = await _post(app)
+    assert ok.json()["data"] == {"jobs": {"totalCount": 0}}
+
+    await asyncio.to_thread(cluster.stop)
+    down, took = await _post(app)
+    assert down.status_code == 503
+    assert [e["extensions"]["code"] for e in down.json()["errors"]] == ["SERVICE_UNAVAILABLE"]
+    assert "Traceback" not in down.text
+    assert took < 5
+
+    await asyncio.to_thread(cluster.start)
+    again, _ = await _post(app)
+    assert again.status_code == 200
+    assert again.json()["data"] == {"jobs": {"totalCount": 0}}
+    await app.state.engine.dispose()
+
+
+async def test_an_exhausted_pool_is_a_quick_503_not_a_hang(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no connection pool limit to exhaust")
+    app = create_app(
+        Settings(
+            database_url=engine.url.render_as_string(hide_password=False),
+            pool_size=1,
+            pool_timeout=0.5,
+        )
+    )
+    async with app.state.engine.connect():  # the only connection, held by someone else
+        response, took = await _post(app)
+    assert response.status_code == 503
+    assert response.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert took < 3
+    after, _ = await _post(app)
+    assert after.status_code == 200
+    await app.state.engine.dispose()
+
+
+async def test_past_the_concurrency_limit_requests_get_a_fast_503(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobql.storage import jobs
+
+    real = jobs.count_jobs
+
+    async def slow(*args: Any, **kwargs: Any) -> int:
+        await asyncio.sleep(1.0)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "count_jobs", slow)
+    app = create_app(
+        Settings(database_url=engine.url.render_as_string(hide_password=False), max_concurrency=1)
+    )
+
+    async def later() -> tuple[httpx.Response, float]:
+        await asyncio.sleep(0.2)  # while the first one is still in flight
+        return await _post(app)
+
+    (first, _), (second, _) = await asyncio.gather(_post(app), later())
+    statuses = sorted([first.status_code, second.status_code])
+    assert statuses == [200, 503]
+    shed = first if first.status_code == 503 else second
+    assert shed.headers["retry-after"] == "1"
+    assert shed.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert (
+        await httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
+        ).get("/healthz")
+    ).status_code == 200
+    await app.state.engine.dispose()
