@@ -363,3 +363,40 @@ async def test_a_private_schema_hides_introspection_suggestions_and_graphiql(
     assert "Did you mean" not in typo.text
     assert page.status_code == 404
     assert "data" in works.json()
+
+
+async def test_a_timed_out_request_cancels_its_statement_on_postgresql(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite statements run in-process; the connection test above covers it")
+    from sqlalchemy import text
+
+    from jobql.storage import instances
+
+    async def sleeping(reader: Any, *_args: Any, **_kwargs: Any) -> Any:
+        await reader.execute(text("SELECT pg_sleep(20) AS jobql_timeout_probe"))
+
+    monkeypatch.setattr(instances, "count_instances", sleeping)
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False), request_timeout=0.5
+    )
+    app = create_app(settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
+    ) as http:
+        response = await http.post("/graphql", json={"query": "{ instances { totalCount } }"})
+    assert response.status_code == 504
+    probe = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+        "AND query LIKE '%jobql_timeout_probe%' AND pid <> pg_backend_pid()"
+    )
+    still_running = 1
+    for _ in range(20):  # the cancel request reaches the server asynchronously
+        async with engine.connect() as connection:
+            still_running = int(await connection.scalar(probe))
+        if not still_running:
+            break
+        await asyncio.sleep(0.1)
+    await app.state.engine.dispose()
+    assert still_running == 0
