@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from jobql.asgi import send_error
 
 logger = logging.getLogger("jobql")
 
@@ -128,29 +129,13 @@ class Authentication:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401})
                 return
-            body = orjson.dumps(
-                {
-                    "errors": [
-                        {
-                            "message": "A valid API token is required: "
-                            "Authorization: Bearer <token>.",
-                            "extensions": {"code": "UNAUTHENTICATED"},
-                        }
-                    ]
-                }
+            await send_error(
+                send,
+                401,
+                "A valid API token is required: Authorization: Bearer <token>.",
+                "UNAUTHENTICATED",
+                [(b"www-authenticate", b'Bearer realm="jobql"')],
             )
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json; charset=utf-8"),
-                        (b"www-authenticate", b'Bearer realm="jobql"'),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
             return
         scope[PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from jobql.asgi import send_error
 
 EXEMPT = ("/healthz", "/static/")
 
@@ -22,29 +23,13 @@ class ConcurrencyLimit:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
-            body = orjson.dumps(
-                {
-                    "errors": [
-                        {
-                            "message": f"Too many requests in flight (limit {self.limit}); "
-                            "retry shortly.",
-                            "extensions": {"code": "SERVICE_UNAVAILABLE"},
-                        }
-                    ]
-                }
+            await send_error(
+                send,
+                503,
+                f"Too many requests in flight (limit {self.limit}); retry shortly.",
+                "SERVICE_UNAVAILABLE",
+                [(b"retry-after", b"1")],
             )
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json; charset=utf-8"),
-                        (b"retry-after", b"1"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
             return
         self.in_flight += 1
         try:
