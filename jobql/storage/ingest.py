@@ -269,6 +269,26 @@ def _check_parents(
                     f"Making {record.parent_name!r} the parent of {record.name!r} is a cycle.",
                 )
             )
+    # A parent that exists only as an item of this batch lands only if that item does: refuse
+    # the children of refused items, until nothing changes (found by tests/test_fuzz.py).
+    refused = True
+    while refused:
+        refused = False
+        failed = {keys[i] for i, result in enumerate(results) if result.errors}
+        for index, record in enumerate(records):
+            if record.parent_name is None or results[index].errors:
+                continue
+            parent = (keys[index][0], record.parent_name)
+            if parent not in existing and parent in failed:
+                results[index].errors.append(
+                    ItemError(
+                        "UNKNOWN_PARENT",
+                        "parentName",
+                        f"The parent {record.parent_name!r} is not written: its own item in "
+                        "this batch was refused.",
+                    )
+                )
+                refused = True
 
 
 def _same_parent(

@@ -321,3 +321,16 @@ async def test_concurrent_identical_batches_create_once(engine: AsyncEngine) -> 
     outcomes = [r.outcome for r in first + second]
     assert outcomes.count(Outcome.CREATED) == 200
     assert outcomes.count(Outcome.UNCHANGED) == 200
+
+
+async def test_children_of_refused_batch_items_are_refused_too(engine: AsyncEngine) -> None:
+    """Found by tests/test_fuzz.py: b's parent a existed only as a refused item."""
+    ws = (await new_workspace(engine)).name
+    results = await jobs(
+        engine,
+        JobRecord(ws, "b", parent_name="a"),
+        JobRecord(ws, "a", parent_name="nope"),
+        JobRecord(ws, "c", parent_name="b"),
+    )
+    assert [[e.code for e in r.errors] for r in results] == [["UNKNOWN_PARENT"]] * 3
+    assert [await job_row(engine, ws, name) for name in ("a", "b", "c")] == [None] * 3
