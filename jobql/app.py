@@ -45,7 +45,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_cost=settings.max_cost,
     )
     graphql = GraphQLEndpoint(
-        create_schema(limits, public=settings.public_schema),
+        create_schema(
+            limits,
+            public=settings.public_schema,
+            read_strategy=settings.read_strategy,
+            report_strategy=settings.debug_strategy,
+        ),
         engine,
         CursorCodec(settings.cursor_secret),
         graphiql=settings.public_schema,

@@ -11,6 +11,9 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./jobql.db"
 # A fixed default keeps cursors valid across restarts and workers; set your own in production so
 # that nobody can mint cursors offline (they would still only page within the caller's workspace).
 DEFAULT_CURSOR_SECRET = "jobql-cursor-v1"
+# compiled: one SQL statement per root field where the selection allows; reference: resolvers and
+# loaders for everything (the specification the compiled strategy is tested against).
+READ_STRATEGIES = ("compiled", "reference")
 
 
 class SettingsError(ValueError):
@@ -36,6 +39,8 @@ class Settings:
     public_schema: bool = True
     tokens: str | None = None
     tokens_file: str | None = None
+    read_strategy: str = "compiled"
+    debug_strategy: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -66,6 +71,8 @@ class Settings:
             public_schema=_bool(env, "JOBQL_PUBLIC_SCHEMA", True),
             tokens=env.get("JOBQL_TOKENS") or None,
             tokens_file=env.get("JOBQL_TOKENS_FILE") or None,
+            read_strategy=env.get("JOBQL_READ_STRATEGY", "compiled").lower(),
+            debug_strategy=_bool(env, "JOBQL_DEBUG_STRATEGY", False),
         )
         try:
             ZoneInfo(settings.timezone)
@@ -73,6 +80,11 @@ class Settings:
             raise SettingsError(
                 f"JOBQL_TIMEZONE={settings.timezone!r} is not an IANA time zone"
             ) from exc
+        if settings.read_strategy not in READ_STRATEGIES:
+            raise SettingsError(
+                f"JOBQL_READ_STRATEGY={settings.read_strategy!r} must be one of "
+                + ", ".join(READ_STRATEGIES)
+            )
         if not settings.cursor_secret:
             raise SettingsError("JOBQL_CURSOR_SECRET must not be empty")
         return settings

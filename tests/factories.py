@@ -7,16 +7,19 @@ backend without seeing each other's rows.
 from __future__ import annotations
 
 import itertools
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import graphql
+import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.resolvers.context import RequestContext
-from jobql.schema import schema
+from jobql.schema import Schema, create_schema, schema
 from jobql.settings import DEFAULT_CURSOR_SECRET
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.models import Instance, InstanceNode, Job, Workspace
@@ -98,19 +101,54 @@ async def make_nodes(engine: AsyncEngine, instance: Ref, count: int, **fields: A
         return [row[0] for row in result.all()]
 
 
+# The default schema serves reads compiled where it can; this one only through the resolvers.
+reference_schema = create_schema(read_strategy="reference")
+
+
 async def execute(
     engine: AsyncEngine,
     document: str,
     variables: dict[str, Any] | None = None,
     *,
     workspace: str | None = None,
+    using: Schema | None = None,
 ) -> Any:
     """Run a document through the real schema with a request context, as the endpoint does."""
     context = RequestContext.open(engine, CursorCodec(DEFAULT_CURSOR_SECRET), workspace)
     try:
-        return await schema.execute(document, variable_values=variables, context_value=context)
+        result = await (using or schema).execute(
+            document, variable_values=variables, context_value=context
+        )
     finally:
         await context.close()
+    if result.data is not None:
+        # Compiled subtrees are JSON text (orjson fragments) until the response is encoded.
+        result.data = orjson.loads(orjson.dumps(result.data))
+    if using is None and DIFFERENTIAL and _is_query(document, variables):
+        # Every query of the test suite also through the reference strategy: the same answer.
+        expected = await execute(
+            engine, document, variables, workspace=workspace, using=reference_schema
+        )
+        assert _answer(result) == _answer(expected), (document, variables)
+    return result
+
+
+# Off with JOBQL_TEST_DIFFERENTIAL=0 (for example to time the suite).
+DIFFERENTIAL = os.environ.get("JOBQL_TEST_DIFFERENTIAL", "1") != "0"
+
+
+def _is_query(document: str, variables: Any) -> bool:
+    try:
+        parsed = graphql.parse(document)
+    except graphql.GraphQLError:
+        return False
+    operations = [d for d in parsed.definitions if isinstance(d, graphql.OperationDefinitionNode)]
+    return all(o.operation is graphql.OperationType.QUERY for o in operations)
+
+
+def _answer(result: Any) -> Any:
+    errors = [(e.message, e.path, (e.extensions or {}).get("code")) for e in result.errors or []]
+    return result.data, sorted(errors, key=repr)
 
 
 async def data_of(
@@ -119,8 +157,9 @@ async def data_of(
     variables: dict[str, Any] | None = None,
     *,
     workspace: str | None = None,
+    using: Schema | None = None,
 ) -> Any:
-    result = await execute(engine, document, variables, workspace=workspace)
+    result = await execute(engine, document, variables, workspace=workspace, using=using)
     assert result.errors is None, result.errors
     return result.data
 

@@ -153,15 +153,18 @@ async def test_an_exhausted_pool_is_a_quick_503_not_a_hang(engine: AsyncEngine) 
 async def test_past_the_concurrency_limit_requests_get_a_fast_503(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobql.storage import jobs
+    from jobql.storage import jobs, json_sql
 
-    real = jobs.count_jobs
+    def slowed(real: Any) -> Any:
+        async def slow(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(1.0)
+            return await real(*args, **kwargs)
 
-    async def slow(*args: Any, **kwargs: Any) -> int:
-        await asyncio.sleep(1.0)
-        return await real(*args, **kwargs)
+        return slow
 
-    monkeypatch.setattr(jobs, "count_jobs", slow)
+    # Both read strategies: the loader-based resolvers and the compiled statement.
+    monkeypatch.setattr(jobs, "count_jobs", slowed(jobs.count_jobs))
+    monkeypatch.setattr(json_sql, "read_json", slowed(json_sql.read_json))
     app = create_app(
         Settings(database_url=engine.url.render_as_string(hide_password=False), max_concurrency=1)
     )

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import graphql
+import httpx
 import hypothesis
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -377,7 +378,9 @@ class Tally:
         return "\n".join(lines)
 
 
-def check(http: TestClient, workspace: str, document: str, accept: str, tally: Tally) -> None:
+def check(
+    http: TestClient, workspace: str, document: str, accept: str, tally: Tally
+) -> httpx.Response:
     with recording() as logged:
         response = http.post(
             "/graphql",
@@ -402,6 +405,7 @@ def check(http: TestClient, workspace: str, document: str, accept: str, tally: T
     event(outcome)
     for error in errors:
         tally.messages[re.sub(r"'.*?'|\".*?\"|\d+", "_", error["message"])[:90]] += 1
+    return response
 
 
 def fuzz(url: str, field_name: str, strategy: st.SearchStrategy[str]) -> Tally:
@@ -414,14 +418,27 @@ def fuzz(url: str, field_name: str, strategy: st.SearchStrategy[str]) -> Tally:
     tally = Tally()
     written = itertools.count()
     app = create_app(Settings(database_url=url))
-    with TestClient(app, base_url="http://jobql.test") as http:
+    reference = create_app(Settings(database_url=url, read_strategy="reference"))
+    with (
+        TestClient(app, base_url="http://jobql.test") as http,
+        TestClient(reference, base_url="http://jobql.test") as reference_http,
+    ):
 
         @FUZZ
         @given(document=strategy, accept=st.sampled_from([GQL, JSON]))
         def operation(document: str, accept: str) -> None:
             tally.operations += 1
             if field_name in QUERY_FIELDS:
-                check(http, READS, document, accept, tally)
+                compiled = check(http, READS, document, accept, tally)
+                # The same answer from the reference strategy, errors included (differential).
+                expected = check(reference_http, READS, document, accept, tally)
+                assert (compiled.status_code, compiled.json()) == (
+                    expected.status_code,
+                    expected.json(),
+                ), (
+                    f"{document}\ncompiled:  {compiled.text[:3000]}\n"
+                    f"reference: {expected.text[:3000]}"
+                )
                 return
             workspace = f"fuzz-writes-{field_name}-{next(written)}"
             check(http, workspace, document, accept, tally)
@@ -431,6 +448,7 @@ def fuzz(url: str, field_name: str, strategy: st.SearchStrategy[str]) -> Tally:
             operation = hypothesis.example(document=document, accept=GQL)(operation)
         operation()
         assert app.state.engine.pool.checkedout() == 0
+        assert reference.state.engine.pool.checkedout() == 0
     return tally
 
 

@@ -319,12 +319,20 @@ async def test_cost_is_reported_and_refusals_say_the_estimate(
 async def test_a_slow_request_is_cancelled_and_its_connection_returned(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobql.storage import instances
+    from jobql.storage import instances, json_sql
 
     async def slow(*_args: Any, **_kwargs: Any) -> Any:
         await asyncio.sleep(30)
 
     monkeypatch.setattr(instances, "count_instances", slow)
+    real_read = json_sql.read_json
+
+    async def slow_second(reader: Any, plan: Any, **kwargs: Any) -> Any:
+        if getattr(plan, "entity", None) == "instance":  # the second root field
+            await asyncio.sleep(30)
+        return await real_read(reader, plan, **kwargs)
+
+    monkeypatch.setattr(json_sql, "read_json", slow_second)
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False), request_timeout=0.3
     )
@@ -372,12 +380,13 @@ async def test_a_timed_out_request_cancels_its_statement_on_postgresql(
         pytest.skip("SQLite statements run in-process; the connection test above covers it")
     from sqlalchemy import text
 
-    from jobql.storage import instances
+    from jobql.storage import instances, json_sql
 
     async def sleeping(reader: Any, *_args: Any, **_kwargs: Any) -> Any:
         await reader.execute(text("SELECT pg_sleep(20) AS jobql_timeout_probe"))
 
     monkeypatch.setattr(instances, "count_instances", sleeping)
+    monkeypatch.setattr(json_sql, "read_json", sleeping)
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False), request_timeout=0.5
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,6 +34,8 @@ class RequestContext:
     engine: AsyncEngine
     # What the caller may do in `workspace`; everything until access control configures less.
     scopes: frozenset[str] = ALL_SCOPES
+    # How each root field was served ("compiled" or "reference"), by response key.
+    strategies: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -57,6 +59,9 @@ class RequestContext:
             engine=engine,
             scopes=scopes,
         )
+
+    def note_strategy(self, response_key: str, strategy: str) -> None:
+        self.strategies[response_key] = strategy
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:

@@ -76,7 +76,7 @@ def build_order(
     return InstanceOrder(field or default.field, direction or default.direction)
 
 
-def _cursor_context(ctx: RequestContext, order: InstanceOrder) -> CursorContext:
+def cursor_context(ctx: RequestContext, order: InstanceOrder) -> CursorContext:
     return CursorContext(CURSOR_KIND, ctx.workspace, order.field.value, order.direction.value)
 
 
@@ -96,15 +96,15 @@ def _prime(ctx: RequestContext, rows: list[Row[Any]]) -> None:
 async def list_instances(
     ctx: RequestContext, spec: InstanceFilter, order: InstanceOrder, page: PageArgs
 ) -> Connection[Row[Any]]:
-    cursor_context = _cursor_context(ctx, order)
-    window = keyset_window(page, ctx.cursors, cursor_context, order.value_kind)
+    context = cursor_context(ctx, order)
+    window = keyset_window(page, ctx.cursors, context, order.value_kind)
     found = await instances.list_instances(ctx.reader, ctx.workspace, spec, order, window)
     _prime(ctx, found.rows)
 
     async def count() -> int:
         return await instances.count_instances(ctx.reader, ctx.workspace, spec)
 
-    return to_connection(found, ctx.cursors, cursor_context, _position_of(order), count)
+    return to_connection(found, ctx.cursors, context, _position_of(order), count)
 
 
 async def list_instances_offset(
@@ -131,15 +131,15 @@ async def list_instances_offset(
 async def list_job_instances(
     ctx: RequestContext, job_id: int, spec: InstanceFilter, order: InstanceOrder, page: PageArgs
 ) -> Connection[Row[Any]]:
-    cursor_context = _cursor_context(ctx, order)
-    window = keyset_window(page, ctx.cursors, cursor_context, order.value_kind)
+    context = cursor_context(ctx, order)
+    window = keyset_window(page, ctx.cursors, context, order.value_kind)
     found = await ctx.loaders.instances_by_job_id.load((job_id, (spec, order, window)))
     _prime(ctx, found.rows)
 
     async def count() -> int:
         return int(await ctx.loaders.instance_count_by_job_id.load((job_id, spec)))
 
-    return to_connection(found, ctx.cursors, cursor_context, _position_of(order), count)
+    return to_connection(found, ctx.cursors, context, _position_of(order), count)
 
 
 async def get_instance(ctx: RequestContext, job_name: str, instance_id: int) -> Row[Any]:

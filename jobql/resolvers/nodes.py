@@ -19,12 +19,16 @@ def _position(row: Row[Any]) -> Position:
     return Position(row.position, row.id)
 
 
+def status_names(statuses: list[NodeStatus] | None) -> tuple[str, ...] | None:
+    return None if statuses is None else tuple(sorted({s.name for s in statuses}))
+
+
 async def list_instance_nodes(
     ctx: RequestContext, instance_id: int, statuses: list[NodeStatus] | None, page: PageArgs
 ) -> Connection[Row[Any]]:
     cursor_context = CursorContext(CURSOR_KIND, ctx.workspace, "POSITION", "ASC")
     window = keyset_window(page, ctx.cursors, cursor_context, ValueKind.INT32)
-    names = None if statuses is None else tuple(sorted({s.name for s in statuses}))
+    names = status_names(statuses)
     found = await ctx.loaders.nodes_by_instance_id.load((instance_id, (names, window)))
 
     async def count() -> int:

@@ -11,6 +11,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from jobql.schema.errors import ErrorCodes, SingleOperation
+from jobql.schema.execution import CompiledExecutionContext, StrategyReport, compilable_fields
 from jobql.schema.ingest import Mutation
 from jobql.schema.instances import Instance
 from jobql.schema.jobs import Job
@@ -22,6 +23,10 @@ from jobql.schema.scalars import SCALAR_MAP
 
 
 class Schema(strawberry.Schema):
+    # Set by create_schema: how reads are served, and what compiles (derived from the schema).
+    read_strategy: str = "compiled"
+    compilable: frozenset[tuple[str, str]] = frozenset()
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -30,18 +35,36 @@ class Schema(strawberry.Schema):
         return None
 
 
-def create_schema(limits: Limits | None = None, *, public: bool = True) -> Schema:
-    """The schema with its limits; `public=False` hides introspection and field suggestions."""
+def create_schema(
+    limits: Limits | None = None,
+    *,
+    public: bool = True,
+    read_strategy: str = "compiled",
+    report_strategy: bool = False,
+) -> Schema:
+    """The schema with its limits; `public=False` hides introspection and field suggestions.
+
+    `read_strategy` is "compiled" (one statement per root field where the selection allows) or
+    "reference" (resolvers and loaders only); `report_strategy` adds `extensions.strategy`.
+    """
     extensions: list[Any] = [SingleOperation, *limit_extensions(limits or Limits()), ErrorCodes]
     if not public:
         extensions.insert(0, DisableIntrospection)
-    return Schema(
+    if report_strategy:
+        extensions.append(StrategyReport)
+    created = Schema(
         query=Query,
         mutation=Mutation,
         types=[Job, Instance, InstanceNode],
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=not public),
+        execution_context_class=CompiledExecutionContext,
     )
+    if read_strategy not in ("compiled", "reference"):
+        raise ValueError(f"unknown read strategy {read_strategy!r}")
+    created.read_strategy = read_strategy
+    created.compilable = compilable_fields(created._schema)
+    return created
 
 
 schema = create_schema()

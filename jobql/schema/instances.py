@@ -24,6 +24,7 @@ from jobql.schema.enums import (
     TimeType,
     TriggerType,
 )
+from jobql.schema.execution import known_resolver
 from jobql.schema.nodes import InstanceNode, duration_ms
 from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
 from jobql.schema.relay import Node
@@ -241,16 +242,19 @@ class Instance(Node):
     )
 
     @strawberry.field(description="Global id of the instance.")
+    @known_resolver
     def id(self) -> strawberry.ID:
         return strawberry.ID(global_id("Instance", self.key))
 
     @strawberry.field(
         description="`endTime - startTime` in milliseconds; null while either is missing."
     )
+    @known_resolver
     def duration_ms(self) -> Long | None:
         return duration_ms(self.start_time, self.end_time)
 
     @strawberry.field(description="The job this is a run of.")
+    @known_resolver
     async def job(self, info: Info) -> Annotated[Job, strawberry.lazy("jobql.schema.jobs")]:
         from jobql.schema.jobs import Job
 
@@ -260,6 +264,7 @@ class Instance(Node):
     @strawberry.field(
         description="The nodes (steps) of this run in the order the source listed them."
     )
+    @known_resolver
     async def nodes(
         self,
         info: Info,

@@ -12,6 +12,7 @@ from jobql.resolvers.objects import global_id
 from jobql.schema import pagination
 from jobql.schema.context import Info
 from jobql.schema.enums import JobType
+from jobql.schema.execution import known_resolver
 from jobql.schema.instances import Instance, InstanceFilter, InstanceOrder, instance_arguments
 from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
 from jobql.schema.relay import Node
@@ -58,10 +59,12 @@ class Job(Node):
     )
 
     @strawberry.field(description="Global id of the job.")
+    @known_resolver
     def id(self) -> strawberry.ID:
         return strawberry.ID(global_id("Job", self.key))
 
     @strawberry.field(description="For a sub-job: the real-time job it belongs to.")
+    @known_resolver
     async def parent(self, info: Info) -> Job | None:
         if self.parent_key is None:
             return None
@@ -69,6 +72,7 @@ class Job(Node):
         return Job.from_row(row, self.workspace)
 
     @strawberry.field(description="Runs of this job, newest planned first unless `orderBy` says.")
+    @known_resolver
     async def instances(
         self,
         info: Info,

@@ -11,6 +11,7 @@ from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers.objects import global_id
 from jobql.schema.context import Info
 from jobql.schema.enums import NodeStatus
+from jobql.schema.execution import known_resolver
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
 
@@ -43,14 +44,17 @@ class InstanceNode(Node):
     @strawberry.field(
         description="`endTime - startTime` in milliseconds; null while either is missing."
     )
+    @known_resolver
     def duration_ms(self) -> Long | None:
         return duration_ms(self.start_time, self.end_time)
 
     @strawberry.field(description="Global id of the node.")
+    @known_resolver
     def id(self) -> strawberry.ID:
         return strawberry.ID(global_id("InstanceNode", self.key))
 
     @strawberry.field(description="The instance this node belongs to.")
+    @known_resolver
     async def instance(
         self, info: Info
     ) -> Annotated[Instance, strawberry.lazy("jobql.schema.instances")]:

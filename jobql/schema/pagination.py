@@ -9,6 +9,7 @@ import strawberry
 
 from jobql.resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageArgs
 from jobql.resolvers.pagination import Connection as PageResult
+from jobql.schema.execution import known_resolver
 
 T = TypeVar("T")
 
@@ -69,6 +70,7 @@ class Connection(Generic[T]):
             "only when selected; costs a count over the matching rows."
         )
     )
+    @known_resolver
     async def total_count(self) -> int:
         return await self.count()
 

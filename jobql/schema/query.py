@@ -11,6 +11,7 @@ from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import objects as object_use_cases
 from jobql.schema import pagination
 from jobql.schema.context import Info
+from jobql.schema.execution import known_resolver, serve
 from jobql.schema.instances import Instance, InstanceFilter, InstanceOrder, instance_arguments
 from jobql.schema.jobs import Job, JobFilter
 from jobql.schema.nodes import InstanceNode
@@ -69,14 +70,18 @@ class Query:
     @strawberry.field(
         description="The job with this name; null with a NOT_FOUND error when there is none."
     )
+    @known_resolver
     async def job(
         self,
         info: Info,
         name: Annotated[str, strawberry.argument(description="Exact job name.")],
     ) -> Job | None:
+        if (served := await serve(info, "job")) is not None:
+            return served  # type: ignore[return-value]
         return Job.from_row(await job_use_cases.get_job(info.context, name), info.context.workspace)
 
     @strawberry.field(description="Jobs ordered by name.")
+    @known_resolver
     async def jobs(
         self,
         info: Info,
@@ -86,6 +91,8 @@ class Query:
         last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
         before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
     ) -> Connection[Job]:
+        if (served := await serve(info, "jobs")) is not None:
+            return served  # type: ignore[return-value]
         spec = filter.to_spec() if filter is not None else job_use_cases.build_filter()
         result = await job_use_cases.list_jobs(
             info.context, spec, pagination.page_args(first, after, last, before)
@@ -99,12 +106,15 @@ class Query:
             "when there is none."
         )
     )
+    @known_resolver
     async def instance(
         self,
         info: Info,
         job_name: Annotated[str, strawberry.argument(description="Exact job name.")],
         instance_id: Annotated[Long, strawberry.argument(description="The source's instance id.")],
     ) -> Instance | None:
+        if (served := await serve(info, "instance")) is not None:
+            return served  # type: ignore[return-value]
         row = await instance_use_cases.get_instance(info.context, job_name, instance_id)
         return Instance.from_row(row)
 
@@ -115,6 +125,7 @@ class Query:
             "each instance once even while new ones arrive."
         )
     )
+    @known_resolver
     async def instances(
         self,
         info: Info,
@@ -130,6 +141,8 @@ class Query:
         last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
         before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
     ) -> Connection[Instance]:
+        if (served := await serve(info, "instances")) is not None:
+            return served  # type: ignore[return-value]
         spec, order = instance_arguments(filter, order_by)
         result = await instance_use_cases.list_instances(
             info.context, spec, order, pagination.page_args(first, after, last, before)

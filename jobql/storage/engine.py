@@ -13,6 +13,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from jobql.storage.sqlite_functions import register_sqlite_functions
+
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 # A writer that still finds the database locked after the busy timeout starts over this often.
 WRITE_ATTEMPTS = 5
@@ -58,6 +60,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    register_sqlite_functions(dbapi_connection)
 
 
 def _begin_sqlite(connection: Connection) -> None:
@@ -146,6 +149,10 @@ class Reader:
                 if not self._hold:
                     connection, self._connection = self._connection, None
                     await connection.close()
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
 
     async def scalar(self, statement: Executable) -> Any:
         rows = await self.execute(statement)

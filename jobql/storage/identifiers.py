@@ -86,6 +86,7 @@ class CursorContext:
 
 class CursorCodec:
     def __init__(self, secret: str) -> None:
+        self.secret = secret
         self._secret = secret.encode()
 
     def encode(self, context: CursorContext, position: Position) -> str:

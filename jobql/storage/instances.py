@@ -82,7 +82,7 @@ class InstanceOrder:
         return SORT_COLUMNS[self.field].value_kind
 
 
-def _base(workspace: str) -> Select[Any]:
+def base_query(workspace: str) -> Select[Any]:
     return (
         select(Instance.__table__, Job.name.label("job_name"))
         .join(Job, Job.id == Instance.job_id)
@@ -90,7 +90,7 @@ def _base(workspace: str) -> Select[Any]:
     )
 
 
-def _conditions(workspace: str, spec: InstanceFilter) -> list[ColumnElement[bool]]:
+def filter_conditions(workspace: str, spec: InstanceFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if spec.job_name is not None:
         job_key = (
@@ -127,7 +127,7 @@ async def list_instances(
 ) -> Page[Row[Any]]:
     """One query path for both windows: keyset (GraphQL) and offset (source REST endpoints)."""
     statement = apply_window(
-        _base(workspace).where(*_conditions(workspace, spec)), order.sort_key(), window
+        base_query(workspace).where(*filter_conditions(workspace, spec)), order.sort_key(), window
     )
     return page_from_rows(await reader.execute(statement), window, total=total)
 
@@ -138,28 +138,31 @@ async def count_instances(reader: Reader, workspace: str, spec: InstanceFilter) 
         .select_from(Instance)
         .where(
             in_workspace(Instance.workspace_id, workspace),  # type: ignore[arg-type]
-            *_conditions(workspace, spec),
+            *filter_conditions(workspace, spec),
         )
     )
     return int(await reader.scalar(statement))
 
 
-async def get_instance(
-    reader: Reader, workspace: str, job_name: str, vendor_instance_id: int
-) -> Row[Any] | None:
-    statement = _base(workspace).where(
+def lookup_query(workspace: str, job_name: str, vendor_instance_id: int) -> Select[Any]:
+    return base_query(workspace).where(
         Job.workspace_id == workspace_key(workspace),
         Job.name == job_name,
         Instance.vendor_instance_id == vendor_instance_id,
     )
-    rows = await reader.execute(statement)
+
+
+async def get_instance(
+    reader: Reader, workspace: str, job_name: str, vendor_instance_id: int
+) -> Row[Any] | None:
+    rows = await reader.execute(lookup_query(workspace, job_name, vendor_instance_id))
     return rows[0] if rows else None
 
 
 async def instances_by_ids(
     reader: Reader, workspace: str, ids: Sequence[int]
 ) -> dict[int, Row[Any]]:
-    rows = await reader.execute(_base(workspace).where(Instance.id.in_(ids)))
+    rows = await reader.execute(base_query(workspace).where(Instance.id.in_(ids)))
     return {row.id: row for row in rows}
 
 
@@ -173,9 +176,9 @@ async def instances_for_jobs(
 ) -> dict[int, Page[Row[Any]]]:
     """A page of instances for each job, in one statement."""
     statement = per_parent_window(
-        _base(workspace).where(
+        base_query(workspace).where(
             Instance.job_id.in_(job_ids),
-            *_conditions(workspace, spec),
+            *filter_conditions(workspace, spec),
         ),
         Instance.job_id,  # type: ignore[arg-type]
         "job_id",
@@ -193,7 +196,7 @@ async def count_instances_for_jobs(
         .where(
             in_workspace(Instance.workspace_id, workspace),  # type: ignore[arg-type]
             Instance.job_id.in_(job_ids),
-            *_conditions(workspace, spec),
+            *filter_conditions(workspace, spec),
         )
         .group_by(Instance.job_id)
     )

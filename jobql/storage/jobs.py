@@ -26,11 +26,11 @@ class JobFilter:
     parent_name: str | None = None
 
 
-def _base(workspace: str) -> Select[Any]:
+def base_query(workspace: str) -> Select[Any]:
     return select(Job.__table__).where(in_workspace(Job.workspace_id, workspace))  # type: ignore[arg-type]
 
 
-def _conditions(spec: JobFilter) -> list[ColumnElement[bool]]:
+def filter_conditions(spec: JobFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if spec.name_starts_with is not None:
         conditions.append(Job.name.startswith(spec.name_starts_with, autoescape=True))
@@ -51,7 +51,9 @@ def _conditions(spec: JobFilter) -> list[ColumnElement[bool]]:
 async def list_jobs(
     reader: Reader, workspace: str, spec: JobFilter, window: Window
 ) -> Page[Row[Any]]:
-    statement = apply_window(_base(workspace).where(*_conditions(spec)), JOB_ORDER, window)
+    statement = apply_window(
+        base_query(workspace).where(*filter_conditions(spec)), JOB_ORDER, window
+    )
     return page_from_rows(await reader.execute(statement), window)
 
 
@@ -59,16 +61,16 @@ async def count_jobs(reader: Reader, workspace: str, spec: JobFilter) -> int:
     statement = (
         select(func.count())
         .select_from(Job)
-        .where(in_workspace(Job.workspace_id, workspace), *_conditions(spec))  # type: ignore[arg-type]
+        .where(in_workspace(Job.workspace_id, workspace), *filter_conditions(spec))  # type: ignore[arg-type]
     )
     return int(await reader.scalar(statement))
 
 
 async def get_job_by_name(reader: Reader, workspace: str, name: str) -> Row[Any] | None:
-    rows = await reader.execute(_base(workspace).where(Job.name == name))
+    rows = await reader.execute(base_query(workspace).where(Job.name == name))
     return rows[0] if rows else None
 
 
 async def jobs_by_ids(reader: Reader, workspace: str, ids: Sequence[int]) -> dict[int, Row[Any]]:
-    rows = await reader.execute(_base(workspace).where(Job.id.in_(ids)))
+    rows = await reader.execute(base_query(workspace).where(Job.id.in_(ids)))
     return {row.id: row for row in rows}

@@ -17,13 +17,13 @@ _node = InstanceNode.__table__.c
 NODE_ORDER = SortKey(column=_node.position, id=_node.id, descending=False, nullable=False)
 
 
-def _base(workspace: str) -> Select[Any]:
+def base_query(workspace: str) -> Select[Any]:
     return select(InstanceNode.__table__).where(
         in_workspace(InstanceNode.workspace_id, workspace)  # type: ignore[arg-type]
     )
 
 
-def _conditions(statuses: tuple[str, ...] | None) -> list[ColumnElement[bool]]:
+def filter_conditions(statuses: tuple[str, ...] | None) -> list[ColumnElement[bool]]:
     if statuses is None:
         return []
     return [InstanceNode.status.in_(statuses) if statuses else false()]
@@ -38,7 +38,9 @@ async def nodes_for_instances(
 ) -> dict[int, Page[Row[Any]]]:
     """A page of nodes for each instance, in one statement."""
     statement = per_parent_window(
-        _base(workspace).where(InstanceNode.instance_id.in_(instance_ids), *_conditions(statuses)),
+        base_query(workspace).where(
+            InstanceNode.instance_id.in_(instance_ids), *filter_conditions(statuses)
+        ),
         InstanceNode.instance_id,  # type: ignore[arg-type]
         "instance_id",
         NODE_ORDER,
@@ -58,7 +60,7 @@ async def count_nodes_for_instances(
         .where(
             in_workspace(InstanceNode.workspace_id, workspace),  # type: ignore[arg-type]
             InstanceNode.instance_id.in_(instance_ids),
-            *_conditions(statuses),
+            *filter_conditions(statuses),
         )
         .group_by(InstanceNode.instance_id)
     )
@@ -68,5 +70,5 @@ async def count_nodes_for_instances(
 
 
 async def nodes_by_ids(reader: Reader, workspace: str, ids: Sequence[int]) -> dict[int, Row[Any]]:
-    rows = await reader.execute(_base(workspace).where(InstanceNode.id.in_(ids)))
+    rows = await reader.execute(base_query(workspace).where(InstanceNode.id.in_(ids)))
     return {row.id: row for row in rows}

@@ -130,8 +130,13 @@ def window_condition(key: SortKey, window: KeysetWindow) -> ColumnElement[bool]:
     return or_(*(and_(true(), *conditions) for conditions in ranges))
 
 
-def apply_window(statement: Select[Any], key: SortKey, window: Window) -> Select[Any]:
+def apply_window(
+    statement: Select[Any], key: SortKey, window: Window, *, numbered: bool = False
+) -> Select[Any]:
     """Order and limit one statement; a keyset window fetches one extra row to see beyond it.
+
+    `numbered` adds `_n`, the row's place in the fetch order (1, 2, ...), for statements that
+    aggregate the page (the compiled strategy).
 
     With a nullable sort key the window is read as two index-bounded ranges (values, then nulls;
     the other way round when reading from the end) joined by UNION ALL, so that neither range
@@ -141,11 +146,12 @@ def apply_window(statement: Select[Any], key: SortKey, window: Window) -> Select
         return statement.order_by(*key.order_by()).limit(window.limit).offset(window.offset)
     limit = window.limit + 1
     reverse = window.from_end
+    descending = key.descending != reverse
     values = key.value_range(window)
     if not key.nullable:
         bounded = statement.where(*values) if values is not None else statement.where(false())
-        return bounded.order_by(*key.order_by(reverse=reverse)).limit(limit)
-    descending = key.descending != reverse
+        limited = bounded.order_by(*key.order_by(reverse=reverse)).limit(limit)
+        return _numbered(limited, key, descending, part=False) if numbered else limited
     nulls = key.null_range(window)
     parts = []
     for part, conditions, order in (
@@ -157,9 +163,10 @@ def apply_window(statement: Select[Any], key: SortKey, window: Window) -> Select
         ranked = statement.add_columns(literal(part if not reverse else 1 - part).label("_part"))
         parts.append(select(ranked.where(*conditions).order_by(*order).limit(limit).subquery()))
     if not parts:
-        return statement.where(false()).limit(limit)
+        empty = statement.where(false()).limit(limit)
+        return _numbered(empty, key, descending, part=False) if numbered else empty
     both = union_all(*parts).subquery()
-    return (
+    limited = (
         select(both)
         .order_by(
             both.c._part,
@@ -168,6 +175,19 @@ def apply_window(statement: Select[Any], key: SortKey, window: Window) -> Select
         )
         .limit(limit)
     )
+    return _numbered(limited, key, descending, part=True) if numbered else limited
+
+
+def _numbered(limited: Select[Any], key: SortKey, descending: bool, *, part: bool) -> Select[Any]:
+    # Numbered outside the LIMIT, so that numbering never reads more than the page.
+    page = limited.subquery()
+    order: list[ColumnElement[Any]] = [
+        _directed(page.c[key.column.key], descending),
+        _directed(page.c[key.id.key], descending),
+    ]
+    if part:
+        order.insert(0, page.c._part)
+    return select(page, func.row_number().over(order_by=order).label("_n"))
 
 
 def _directed(column: ColumnElement[Any], descending: bool) -> UnaryExpression[Any]:

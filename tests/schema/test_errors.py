@@ -205,12 +205,14 @@ async def test_unknown_job_and_instance_are_null_with_not_found(
 async def test_unexpected_errors_are_masked_as_internal(
     engine: AsyncEngine, populated: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobql.storage import instances
+    from jobql.storage import instances, json_sql
 
     async def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("secret detail: SELECT * FROM instance /srv/jobql/x.py")
 
+    # Both strategies: the loader-based resolvers and the compiled statement.
     monkeypatch.setattr(instances, "list_instances", broken)
+    monkeypatch.setattr(json_sql, "read_json", broken)
     workspace, _ = populated
     result = await execute(engine, "{ instances { nodes { id } } }", workspace=workspace)
     assert error_codes(result) == ["INTERNAL"]

@@ -9,8 +9,17 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobql.schema import schema
 from jobql.storage.identifiers import encode_global_id
-from tests.factories import BASE_TIME, data_of, execute, make_instance, make_job, new_workspace
+from tests.factories import (
+    BASE_TIME,
+    data_of,
+    execute,
+    make_instance,
+    make_job,
+    new_workspace,
+    reference_schema,
+)
 
 PAGE_FORWARD = """
 query Page($first: Int, $after: String, $order: InstanceOrder) {
@@ -239,34 +248,50 @@ async def test_total_count_is_not_computed_unless_selected(
     engine: AsyncEngine, instances_for_pagination: tuple[str, list[Made]], statements: Any
 ) -> None:
     workspace, _ = instances_for_pagination
-    await data_of(engine, "{ instances(first: 2) { nodes { id } } }", workspace=workspace)
-    assert not any("count(" in s.lower() for s in statements.statements)
-    statements.reset()
-    await data_of(engine, "{ instances(first: 2) { totalCount } }", workspace=workspace)
-    assert any("count(" in s.lower() for s in statements.statements)
+    for using in (reference_schema, None):
+        statements.reset()
+        await data_of(
+            engine, "{ instances(first: 2) { nodes { id } } }", workspace=workspace, using=using
+        )
+        assert not any("select count(*)" in s.lower() for s in statements.statements)
+        statements.reset()
+        await data_of(
+            engine, "{ instances(first: 2) { totalCount } }", workspace=workspace, using=using
+        )
+        assert any("select count(*)" in s.lower() for s in statements.statements)
 
 
+@pytest.mark.parametrize("strategy", ["reference", "compiled"])
 async def test_deep_page_uses_a_keyset_bound_not_an_offset(
-    engine: AsyncEngine, instances_for_pagination: tuple[str, list[Made]], statements: Any
+    engine: AsyncEngine,
+    instances_for_pagination: tuple[str, list[Made]],
+    statements: Any,
+    strategy: str,
 ) -> None:
     workspace, _ = instances_for_pagination
-    first = await data_of(engine, PAGE_FORWARD, {"first": 20}, workspace=workspace)
+    using = reference_schema if strategy == "reference" else schema
+    first = await data_of(engine, PAGE_FORWARD, {"first": 20}, workspace=workspace, using=using)
     statements.reset()
     await execute(
         engine,
         PAGE_FORWARD,
         {"first": 2, "after": first["instances"]["pageInfo"]["endCursor"]},
         workspace=workspace,
+        using=using,
     )
     (sql,) = statements.statements
     (parameters,) = statements.parameters
     # The position is a row-value bound the index can seek to, and nothing is skipped by offset
     # (SQLite's compiler always writes OFFSET; its value stays 0).
     assert "(instance.plan_time, instance.id) <" in sql
-    skipped = [0] if "OFFSET" not in sql.upper() else [list(parameters)[-1]]
-    assert skipped == [0]
+    if strategy == "reference":
+        skipped = [0] if "OFFSET" not in sql.upper() else [list(parameters)[-1]]
+        assert skipped == [0]
+    else:
+        assert " OFFSET " not in sql.upper() or engine.dialect.name == "sqlite"
 
 
+@pytest.mark.parametrize("strategy", ["reference", "compiled"])
 @pytest.mark.parametrize("field", FIELDS)
 @pytest.mark.parametrize("direction", DIRECTIONS)
 async def test_deep_pages_seek_the_index_in_every_order(
@@ -275,19 +300,24 @@ async def test_deep_pages_seek_the_index_in_every_order(
     statements: Any,
     field: str,
     direction: str,
+    strategy: str,
 ) -> None:
     """SQLite's plan shows every read of `instance` as an index range on the sort key."""
     if engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL plans small tables with sequential scans; see bench/ for it")
     workspace, _ = instances_for_pagination
     order = {"field": field, "direction": direction}
-    first = await data_of(engine, PAGE_FORWARD, {"first": 7, "order": order}, workspace=workspace)
+    using = reference_schema if strategy == "reference" else schema
+    first = await data_of(
+        engine, PAGE_FORWARD, {"first": 7, "order": order}, workspace=workspace, using=using
+    )
     statements.reset()
     await data_of(
         engine,
         PAGE_FORWARD,
         {"first": 3, "after": first["instances"]["pageInfo"]["endCursor"], "order": order},
         workspace=workspace,
+        using=using,
     )
     (sql,) = statements.statements
     (parameters,) = statements.parameters

@@ -1,0 +1,303 @@
+"""GraphQL selections -> compiled read plans (`jobql.storage.plan`), and running them.
+
+The schema layer walks the selection (fields merged by response key, fragments, `@skip` /
+`@include`) and converts arguments exactly as for the reference resolvers; this module knows which
+stored column or computation answers each field, validates page arguments with the same functions
+as the reference strategy (`keyset_window`, cursors), and runs the one statement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobql.resolvers.context import RequestContext
+from jobql.resolvers.instances import cursor_context as instance_cursor_context
+from jobql.resolvers.jobs import CURSOR_KIND as JOB_CURSOR_KIND
+from jobql.resolvers.nodes import CURSOR_KIND as NODE_CURSOR_KIND
+from jobql.resolvers.pagination import PageArgs, keyset_window
+from jobql.resolvers.validation import text
+from jobql.storage import json_sql
+from jobql.storage.identifiers import CursorContext, ValueKind
+from jobql.storage.instances import InstanceFilter, InstanceOrder
+from jobql.storage.jobs import JobFilter
+from jobql.storage.plan import (
+    Column,
+    ConnectionPlan,
+    Const,
+    Cursor,
+    CursorSpec,
+    Duration,
+    Edges,
+    Facet,
+    Fields,
+    GlobalId,
+    InstanceLookup,
+    JobLookup,
+    Link,
+    Nodes,
+    ObjectPlan,
+    PageInfo,
+    RootPlan,
+    SinglePlan,
+    TotalCount,
+    Value,
+)
+
+__all__ = [
+    "COMPOSITES",
+    "ENTITIES",
+    "LEAVES",
+    "Column",
+    "ConnectionFields",
+    "ConnectionPlan",
+    "Const",
+    "Cursor",
+    "Edges",
+    "Fields",
+    "Nodes",
+    "ObjectPlan",
+    "PageInfo",
+    "RootPlan",
+    "TotalCount",
+    "Workspace",
+    "instance_connection",
+    "job_connection",
+    "link",
+    "node_connection",
+    "read",
+    "single_instance",
+    "single_job",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """Job.workspace: the request's workspace name."""
+
+
+def _times(*pairs: tuple[str, str]) -> dict[str, Column]:
+    return {name: Column(column, "time") for name, column in pairs}
+
+
+DISPATCH_COLUMNS = (
+    "dispatch_trigger_type",
+    "dispatch_time_type",
+    "dispatch_worker_address",
+    "dispatch_executor",
+    "dispatch_progress",
+    "dispatch_result",
+    "dispatch_data_time",
+    "dispatch_schedule_time",
+)
+RUNTIME_COLUMNS = (
+    "runtime_actual_state",
+    "runtime_expect_state",
+    "runtime_api_type",
+    "runtime_engine_version",
+    "runtime_cluster_id",
+    "runtime_queue_name",
+    "runtime_engine_job_handler",
+    "runtime_code",
+    "runtime_properties",
+    "runtime_plan_json",
+    "runtime_packages",
+    "runtime_input_delay",
+    "runtime_auto_scale_params",
+    "runtime_last_error_message",
+    "runtime_last_error_time",
+    "runtime_last_operator",
+    "runtime_last_operate_time",
+    "runtime_starter",
+)
+
+# Fields answered by a stored column or a computation on the row. A field absent here (such as
+# StreamRuntime.packages, a split of the stored text) is served by the reference strategy.
+LEAVES: dict[str, dict[str, Column | GlobalId | Duration | Workspace]] = {
+    "Instance": {
+        "id": GlobalId("Instance"),
+        "instanceId": Column("vendor_instance_id", "int"),
+        "jobName": Column("job_name", "text"),
+        "jobInstanceName": Column("job_instance_name", "text"),
+        "status": Column("status", "enum"),
+        "instanceType": Column("instance_type", "enum"),
+        **_times(
+            ("planTime", "plan_time"),
+            ("startTime", "start_time"),
+            ("endTime", "end_time"),
+            ("submitTime", "submit_time"),
+        ),
+        "executeTime": Column("execute_time", "float"),
+        "forceSuccess": Column("force_success", "bool"),
+        "ignoreSuccess": Column("ignore_success", "bool"),
+        "version": Column("version", "int"),
+        "durationMs": Duration(),
+    },
+    "Job": {
+        "id": GlobalId("Job"),
+        "jobId": Column("vendor_job_id", "int"),
+        "name": Column("name", "text"),
+        "workspace": Workspace(),
+        "type": Column("type", "enum"),
+        "parentNodeName": Column("parent_node_name", "text"),
+    },
+    "InstanceNode": {
+        "id": GlobalId("InstanceNode"),
+        "name": Column("name", "text"),
+        "type": Column("type", "text"),
+        "status": Column("status", "enum"),
+        **_times(
+            ("planTime", "plan_time"),
+            ("startTime", "start_time"),
+            ("endTime", "end_time"),
+            ("submitTime", "submit_time"),
+        ),
+        "retryTimes": Column("retry_times", "int"),
+        "inputRowCount": Column("input_row_count", "int"),
+        "speed": Column("speed", "float"),
+        "logPath": Column("log_path", "text"),
+        "durationMs": Duration(),
+    },
+    "Dispatch": {
+        "triggerType": Column("dispatch_trigger_type", "enum"),
+        "timeType": Column("dispatch_time_type", "enum"),
+        "workerAddress": Column("dispatch_worker_address", "text"),
+        "executor": Column("dispatch_executor", "text"),
+        "progress": Column("dispatch_progress", "text"),
+        "result": Column("dispatch_result", "text"),
+        **_times(("dataTime", "dispatch_data_time"), ("scheduleTime", "dispatch_schedule_time")),
+    },
+    "StreamRuntime": {
+        "actualState": Column("runtime_actual_state", "enum"),
+        "expectState": Column("runtime_expect_state", "enum"),
+        "apiType": Column("runtime_api_type", "enum"),
+        "engineVersion": Column("runtime_engine_version", "text"),
+        "clusterId": Column("runtime_cluster_id", "text"),
+        "queueName": Column("runtime_queue_name", "text"),
+        "engineJobHandler": Column("runtime_engine_job_handler", "text"),
+        "code": Column("runtime_code", "text"),
+        "properties": Column("runtime_properties", "text"),
+        "planJson": Column("runtime_plan_json", "text"),
+        "inputDelay": Column("runtime_input_delay", "int"),
+        "autoScaleParams": Column("runtime_auto_scale_params", "text"),
+        "lastErrorMessage": Column("runtime_last_error_message", "text"),
+        "lastErrorTime": Column("runtime_last_error_time", "time"),
+        "lastOperator": Column("runtime_last_operator", "text"),
+        "lastOperateTime": Column("runtime_last_operate_time", "time"),
+        "starter": Column("runtime_starter", "text"),
+    },
+}
+
+# Object-valued fields: (parent type, field) -> what kind of composite, and the target type.
+COMPOSITES: dict[tuple[str, str], tuple[str, str]] = {
+    ("Instance", "dispatch"): ("facet", "Dispatch"),
+    ("Instance", "runtime"): ("facet", "StreamRuntime"),
+    ("Instance", "job"): ("link", "Job"),
+    ("Job", "parent"): ("link", "Job"),
+    ("InstanceNode", "instance"): ("link", "Instance"),
+    ("Instance", "nodes"): ("connection", "InstanceNodeConnection"),
+    ("Job", "instances"): ("connection", "InstanceConnection"),
+    ("Query", "instances"): ("connection", "InstanceConnection"),
+    ("Query", "jobs"): ("connection", "JobConnection"),
+    ("Query", "instance"): ("single", "Instance"),
+    ("Query", "job"): ("single", "Job"),
+}
+FACET_COLUMNS = {"Dispatch": DISPATCH_COLUMNS, "StreamRuntime": RUNTIME_COLUMNS}
+LINK_COLUMNS = {("Instance", "job"): "job_id", ("Job", "parent"): "parent_id"}
+LINK_COLUMNS[("InstanceNode", "instance")] = "instance_id"
+ENTITIES = {"Instance": "instance", "Job": "job", "InstanceNode": "node"}
+
+
+def leaf(ctx: RequestContext, type_name: str, field_name: str) -> Value | None:
+    found = LEAVES.get(type_name, {}).get(field_name)
+    if isinstance(found, Workspace):
+        return Const(ctx.workspace)
+    return found
+
+
+def facet(type_name: str, fields: Fields) -> Facet:
+    return Facet(FACET_COLUMNS[type_name], fields)
+
+
+def link(parent_type: str, field_name: str, target_type: str, fields: Fields) -> Link:
+    entity = ENTITIES[target_type]
+    assert entity != "node"
+    return Link(LINK_COLUMNS[(parent_type, field_name)], ObjectPlan(entity, fields))  # type: ignore[arg-type]
+
+
+ConnectionFields = tuple[tuple[str, Edges | Nodes | PageInfo | TotalCount | Const], ...]
+
+
+def instance_connection(
+    ctx: RequestContext,
+    spec: InstanceFilter,
+    order: InstanceOrder,
+    page: PageArgs,
+    fields: ConnectionFields,
+    *,
+    nested: bool,
+) -> ConnectionPlan:
+    context = instance_cursor_context(ctx, order)
+    window = keyset_window(page, ctx.cursors, context, order.value_kind)
+    return ConnectionPlan(
+        entity="instance",
+        filter=spec,
+        order=order,
+        window=window,
+        cursor=_cursor_spec(context),
+        fields=fields,
+        parent_column="job_id" if nested else None,
+    )
+
+
+def job_connection(
+    ctx: RequestContext, spec: JobFilter, page: PageArgs, fields: ConnectionFields
+) -> ConnectionPlan:
+    context = CursorContext(JOB_CURSOR_KIND, ctx.workspace, "NAME", "ASC")
+    window = keyset_window(page, ctx.cursors, context, ValueKind.TEXT)
+    return ConnectionPlan(
+        entity="job",
+        filter=spec,
+        order=None,
+        window=window,
+        cursor=_cursor_spec(context),
+        fields=fields,
+    )
+
+
+def node_connection(
+    ctx: RequestContext, statuses: tuple[str, ...] | None, page: PageArgs, fields: ConnectionFields
+) -> ConnectionPlan:
+    context = CursorContext(NODE_CURSOR_KIND, ctx.workspace, "POSITION", "ASC")
+    window = keyset_window(page, ctx.cursors, context, ValueKind.INT32)
+    return ConnectionPlan(
+        entity="node",
+        filter=statuses,
+        order=None,
+        window=window,
+        cursor=_cursor_spec(context),
+        fields=fields,
+        parent_column="instance_id",
+    )
+
+
+def single_instance(job_name: str, instance_id: int, fields: Fields) -> SinglePlan:
+    name = text("jobName", job_name)
+    assert name is not None
+    return SinglePlan(InstanceLookup(name, instance_id), ObjectPlan("instance", fields))
+
+
+def single_job(name: str, fields: Fields) -> SinglePlan:
+    checked = text("name", name)
+    assert checked is not None
+    return SinglePlan(JobLookup(checked), ObjectPlan("job", fields))
+
+
+def _cursor_spec(context: CursorContext) -> CursorSpec:
+    return CursorSpec(context.kind, context.field, context.direction)
+
+
+async def read(ctx: RequestContext, plan: RootPlan) -> str | None:
+    """The JSON text of one compiled root field (one statement); None: the lookup found nothing."""
+    return await json_sql.read_json(
+        ctx.reader, plan, workspace=ctx.workspace, secret=ctx.cursors.secret
+    )

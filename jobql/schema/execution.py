@@ -1,0 +1,381 @@
+"""The compiled read strategy's GraphQL side.
+
+A root field (`instances`, `instance`, `jobs`, `job`) whose whole selection is plain stored data is
+answered by one SQL statement that returns the finished JSON of its subtree
+(`jobql.resolvers.selection`, `jobql.storage.json_sql`). Its resolver returns that text as an
+`orjson.Fragment`; `CompiledExecutionContext` hands the fragment back unchanged instead of
+walking it, and the endpoint's orjson encoder embeds it verbatim.
+
+Which fields compile is derived from the schema at start-up (`compilable_fields`): a field with a
+resolver this module does not know, a permission class or a field extension never compiles, so a
+new field is served by the reference strategy until someone teaches the compiler about it. Any
+other surprise while planning (a nested argument error, an unknown directive, an object too wide
+for one SQL JSON constructor) also sends the root field the reference way, before any SQL runs, so
+errors always come from the reference resolvers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLEnumType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    SelectionSetNode,
+    get_named_type,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+from graphql.language import BooleanValueNode, VariableNode
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.arguments import convert_arguments
+
+from jobql.resolvers import jobs as job_use_cases
+from jobql.resolvers import selection
+from jobql.resolvers.nodes import status_names
+from jobql.resolvers.pagination import PageArgs
+from jobql.schema.context import Info
+
+DEFINITION = "strawberry-definition"
+CONNECTIONS = {
+    "InstanceConnection": ("Instance", "InstanceEdge"),
+    "JobConnection": ("Job", "JobEdge"),
+    "InstanceNodeConnection": ("InstanceNode", "InstanceNodeEdge"),
+}
+CONNECTION_PARTS = ("edges", "nodes", "pageInfo", "totalCount")
+EDGE_PARTS = ("cursor", "node")
+PAGE_INFO_PARTS = ("hasNextPage", "hasPreviousPage", "startCursor", "endCursor")
+ROOTS = ("instances", "instance", "jobs", "job")
+
+
+class Unsupported(Exception):
+    """This selection is not served by the compiled strategy."""
+
+
+class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, except that a compiled subtree is returned as it is."""
+
+    def complete_value(
+        self,
+        return_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        if isinstance(result, orjson.Fragment):
+            return result
+        return super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+
+# Resolvers whose output the compiler reproduces in SQL; registered by the schema modules.
+KNOWN_RESOLVERS: set[Callable[..., Any]] = set()
+
+
+def known_resolver(function: Callable[..., Any]) -> Callable[..., Any]:
+    KNOWN_RESOLVERS.add(function)
+    return function
+
+
+def compilable_fields(schema: GraphQLSchema) -> frozenset[tuple[str, str]]:
+    """(type, field) pairs the compiled strategy may serve: catalogued, and plain."""
+    found: set[tuple[str, str]] = set()
+    for type_name, graphql_type in schema.type_map.items():
+        if not isinstance(graphql_type, GraphQLObjectType) or type_name.startswith("__"):
+            continue
+        for field_name, field in graphql_type.fields.items():
+            definition = field.extensions.get(DEFINITION)
+            if definition is None or definition.extensions or definition.permission_classes:
+                continue
+            resolver = definition.base_resolver
+            if resolver is not None and resolver.wrapped_func not in KNOWN_RESOLVERS:
+                continue
+            if not _catalogued(type_name, field_name):
+                continue
+            if not _enum_names_match(get_named_type(field.type)):
+                continue
+            found.add((type_name, field_name))
+    return frozenset(found)
+
+
+def _catalogued(type_name: str, field_name: str) -> bool:
+    if field_name in selection.LEAVES.get(type_name, {}):
+        return True
+    if (type_name, field_name) in selection.COMPOSITES:
+        return True
+    if type_name in CONNECTIONS:
+        return field_name in CONNECTION_PARTS
+    if any(type_name == edge for _, edge in CONNECTIONS.values()):
+        return field_name in EDGE_PARTS
+    return type_name == "PageInfo" and field_name in PAGE_INFO_PARTS
+
+
+def _enum_names_match(graphql_type: Any) -> bool:
+    """Enums are stored as member names; the compiled SQL emits them unchanged."""
+    if not isinstance(graphql_type, GraphQLEnumType):
+        return True
+    definition = graphql_type.extensions.get(DEFINITION)
+    members = getattr(getattr(definition, "wrapped_cls", None), "__members__", {})
+    return all(
+        name in members and members[name].value == value.value
+        for name, value in graphql_type.values.items()
+    )
+
+
+class _Planner:
+    def __init__(self, info: Info, compilable: frozenset[tuple[str, str]]) -> None:
+        raw = info._raw_info
+        self.info = info
+        self.schema: GraphQLSchema = raw.schema
+        self.fragments: dict[str, FragmentDefinitionNode] = raw.fragments
+        variables: Any = raw.variable_values  # Strawberry passes the coerced dict
+        self.variables: dict[str, Any] = (
+            variables.coerced if isinstance(variables, VariableValues) else variables
+        )
+        self.ctx = info.context
+        self.compilable = compilable
+
+    # -- selections -------------------------------------------------------------------------
+
+    def fields(self, type_name: str, nodes: Iterable[FieldNode]) -> dict[str, list[FieldNode]]:
+        grouped: dict[str, list[FieldNode]] = {}
+        visited: set[str] = set()
+        for node in nodes:
+            if node.selection_set is not None:
+                self._collect(type_name, node.selection_set, grouped, visited)
+        return grouped
+
+    def _collect(
+        self,
+        type_name: str,
+        selection_set: SelectionSetNode,
+        grouped: dict[str, list[FieldNode]],
+        visited: set[str],
+    ) -> None:
+        for item in selection_set.selections:
+            if not self._included(item):
+                continue
+            if isinstance(item, FieldNode):
+                key = item.alias.value if item.alias else item.name.value
+                grouped.setdefault(key, []).append(item)
+            elif isinstance(item, InlineFragmentNode):
+                condition = item.type_condition
+                if condition is None or self._matches(condition.name.value, type_name):
+                    self._collect(type_name, item.selection_set, grouped, visited)
+            elif isinstance(item, FragmentSpreadNode):
+                name = item.name.value
+                fragment = self.fragments.get(name)
+                if name in visited or fragment is None:
+                    continue
+                visited.add(name)
+                if self._matches(fragment.type_condition.name.value, type_name):
+                    self._collect(type_name, fragment.selection_set, grouped, visited)
+            else:  # pragma: no cover - the AST has no other selections
+                raise Unsupported(type(item).__name__)
+
+    def _matches(self, condition: str, type_name: str) -> bool:
+        if condition == type_name:
+            return True
+        object_type = self.schema.type_map.get(type_name)
+        assert isinstance(object_type, GraphQLObjectType)
+        return any(interface.name == condition for interface in object_type.interfaces)
+
+    def _included(self, item: Any) -> bool:
+        for directive in item.directives or ():
+            name = directive.name.value
+            if name not in ("skip", "include"):
+                raise Unsupported(f"directive @{name}")
+            (argument,) = directive.arguments
+            value = argument.value
+            flag: Any
+            if isinstance(value, BooleanValueNode):
+                flag = value.value
+            elif isinstance(value, VariableNode):
+                flag = self.variables.get(value.name.value)
+            else:
+                raise Unsupported("directive argument")
+            if not isinstance(flag, bool):
+                raise Unsupported("directive argument")
+            if (name == "skip") == flag:
+                return False
+        return True
+
+    def arguments(self, type_name: str, field_name: str, node: FieldNode) -> dict[str, Any]:
+        object_type = self.schema.type_map[type_name]
+        assert isinstance(object_type, GraphQLObjectType)
+        field = object_type.fields[field_name]
+        raw = get_argument_values(field, node, VariableValues({}, self.variables))
+        definition = field.extensions[DEFINITION]
+        converter = self.info.schema.schema_converter
+        return convert_arguments(
+            raw,
+            definition.arguments,
+            scalar_registry=converter.scalar_registry,
+            config=converter.config,
+        )
+
+    def check(self, type_name: str, field_name: str) -> None:
+        if (type_name, field_name) not in self.compilable:
+            raise Unsupported(f"{type_name}.{field_name}")
+
+    # -- plans ------------------------------------------------------------------------------
+
+    def object(self, type_name: str, nodes: Iterable[FieldNode]) -> selection.Fields:
+        out: list[tuple[str, Any]] = []
+        for key, found in self.fields(type_name, nodes).items():
+            name = found[0].name.value
+            if name == "__typename":
+                out.append((key, selection.Const(type_name)))
+                continue
+            self.check(type_name, name)
+            value = selection.leaf(self.ctx, type_name, name)
+            if value is not None:
+                out.append((key, value))
+                continue
+            kind, target = selection.COMPOSITES[(type_name, name)]
+            if kind == "facet":
+                out.append((key, selection.facet(target, self.object(target, found))))
+            elif kind == "link":
+                fields = self.object(target, found)
+                out.append((key, selection.link(type_name, name, target, fields)))
+            elif kind == "connection":
+                out.append((key, self.connection(type_name, name, target, found)))
+            else:
+                raise Unsupported(f"{type_name}.{name}")
+        return tuple(out)
+
+    def connection_fields(
+        self, type_name: str, nodes: Iterable[FieldNode]
+    ) -> selection.ConnectionFields:
+        item_type, edge_type = CONNECTIONS[type_name]
+        entity = selection.ENTITIES[item_type]
+        out: list[tuple[str, Any]] = []
+        for key, found in self.fields(type_name, nodes).items():
+            name = found[0].name.value
+            if name == "__typename":
+                out.append((key, selection.Const(type_name)))
+                continue
+            self.check(type_name, name)
+            if name == "edges":
+                edge: list[tuple[str, Any]] = []
+                for edge_key, edge_found in self.fields(edge_type, found).items():
+                    edge_name = edge_found[0].name.value
+                    if edge_name == "__typename":
+                        edge.append((edge_key, selection.Const(edge_type)))
+                        continue
+                    self.check(edge_type, edge_name)
+                    if edge_name == "cursor":
+                        edge.append((edge_key, selection.Cursor()))
+                    else:
+                        plan = selection.ObjectPlan(entity, self.object(item_type, edge_found))  # type: ignore[arg-type]
+                        edge.append((edge_key, plan))
+                out.append((key, selection.Edges(tuple(edge))))
+            elif name == "nodes":
+                item = selection.ObjectPlan(entity, self.object(item_type, found))  # type: ignore[arg-type]
+                out.append((key, selection.Nodes(item)))
+            elif name == "pageInfo":
+                info: list[tuple[str, Any]] = []
+                for info_key, info_found in self.fields("PageInfo", found).items():
+                    info_name = info_found[0].name.value
+                    if info_name == "__typename":
+                        info.append((info_key, selection.Const("PageInfo")))
+                    else:
+                        self.check("PageInfo", info_name)
+                        info.append((info_key, info_name))
+                out.append((key, selection.PageInfo(tuple(info))))
+            else:
+                out.append((key, selection.TotalCount()))
+        return tuple(out)
+
+    def connection(
+        self, parent_type: str, name: str, type_name: str, nodes: list[FieldNode]
+    ) -> selection.ConnectionPlan:
+        from jobql.schema.instances import instance_arguments
+
+        kwargs = self.arguments(parent_type, name, nodes[0])
+        page = PageArgs(
+            first=kwargs.get("first"),
+            after=kwargs.get("after"),
+            last=kwargs.get("last"),
+            before=kwargs.get("before"),
+        )
+        fields = self.connection_fields(type_name, nodes)
+        if type_name == "InstanceConnection":
+            spec, order = instance_arguments(kwargs.get("filter"), kwargs.get("order_by"))
+            nested = parent_type != "Query"
+            return selection.instance_connection(self.ctx, spec, order, page, fields, nested=nested)
+        if type_name == "JobConnection":
+            job_filter = kwargs.get("filter")
+            spec_ = job_filter.to_spec() if job_filter is not None else job_use_cases.build_filter()
+            return selection.job_connection(self.ctx, spec_, page, fields)
+        statuses = status_names(kwargs.get("statuses"))
+        return selection.node_connection(self.ctx, statuses, page, fields)
+
+    def root(self, name: str) -> selection.RootPlan:
+        nodes = list(self.info._raw_info.field_nodes)
+        self.check("Query", name)
+        kind, target = selection.COMPOSITES[("Query", name)]
+        if kind == "connection":
+            return self.connection("Query", name, target, nodes)
+        kwargs = self.arguments("Query", name, nodes[0])
+        fields = self.object(target, nodes)
+        if name == "instance":
+            return selection.single_instance(kwargs["job_name"], kwargs["instance_id"], fields)
+        return selection.single_job(kwargs["name"], fields)
+
+
+class StrategyReport(SchemaExtension):
+    """`extensions.strategy`: how each root field was served (a debugging aid)."""
+
+    def get_results(self) -> dict[str, Any]:
+        context = self.execution_context.context
+        strategies = getattr(context, "strategies", None)
+        return {"strategy": dict(strategies)} if strategies else {}
+
+
+def plan_root(info: Info, name: str) -> selection.RootPlan | None:
+    """The compiled plan of this root field, or None when the reference strategy serves it."""
+    compilable = getattr(info.schema, "compilable", None)
+    if not compilable or getattr(info.schema, "read_strategy", None) != "compiled":
+        return None
+    try:
+        return _Planner(info, compilable).root(name)
+    except Exception:
+        return None
+
+
+async def serve(info: Info, name: str) -> orjson.Fragment | None:
+    """Answer a root field with one statement, or None to let the reference resolver do it."""
+    plan = plan_root(info, name)
+    ctx = info.context
+    key = info.path.key
+    if plan is None:
+        ctx.note_strategy(str(key), "reference")
+        return None
+    ctx.note_strategy(str(key), "compiled")
+    found = await selection.read(ctx, plan)
+    if found is None:
+        return None
+    return orjson.Fragment(found)
+
+
+__all__ = [
+    "ROOTS",
+    "CompiledExecutionContext",
+    "StrategyReport",
+    "Unsupported",
+    "compilable_fields",
+    "known_resolver",
+    "plan_root",
+    "serve",
+]

@@ -1,0 +1,445 @@
+"""Compiled reads: a plan becomes one SQL statement that returns the finished JSON text.
+
+PostgreSQL builds it with `json_build_object` / `json_agg`, SQLite with `json_object` /
+`json_group_array`. Every base query, filter, order and window comes from the same storage
+functions the reference strategy uses (`base_query`, `filter_conditions`, `apply_window`), so both
+strategies confine to the workspace and page the same way. Scalars are formatted as their GraphQL
+serialisers do; global ids and cursors are the same bytes as `jobql.storage.identifiers` makes.
+
+Nested connections are correlated subqueries, each limited per parent on its
+`(parent, sort key, id)` index; to-one links are correlated scalar subqueries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    FromClause,
+    Integer,
+    LargeBinary,
+    Select,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    extract,
+    false,
+    func,
+    literal_column,
+    null,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from jobql.storage import instances, jobs, nodes
+from jobql.storage.engine import Reader
+from jobql.storage.identifiers import CHECK_BYTES
+from jobql.storage.instances import InstanceFilter, InstanceOrder
+from jobql.storage.jobs import JOB_ORDER, JobFilter
+from jobql.storage.models import Instance, InstanceNode, Job
+from jobql.storage.nodes import NODE_ORDER
+from jobql.storage.paging import SortKey, apply_window
+from jobql.storage.plan import (
+    Column,
+    ConnectionPlan,
+    Const,
+    Cursor,
+    Duration,
+    Edges,
+    Facet,
+    Fields,
+    GlobalId,
+    InstanceLookup,
+    JobLookup,
+    Link,
+    Nodes,
+    ObjectPlan,
+    PageInfo,
+    RootPlan,
+    SinglePlan,
+    TotalCount,
+    Value,
+)
+from jobql.storage.scope import in_workspace
+from jobql.storage.types import UtcDateTime
+
+# Keys and type names are inlined as SQL literals: only GraphQL names, checked here.
+NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+# json_build_object takes at most 100 arguments; SQLite's json_object at most 127.
+MAX_PAIRS = 50
+PG_TIME = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
+
+Row = Callable[[str], ColumnElement[Any]]
+
+
+class TooWide(ValueError):
+    """An object with more keys than one SQL JSON constructor takes: serve it another way."""
+
+
+class _Builder:
+    def __init__(self, dialect: str, workspace: str, secret: str) -> None:
+        self.pg = dialect == "postgresql"
+        self.workspace = workspace
+        self.secret = secret
+
+    # -- JSON constructors ------------------------------------------------------------------
+
+    def obj(self, pairs: list[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
+        if len(pairs) > MAX_PAIRS:
+            raise TooWide(f"{len(pairs)} keys in one object")
+        args: list[ColumnElement[Any]] = []
+        for key, value in pairs:
+            if not NAME.fullmatch(key):
+                raise ValueError(f"not a GraphQL name: {key!r}")
+            args += [literal_column(f"'{key}'"), value]
+        if self.pg:
+            return func.json_build_object(*args)
+        return func.json_object(*args)
+
+    def nested(self, statement: Select[Any]) -> ColumnElement[Any]:
+        """A correlated subquery's JSON as a value (SQLite loses the JSON subtype on the way)."""
+        value = statement.scalar_subquery()
+        return value if self.pg else func.json(value)
+
+    def boolean(self, condition: ColumnElement[Any]) -> ColumnElement[Any]:
+        if self.pg:
+            return condition
+        return func.json(case((condition, "true"), else_="false"))
+
+    def const(self, value: str) -> ColumnElement[Any]:
+        return cast(bindparam(None, value, type_=Text), Text)
+
+    def array(
+        self,
+        item: ColumnElement[Any],
+        number: ColumnElement[Any],
+        *,
+        descending: bool,
+        kept: ColumnElement[bool],
+    ) -> ColumnElement[Any]:
+        if self.pg:
+            order = number.desc() if descending else number.asc()
+            aggregated = func.json_agg(aggregate_order_by(item, order)).filter(kept)
+            return func.coalesce(aggregated, literal_column("'[]'::json"))
+        # SQLite aggregates in the order of its ordered FROM subquery (see `_connection`).
+        return func.json_group_array(func.json(item)).filter(kept)
+
+    # -- scalars ----------------------------------------------------------------------------
+
+    def time(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        if self.pg:
+            return func.to_char(func.timezone(literal_column("'UTC'"), column), PG_TIME)
+        return column  # stored as that very text
+
+    def column(self, row: Row, spec: Column) -> ColumnElement[Any]:
+        column = row(spec.name)
+        if spec.kind == "time":
+            return self.time(column)
+        if spec.kind == "bool":
+            return self.boolean(column)
+        return column
+
+    def global_id(self, type_name: str, key: ColumnElement[Any]) -> ColumnElement[Any]:
+        if not NAME.fullmatch(type_name):
+            raise ValueError(f"not a GraphQL name: {type_name!r}")
+        text = literal_column(f"'{type_name}:'").op("||")(cast(key, Text))
+        if self.pg:
+            return func.encode(func.convert_to(text, literal_column("'UTF8'")), "base64")
+        return func.jobql_global_id(text)
+
+    def duration(self, row: Row) -> ColumnElement[Any]:
+        start, end = row("start_time"), row("end_time")
+        if self.pg:
+            return cast(func.round(extract("epoch", end - start) * 1000), BigInteger)
+        seconds = func.strftime("%s", end) - func.strftime("%s", start)
+        millis = cast(func.substr(end, 21, 3), Integer) - cast(func.substr(start, 21, 3), Integer)
+        return case(
+            (and_(start.is_not(None), end.is_not(None)), seconds * 1000 + millis), else_=null()
+        )
+
+    def cursor(self, plan: ConnectionPlan, key: SortKey, row: Row) -> ColumnElement[Any]:
+        spec = plan.cursor
+        for part in (spec.kind, spec.field, spec.direction):
+            if not NAME.fullmatch(part):
+                raise ValueError(f"not a cursor name: {part!r}")
+        value = row(key.column.key)
+        if isinstance(key.column.type, UtcDateTime):
+            value_text: ColumnElement[Any] = self.time(value)
+        elif isinstance(key.column.type, String):
+            value_text = value
+        else:
+            value_text = cast(value, Text)
+        scoped = f":{len(self.workspace)}:{self.workspace}"
+        tail: ColumnElement[Any] = literal_column("'='").op("||")(value_text)
+        if key.nullable:
+            tail = case((value.is_(None), literal_column("'~'")), else_=tail)
+        payload = (
+            literal_column(f"'{spec.kind}:{spec.field}:{spec.direction}:'")
+            .op("||")(cast(row("id"), Text))
+            .op("||")(self.const(scoped))
+            .op("||")(tail)
+        )
+        if not self.pg:
+            return func.jobql_cursor(self.const(self.secret), payload)
+        data = func.convert_to(payload, literal_column("'UTF8'"))
+        secret = cast(bindparam(None, self.secret.encode(), type_=LargeBinary), LargeBinary)
+        check = func.substring(func.sha256(secret.op("||")(data)), 1, CHECK_BYTES)
+        encoded = func.encode(data.op("||")(check), "base64")
+        # base64url without padding; PostgreSQL wraps base64 lines every 76 characters.
+        return func.translate(
+            func.rtrim(encoded, "="), literal_column("'+/' || chr(10)"), literal_column("'-_'")
+        )
+
+    # -- objects ----------------------------------------------------------------------------
+
+    def object(self, plan: ObjectPlan, row: Row, source: FromClause) -> ColumnElement[Any]:
+        return self.obj([(key, self.value(value, row, source)) for key, value in plan.fields])
+
+    def value(self, value: Value, row: Row, source: FromClause) -> ColumnElement[Any]:
+        if isinstance(value, Column):
+            return self.column(row, value)
+        if isinstance(value, Const):
+            return self.const(value.value)
+        if isinstance(value, GlobalId):
+            return self.global_id(value.type_name, row("id"))
+        if isinstance(value, Duration):
+            return self.duration(row)
+        if isinstance(value, Facet):
+            fields = self.obj([(key, self.value(v, row, source)) for key, v in value.fields])
+            empty = and_(true(), *(row(column).is_(None) for column in value.columns))
+            facet = case((empty, null()), else_=fields)
+            return facet if self.pg else func.json(facet)
+        if isinstance(value, Link):
+            return self.link(value, row, source)
+        if isinstance(value, ConnectionPlan):
+            return self.nested(self.connection(value, source))
+        raise TypeError(f"cannot compile {value!r}")
+
+    def link(self, link: Link, row: Row, source: FromClause) -> ColumnElement[Any]:
+        entity = link.target.entity
+        if entity == "job":
+            target = jobs.base_query(self.workspace).where(Job.id == row(link.column))
+        elif entity == "instance":
+            target = instances.base_query(self.workspace).where(Instance.id == row(link.column))
+        else:
+            raise TypeError(f"no link to {entity}")
+        found = _prune(target, _needed([link.target.fields])).correlate(source).subquery()
+        rendered = self.object(link.target, _columns(found), found)
+        return self.nested(select(rendered).select_from(found))
+
+    # -- connections ------------------------------------------------------------------------
+
+    def source(
+        self, plan: ConnectionPlan, parent: FromClause | None
+    ) -> tuple[Select[Any], SortKey, Select[Any]]:
+        """The connection's rows (filtered, confined), its order, and its count statement."""
+        workspace = self.workspace
+        if plan.entity == "instance":
+            assert isinstance(plan.filter, InstanceFilter)
+            assert plan.order is not None
+            conditions = instances.filter_conditions(workspace, plan.filter)
+            base = instances.base_query(workspace)
+            counted = select(func.count()).select_from(Instance)
+            counted = counted.where(in_workspace(Instance.workspace_id, workspace))  # type: ignore[arg-type]
+            key = plan.order.sort_key()
+            if parent is not None:
+                conditions.append(Instance.job_id == parent.c.id)
+        elif plan.entity == "job":
+            assert isinstance(plan.filter, JobFilter)
+            conditions = jobs.filter_conditions(plan.filter)
+            base = jobs.base_query(workspace)
+            counted = select(func.count()).select_from(Job)
+            counted = counted.where(in_workspace(Job.workspace_id, workspace))  # type: ignore[arg-type]
+            key = JOB_ORDER
+        else:
+            assert plan.filter is None or isinstance(plan.filter, tuple)
+            conditions = nodes.filter_conditions(plan.filter)
+            base = nodes.base_query(workspace)
+            counted = select(func.count()).select_from(InstanceNode)
+            counted = counted.where(in_workspace(InstanceNode.workspace_id, workspace))  # type: ignore[arg-type]
+            key = NODE_ORDER
+            if parent is not None:
+                conditions.append(InstanceNode.instance_id == parent.c.id)
+        rows = _prune(base, _needed(_row_fields(plan)) | {key.column.key}).where(*conditions)
+        counted = counted.where(*conditions)
+        if parent is not None:
+            rows, counted = rows.correlate(parent), counted.correlate(parent)
+        return rows, key, counted
+
+    def connection(self, plan: ConnectionPlan, parent: FromClause | None) -> Select[Any]:
+        rows, key, counted = self.source(plan, parent)
+        window = plan.window
+        page = apply_window(rows, key, window, numbered=True)
+        if parent is not None:
+            page = page.correlate(parent)
+        numbered = page.subquery()
+        framed = select(numbered, func.count().over().label("_c"))
+        from_end = window.from_end
+        if not self.pg:
+            # SQLite before 3.44 has no ORDER BY inside aggregates: it aggregates in FROM order.
+            framed = framed.order_by(numbered.c._n.desc() if from_end else numbered.c._n.asc())
+        r = framed.subquery()
+        row = _columns(r)
+        limit = window.limit
+        number = r.c._n
+        kept = number <= limit
+        last_kept = func.least(r.c._c, limit) if self.pg else func.min(r.c._c, limit)
+        more = func.count() > limit
+
+        def cursor() -> ColumnElement[Any]:
+            return self.cursor(plan, key, row)
+
+        def cursor_at(position: ColumnElement[Any]) -> ColumnElement[Any]:
+            return func.max(case((number == position, cursor()), else_=null()))
+
+        first_out, last_out = (last_kept, 1) if from_end else (1, last_kept)
+        pairs: list[tuple[str, ColumnElement[Any]]] = []
+        for response_key, part in plan.fields:
+            if isinstance(part, Edges):
+                edge_pairs: list[tuple[str, ColumnElement[Any]]] = []
+                for edge_key, edge_part in part.fields:
+                    if isinstance(edge_part, Cursor):
+                        edge_pairs.append((edge_key, cursor()))
+                    elif isinstance(edge_part, Const):
+                        edge_pairs.append((edge_key, self.const(edge_part.value)))
+                    else:
+                        edge_pairs.append((edge_key, self.object(edge_part, row, r)))
+                item = self.obj(edge_pairs)
+                pairs.append(
+                    (response_key, self.array(item, number, descending=from_end, kept=kept))
+                )
+            elif isinstance(part, Nodes):
+                item = self.object(part.item, row, r)
+                pairs.append(
+                    (response_key, self.array(item, number, descending=from_end, kept=kept))
+                )
+            elif isinstance(part, PageInfo):
+                info: list[tuple[str, ColumnElement[Any]]] = []
+                for info_key, name in part.fields:
+                    if isinstance(name, Const):
+                        info.append((info_key, self.const(name.value)))
+                    elif name == "hasNextPage":
+                        has_next = (
+                            true() if window.before is not None else false() if from_end else more
+                        )
+                        info.append((info_key, self.boolean(has_next)))
+                    elif name == "hasPreviousPage":
+                        has_previous = (
+                            more if from_end else true() if window.after is not None else false()
+                        )
+                        info.append((info_key, self.boolean(has_previous)))
+                    elif name == "startCursor":
+                        info.append((info_key, cursor_at(_as_int(first_out))))
+                    else:
+                        info.append((info_key, cursor_at(_as_int(last_out))))
+                pairs.append((response_key, self.obj(info)))
+            elif isinstance(part, TotalCount):
+                pairs.append((response_key, counted.scalar_subquery()))
+            else:
+                pairs.append((response_key, self.const(part.value)))
+        if not any(isinstance(part, (Edges, Nodes, PageInfo)) for _, part in plan.fields):
+            # Nothing aggregates the page (only totalCount or __typename): no rows to read, and
+            # without an aggregate an empty page would make no row at all.
+            return select(self.obj(pairs))
+        return select(self.obj(pairs)).select_from(r)
+
+    def single(self, plan: SinglePlan) -> Select[Any]:
+        lookup = plan.lookup
+        if isinstance(lookup, InstanceLookup):
+            found = instances.lookup_query(self.workspace, lookup.job_name, lookup.instance_id)
+            found = _prune(found, _needed([plan.item.fields]))
+        else:
+            assert isinstance(lookup, JobLookup)
+            found = _prune(jobs.base_query(self.workspace), _needed([plan.item.fields]))
+            found = found.where(Job.name == lookup.name)
+        r = found.subquery()
+        return select(self.object(plan.item, _columns(r), r)).select_from(r)
+
+
+def _row_fields(plan: ConnectionPlan) -> list[Fields]:
+    """The object selections of a connection's items (edges' nodes and nodes)."""
+    found: list[Fields] = []
+    for _, part in plan.fields:
+        if isinstance(part, Nodes):
+            found.append(part.item.fields)
+        elif isinstance(part, Edges):
+            found += [value.fields for _, value in part.fields if isinstance(value, ObjectPlan)]
+    return found
+
+
+def _needed(selections: list[Fields]) -> set[str]:
+    """The columns a row must carry for these selections (not those of nested statements)."""
+    needed = {"id"}
+
+    def visit(fields: Fields) -> None:
+        for _, value in fields:
+            if isinstance(value, Column):
+                needed.add(value.name)
+            elif isinstance(value, Duration):
+                needed.update(("start_time", "end_time"))
+            elif isinstance(value, Facet):
+                needed.update(value.columns)
+                visit(value.fields)
+            elif isinstance(value, Link):
+                needed.add(value.column)
+
+    for fields in selections:
+        visit(fields)
+    return needed
+
+
+def _prune(statement: Select[Any], needed: set[str]) -> Select[Any]:
+    """Only the columns the statement's readers use: smaller subqueries, cheaper to build."""
+    selected = statement.selected_columns
+    return statement.with_only_columns(
+        *(column for column in selected if column.key in needed), maintain_column_froms=True
+    )
+
+
+def _columns(source: FromClause) -> Row:
+    return lambda name: source.c[name]
+
+
+def _as_int(value: ColumnElement[Any] | int) -> ColumnElement[Any]:
+    if isinstance(value, int):
+        return literal_column(str(value))
+    return value
+
+
+def build_statement(plan: RootPlan, *, dialect: str, workspace: str, secret: str) -> Select[Any]:
+    builder = _Builder(dialect, workspace, secret)
+    statement = (
+        builder.single(plan) if isinstance(plan, SinglePlan) else builder.connection(plan, None)
+    )
+    if builder.pg:
+        only = statement.selected_columns[0]
+        return statement.with_only_columns(cast(only, Text))
+    return statement
+
+
+async def read_json(reader: Reader, plan: RootPlan, *, workspace: str, secret: str) -> str | None:
+    """The JSON text of the plan's root value; None when a lookup finds nothing."""
+    statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
+    rows = await reader.execute(statement)
+    if not rows:
+        return None
+    value = rows[0][0]
+    return None if value is None else str(value)
+
+
+__all__ = [
+    "InstanceFilter",
+    "InstanceOrder",
+    "JobFilter",
+    "TooWide",
+    "build_statement",
+    "read_json",
+]

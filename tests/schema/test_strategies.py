@@ -1,0 +1,156 @@
+"""The compiled read strategy against the reference strategy: what compiles, what falls back.
+
+Equivalence over every query of the suite is checked by `tests.factories.execute` (each query
+also runs through the reference strategy) and over generated queries by `tests/test_fuzz.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.permission import PermissionExtension
+
+from jobql.schema import create_schema, schema
+from jobql.schema.instances import Instance
+from jobql.settings import Settings, SettingsError
+from tests.factories import (
+    BASE_TIME,
+    data_of,
+    execute,
+    make_instance,
+    make_job,
+    make_nodes,
+    new_workspace,
+    reference_schema,
+)
+
+DENIED = "Nobody may read this."
+
+
+class DenyAll(strawberry.BasePermission):
+    message = DENIED
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return False
+
+
+@pytest.fixture
+def guarded_status() -> Iterator[None]:
+    """`Instance.status` with a deny-all permission class, as a later change might add one."""
+    field = next(f for f in Instance.__strawberry_definition__.fields if f.name == "status")
+    saved = (list(field.permission_classes), list(field.extensions))
+    field.permission_classes = [DenyAll]
+    field.extensions = [*field.extensions, PermissionExtension([DenyAll()])]
+    try:
+        yield
+    finally:
+        field.permission_classes, field.extensions = saved
+
+
+@pytest.fixture
+async def workspace(engine: AsyncEngine) -> str:
+    space = await new_workspace(engine)
+    job = await make_job(engine, space, "nightly")
+    for n in range(5):
+        instance = await make_instance(
+            engine, job, vendor_instance_id=n + 1, plan_time=BASE_TIME + timedelta(hours=n)
+        )
+        await make_nodes(engine, instance, 3)
+    return space.name
+
+
+async def test_a_field_with_a_permission_never_compiles_and_is_never_returned(
+    engine: AsyncEngine, workspace: str, guarded_status: None
+) -> None:
+    guarded = create_schema(report_strategy=True)
+    assert ("Instance", "status") not in guarded.compilable
+    assert ("Instance", "planTime") in guarded.compilable
+    result = await execute(
+        engine,
+        "{ instances(first: 2) { nodes { instanceId status } } }",
+        workspace=workspace,
+        using=guarded,
+    )
+    assert result.data is None  # status is non-null: the error nulls the whole connection
+    assert {error.message for error in result.errors} == {DENIED}
+    assert result.extensions["strategy"] == {"instances": "reference"}
+    # The same root field without the guarded field still compiles.
+    plain = await execute(
+        engine,
+        "{ instances(first: 2) { nodes { instanceId } } }",
+        workspace=workspace,
+        using=guarded,
+    )
+    assert plain.errors is None
+    assert plain.extensions["strategy"] == {"instances": "compiled"}
+
+
+async def test_the_strategy_of_each_root_field_is_reported(
+    engine: AsyncEngine, workspace: str
+) -> None:
+    reporting = create_schema(report_strategy=True)
+    result = await execute(
+        engine,
+        """{
+          plain: instances(first: 1) { nodes { planTime job { name } } }
+          split: instances(first: 1) { nodes { runtime { packages } } }
+          jobs { totalCount }
+          node(id: "Sm9iOjE=") { id }
+        }""",
+        workspace=workspace,
+        using=reporting,
+    )
+    assert result.errors is None, result.errors
+    assert result.extensions["strategy"] == {
+        "plain": "compiled",
+        "split": "reference",  # packages is a split of the stored text, not a column
+        "jobs": "compiled",
+    }
+    off = create_schema(read_strategy="reference", report_strategy=True)
+    again = await execute(engine, "{ jobs { totalCount } }", workspace=workspace, using=off)
+    assert again.extensions["strategy"] == {"jobs": "reference"}
+
+
+PAGE = """
+query($first: Int, $after: String, $last: Int, $before: String) {
+  instances(first: $first, after: $after, last: $last, before: $before) {
+    edges { cursor node { instanceId } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+async def test_cursors_of_one_strategy_page_in_the_other(
+    engine: AsyncEngine, workspace: str, direction: str
+) -> None:
+    for source, target in ((schema, reference_schema), (reference_schema, schema)):
+        if direction == "forward":
+            first = await data_of(engine, PAGE, {"first": 2}, workspace=workspace, using=source)
+            cursor = first["instances"]["pageInfo"]["endCursor"]
+            variables = {"first": 2, "after": cursor}
+        else:
+            first = await data_of(engine, PAGE, {"last": 2}, workspace=workspace, using=source)
+            cursor = first["instances"]["pageInfo"]["startCursor"]
+            variables = {"last": 2, "before": cursor}
+        there = await data_of(engine, PAGE, variables, workspace=workspace, using=target)
+        back = await data_of(engine, PAGE, variables, workspace=workspace, using=source)
+        assert there == back
+        ids = [edge["node"]["instanceId"] for edge in there["instances"]["edges"]]
+        # newest first: 5 4 | 3 2 forwards; 4 3 | 2 1 backwards
+        assert ids == ([3, 2] if direction == "forward" else [4, 3])
+
+
+def test_the_read_strategy_setting_is_checked() -> None:
+    assert Settings.from_env({}).read_strategy == "compiled"
+    assert Settings.from_env({"JOBQL_READ_STRATEGY": "Reference"}).read_strategy == "reference"
+    with pytest.raises(SettingsError, match="JOBQL_READ_STRATEGY='fast' must be one of"):
+        Settings.from_env({"JOBQL_READ_STRATEGY": "fast"})
+    with pytest.raises(ValueError, match="unknown read strategy"):
+        create_schema(read_strategy="fast")
