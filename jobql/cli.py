@@ -127,10 +127,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from jobql.access import Access, AccessConfigError
+    from jobql.schema.persisted import Allowlist, AllowlistError
 
     try:
         Access.from_config(settings.tokens, settings.tokens_file)
-    except AccessConfigError as exc:
+        if settings.allowed_operations:
+            Allowlist.from_directory(settings.allowed_operations)
+    except (AccessConfigError, AllowlistError) as exc:
         raise CommandError(str(exc)) from exc
 
     asyncio.run(_prepare_database(settings))

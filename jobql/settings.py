@@ -36,6 +36,10 @@ class Settings:
     public_schema: bool = True
     tokens: str | None = None
     tokens_file: str | None = None
+    persisted_queries: bool = True
+    persisted_query_cache_size: int = 10_000
+    cache_max_age: int = 5
+    allowed_operations: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -66,6 +70,12 @@ class Settings:
             public_schema=_bool(env, "JOBQL_PUBLIC_SCHEMA", True),
             tokens=env.get("JOBQL_TOKENS") or None,
             tokens_file=env.get("JOBQL_TOKENS_FILE") or None,
+            persisted_queries=_bool(env, "JOBQL_PERSISTED_QUERIES", True),
+            persisted_query_cache_size=_int(
+                env, "JOBQL_PERSISTED_QUERY_CACHE_SIZE", 10_000, minimum=1
+            ),
+            cache_max_age=_int(env, "JOBQL_CACHE_MAX_AGE", 5, minimum=0),
+            allowed_operations=env.get("JOBQL_ALLOWED_OPERATIONS") or None,
         )
         try:
             ZoneInfo(settings.timezone)
