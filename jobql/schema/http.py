@@ -112,7 +112,8 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             socket = WebSocket(scope, receive=receive, send=send)
             workspace = socket.headers.get("workspace") or DEFAULT_WORKSPACE
             scopes = principal_of(scope).scopes_in(workspace)
-            if not scopes:
+            # Allow-list mode: operations over the socket would bypass the list, so no socket.
+            if not scopes or self.persisted.allowlist is not None:
                 await socket.close(code=4403)
                 return
             context = RequestContext.open(

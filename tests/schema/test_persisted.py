@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.app import create_app
+from jobql.cli import main
 from jobql.schema.persisted import (
     Allowlist,
     AllowlistError,
@@ -60,7 +62,6 @@ def get_url(
     return "/graphql?" + urlencode(params)
 
 
-Client = Callable[..., Any]
 
 
 @asynccontextmanager
@@ -325,6 +326,39 @@ async def test_allowlist_mode(engine: AsyncEngine, workspace: Ref, allowlist_dir
         response = await http.post("/graphql", json={"query": "{ jobs { nodes { name } } }"})
         assert response.status_code == 200
         assert "errors" not in response.json()
+
+
+async def test_allowlist_mode_closes_the_websocket_route(
+    engine: AsyncEngine, workspace: Ref, allowlist_dir: Path
+) -> None:
+    await asyncio.to_thread(open_socket, engine, workspace.name, allowlist_dir)
+
+
+def open_socket(engine: AsyncEngine, workspace: str, allowlist_dir: Path) -> None:
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        allowed_operations=str(allowlist_dir),
+    )
+    with TestClient(create_app(settings)) as http:
+        with (
+            pytest.raises(WebSocketDisconnect) as closed,
+            http.websocket_connect(
+                "/graphql", subprotocols=["graphql-transport-ws"], headers={"workspace": workspace}
+            ),
+        ):
+            pass
+        assert closed.value.code == 4403
+
+
+def test_serve_refuses_a_bad_allowlist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JOBQL_ALLOWED_OPERATIONS", str(tmp_path / "missing"))
+    assert main(["serve"]) == 1
+    assert "JOBQL_ALLOWED_OPERATIONS" in capsys.readouterr().err
 
 
 async def test_persisted_queries_switched_off(engine: AsyncEngine) -> None:
