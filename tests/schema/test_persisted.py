@@ -62,8 +62,6 @@ def get_url(
     return "/graphql?" + urlencode(params)
 
 
-
-
 @asynccontextmanager
 async def serving(engine: AsyncEngine, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
