@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from graphql import build_schema
+from graphql import build_schema, find_breaking_changes, find_dangerous_changes
 
 from jobql.cli import main
 from jobql.schema import schema
@@ -123,6 +123,18 @@ def test_added_things_are_safe_or_dangerous_never_breaking() -> None:
     assert report.ok
     assert [c.key for c in report.safe] == ["FIELD_ADDED Query.ping"]
     assert [c.key for c in report.dangerous] == ["VALUE_ADDED_TO_ENUM JobType.HYBRID"]
+    # The groups are graphql-core's own: the same as its find_*_changes functions.
+    assert [c.description for c in report.dangerous] == [
+        c.description for c in find_dangerous_changes(old, new)
+    ]
+    removed = check(old, new, "new", [])
+    assert [c.description for c in removed.breaking] == [
+        c.description for c in find_breaking_changes(new, old)
+    ]
+    assert sorted(c.key for c in removed.breaking) == [
+        "FIELD_REMOVED Query.ping",
+        "VALUE_REMOVED_FROM_ENUM JobType.HYBRID",
+    ]
 
 
 def test_a_schema_file_missing_a_field_breaks_against_the_current_schema() -> None:
