@@ -410,6 +410,16 @@ def test_allowlist_loading(tmp_path: Path, allowlist_dir: Path) -> None:
         Allowlist.from_directory(tmp_path / "broken")
 
 
+def test_the_repository_examples_make_an_allowlist() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    if not any(examples.glob("*.graphql")):
+        pytest.skip("no examples/*.graphql in this tree yet")
+    allowlist = Allowlist.from_directory(examples)
+    for name, text in allowlist.sources.items():
+        assert allowlist.allows(text), name
+        assert sha256_hex(text) in allowlist.by_hash
+
+
 def test_settings() -> None:
     settings = Settings.from_env(
         {
