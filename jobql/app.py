@@ -20,6 +20,7 @@ from jobql.rest import rest_routes
 from jobql.schema import create_schema
 from jobql.schema.http import GraphQLEndpoint
 from jobql.schema.limits import Limits
+from jobql.schema.persisted import Allowlist, PersistedQueries
 from jobql.settings import Settings
 from jobql.storage.engine import create_engine
 from jobql.storage.identifiers import CursorCodec
@@ -56,6 +57,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphiql=settings.public_schema,
         max_body_bytes=settings.max_body_bytes,
         timeout=settings.request_timeout,
+        persisted=PersistedQueries(
+            enabled=settings.persisted_queries,
+            max_entries=settings.persisted_query_cache_size,
+            allowlist=(
+                Allowlist.from_directory(settings.allowed_operations)
+                if settings.allowed_operations
+                else None
+            ),
+        ),
+        cache_max_age=settings.cache_max_age,
     )
 
     @asynccontextmanager

@@ -1,4 +1,4 @@
-"""`jobql serve | seed | migrate | export-schema`."""
+"""`jobql serve | seed | migrate | import | export-schema | schema-check`."""
 
 from __future__ import annotations
 
@@ -89,6 +89,27 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("-o", "--output", default="schema.graphql", help="file, or - for stdout")
     export.set_defaults(handler=_export_schema)
+
+    schema_check = commands.add_parser(
+        "schema-check",
+        help="compare the schema with a baseline: exit 1 on an unacknowledged breaking change",
+        description="Lists breaking, dangerous and safe changes of the current schema against a "
+        "baseline. Exit 0: compatible (or every break acknowledged); 1: an unacknowledged "
+        "breaking change; 2: the baseline or acknowledgements cannot be used.",
+    )
+    schema_check.add_argument(
+        "--against",
+        metavar="FILE|REF",
+        help="an SDL file, or a git ref whose schema.graphql is the baseline "
+        "(default: schema.baseline.graphql)",
+    )
+    schema_check.add_argument(
+        "--acknowledged",
+        metavar="FILE",
+        help="TOML file of acknowledged breaking changes (default: schema.acknowledged.toml, "
+        "optional)",
+    )
+    schema_check.set_defaults(handler=_schema_check)
     return parser
 
 
@@ -106,10 +127,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from jobql.access import Access, AccessConfigError
+    from jobql.schema.persisted import Allowlist, AllowlistError
 
     try:
         Access.from_config(settings.tokens, settings.tokens_file)
-    except AccessConfigError as exc:
+        if settings.allowed_operations:
+            Allowlist.from_directory(settings.allowed_operations)
+    except (AccessConfigError, AllowlistError) as exc:
         raise CommandError(str(exc)) from exc
 
     asyncio.run(_prepare_database(settings))
@@ -327,3 +351,23 @@ def _export_schema(args: argparse.Namespace, _settings: Settings) -> int:
         Path(args.output).write_text(sdl, encoding="utf-8")
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _schema_check(args: argparse.Namespace, _settings: Settings) -> int:
+    from jobql.schema import compat, schema
+
+    root = Path.cwd()
+    acknowledged = Path(args.acknowledged or compat.ACKNOWLEDGED_FILE)
+    try:
+        label, sdl = compat.read_baseline(args.against, root)
+        baseline = compat.parse_sdl(sdl, label)
+        acknowledgements = compat.read_acknowledgements(
+            root / acknowledged, required=args.acknowledged is not None
+        )
+        current = compat.parse_sdl(schema.as_str(), "the current schema")
+    except compat.SchemaCheckError as exc:
+        print(f"jobql schema-check: {exc}", file=sys.stderr)
+        return 2
+    report = compat.check(current, baseline, label, acknowledgements)
+    print("\n".join(report.lines(str(acknowledged))))
+    return 0 if report.ok else 1

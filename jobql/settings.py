@@ -41,6 +41,10 @@ class Settings:
     tokens_file: str | None = None
     read_strategy: str = "compiled"
     debug_strategy: bool = False
+    persisted_queries: bool = True
+    persisted_query_cache_size: int = 10_000
+    cache_max_age: int = 5
+    allowed_operations: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -73,6 +77,12 @@ class Settings:
             tokens_file=env.get("JOBQL_TOKENS_FILE") or None,
             read_strategy=env.get("JOBQL_READ_STRATEGY", "compiled").lower(),
             debug_strategy=_bool(env, "JOBQL_DEBUG_STRATEGY", False),
+            persisted_queries=_bool(env, "JOBQL_PERSISTED_QUERIES", True),
+            persisted_query_cache_size=_int(
+                env, "JOBQL_PERSISTED_QUERY_CACHE_SIZE", 10_000, minimum=1
+            ),
+            cache_max_age=_int(env, "JOBQL_CACHE_MAX_AGE", 5, minimum=0),
+            allowed_operations=env.get("JOBQL_ALLOWED_OPERATIONS") or None,
         )
         try:
             ZoneInfo(settings.timezone)

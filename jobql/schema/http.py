@@ -6,6 +6,7 @@
 - Transport errors (bad JSON, wrong method or content type) are JSON error bodies, never text.
 - Each request gets its own context (workspace, connection, loaders), closed when it ends.
 - `GET /graphql` from a browser serves GraphiQL from the app's own static files (no CDN).
+- Automatic persisted queries and the cache headers of GET queries: see `persisted.py`.
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
-from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 
 from jobql.access import principal_of
 from jobql.resolvers.context import DEFAULT_WORKSPACE, AsyncEngine, CursorCodec, RequestContext
+from jobql.schema.persisted import HttpCache, PersistedQueries, PersistedQueryError
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
@@ -86,6 +89,8 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         graphiql: bool = True,
         max_body_bytes: int = 1_048_576,
         timeout: float = 10.0,
+        persisted: PersistedQueries | None = None,
+        cache_max_age: int = 5,
     ) -> None:
         super().__init__(
             schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=True
@@ -94,6 +99,8 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         self.cursors = cursors
         self.max_body_bytes = max_body_bytes
         self.timeout = timeout
+        self.persisted = persisted or PersistedQueries()
+        self.http_cache = HttpCache(cache_max_age)
         self.graphiql_html = (
             resources.files("jobql").joinpath("static/graphiql/index.html").read_text("utf-8")
         )
@@ -105,7 +112,8 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             socket = WebSocket(scope, receive=receive, send=send)
             workspace = socket.headers.get("workspace") or DEFAULT_WORKSPACE
             scopes = principal_of(scope).scopes_in(workspace)
-            if not scopes:
+            # Allow-list mode: operations over the socket would bypass the list, so no socket.
+            if not scopes or self.persisted.allowlist is not None:
                 await socket.close(code=4403)
                 return
             context = RequestContext.open(
@@ -167,8 +175,11 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             response = error_response(status, exc.reason, request.state.media_type)
             if status == 405:
                 response.headers["allow"] = "GET, POST"
+        except PersistedQueryError as exc:
+            response = exc.response(request.state.media_type)
         finally:
             await context.close()
+        response = self.http_cache.apply(request, response)
         await response(scope, receive, send)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
@@ -190,6 +201,20 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(self.graphiql_html)
 
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET by persisted-query hash has no `query` either, and wants JSON even with */*.
+        return super().should_render_graphql_ide(request) and (
+            "extensions" not in request.query_params
+        )
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):  # batches are refused before this
+            data.query = self.persisted.resolve(data.query, data.extensions)
+        return data
+
     def parse_json(self, data: str | bytes) -> Any:
         try:
             parsed = json.loads(data)
@@ -205,6 +230,7 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         processed = process_result(result)
+        request.state.no_errors = not result.errors  # what HttpCache may cache
         # Not executed at all (parse, validation or variable errors): no `data` entry.
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
             processed.pop("data", None)
