@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./jobql.db"
@@ -36,6 +37,8 @@ class Settings:
     public_schema: bool = True
     tokens: str | None = None
     tokens_file: str | None = None
+    # None: examples/dashboard of the source checkout (see jobql/dashboard.py).
+    dashboard_dir: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -66,6 +69,7 @@ class Settings:
             public_schema=_bool(env, "JOBQL_PUBLIC_SCHEMA", True),
             tokens=env.get("JOBQL_TOKENS") or None,
             tokens_file=env.get("JOBQL_TOKENS_FILE") or None,
+            dashboard_dir=env.get("JOBQL_DASHBOARD_DIR") or None,
         )
         try:
             ZoneInfo(settings.timezone)
@@ -75,6 +79,12 @@ class Settings:
             ) from exc
         if not settings.cursor_secret:
             raise SettingsError("JOBQL_CURSOR_SECRET must not be empty")
+        if settings.dashboard_dir and not (Path(settings.dashboard_dir) / "index.html").is_file():
+            # Unset, a missing dashboard is a quiet 404; named explicitly, it is a mistake.
+            raise SettingsError(
+                f"JOBQL_DASHBOARD_DIR={settings.dashboard_dir!r} holds no index.html "
+                "(it should be a copy of examples/dashboard/)"
+            )
         return settings
 
 
