@@ -40,6 +40,7 @@ def graphiql_session(
     chromium: str,
     live_server: str,
     tmp_path_factory: pytest.TempPathFactory,
+    artifacts: list[str],
 ) -> dict[str, str]:
     """One browser session of graphiql.mjs: a typed query, then one built in the Explorer."""
     screenshot = tmp_path_factory.mktemp("graphiql") / "graphiql.png"
@@ -50,7 +51,7 @@ def graphiql_session(
         f"graphiql.mjs exited with {run.returncode}\n"
         f"--- stderr\n{run.stderr}\n--- stdout\n{run.stdout}"
     )
-    print(f"GraphiQL screenshot: {screenshot}")
+    artifacts.append(f"GraphiQL (Explorer) screenshot: {screenshot}")
     session: dict[str, str] = json.loads(run.stdout.strip().splitlines()[-1])
     return session
 
