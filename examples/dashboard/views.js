@@ -181,7 +181,7 @@ export function renderTimeline(section, runs, { limit, onOpen }) {
         svg('title', {}, `${run.jobName} #${run.instanceId} ${run.status}\n` +
           `${formatTime(run.startTime)} → ${run.endTime ? formatTime(run.endTime) : 'open'}`),
         svg('text', { x: LABEL_WIDTH - 6, y: y + 13, class: 'label', 'text-anchor': 'end' },
-          shorten(`${run.jobName} #${run.instanceId}`, 36)),
+          shorten(`${run.jobName} #${run.instanceId}`, 32)),
         svg('rect', {
           x: x(start),
           y: y + 3,
