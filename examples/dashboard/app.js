@@ -39,6 +39,7 @@ const state = {
   cursors: [null], // `after` of each page visited; the last one is the current page
   selectedId: null,
   controller: null,
+  pageController: null,
 };
 
 /** `2025-05-31T22:47` from a datetime-local input, read as UTC -> `2025-05-31T22:47:00Z`. */
@@ -134,6 +135,7 @@ function loadInstances(generation, signal) {
     const next = $('#nextPage');
     next.disabled = !page.pageInfo.hasNextPage;
     next.dataset.cursor = page.pageInfo.endCursor ?? '';
+    sections.instances.dataset.page = String(state.cursors.length);
   });
 }
 
@@ -151,6 +153,7 @@ function loadTimeline(generation, signal) {
 
 function newGeneration() {
   state.controller?.abort();
+  state.pageController?.abort();
   state.controller = new AbortController();
   state.generation += 1;
   views.dataset.generation = String(state.generation);
@@ -182,12 +185,13 @@ async function turnPage(direction) {
     state.cursors.push(cursor);
   } else if (state.cursors.length > 1) {
     state.cursors.pop();
+  } else {
+    return;
   }
-  // Paging redraws the table only; the other views keep their generation.
-  const { generation, signal } = newGeneration();
-  markDrawn(sections.counts, generation);
-  markDrawn(sections.timeline, generation);
-  await loadInstances(generation, signal);
+  // Paging redraws the table only: the filter, and so the other views, stay as they are.
+  state.pageController?.abort();
+  state.pageController = new AbortController();
+  await loadInstances(state.generation, state.pageController.signal);
 }
 
 async function openInstance(instance) {

@@ -224,7 +224,9 @@ export function renderNodes(section, instance, { limit }) {
         element('td', { class: 'name' }, node.name),
         element('td', {}, node.type),
         status,
-        element('td', { class: 'time' }, formatTime(node.startTime)),
+        // The year is the instance's; the narrow panel shows month, day and time.
+        element('td', { class: 'time', title: formatTime(node.startTime) },
+          node.startTime ? formatTime(node.startTime).slice(5) : '–'),
         element('td', { class: 'number' }, formatDuration(node.durationMs)),
         element('td', { class: 'number' }, node.retryTimes === null ? '–' : String(node.retryTimes)),
       );

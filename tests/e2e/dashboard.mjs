@@ -1,4 +1,5 @@
-// Drive jobql's /dashboard in Debian's Chromium: apply filters, read every view, open a drill-down.
+// Drive jobql's /dashboard in Debian's Chromium: apply filters, read every view, open a drill-down,
+// save the screenshot, then turn to the next page of instances (when there is one).
 //
 // usage: node dashboard.mjs <baseUrl> <screenshot.png> <plan-json>
 //
@@ -8,8 +9,8 @@
 //
 // Fails if the page asks any other origin for anything. Records every /graphql request the page
 // sends (operation, variables, headers). Prints one JSON object on stdout: the rows of the
-// instances table, the per-status counts, the timeline's bars, the drill-down's node names and the
-// requests, for test_dashboard.py to compare with the API's own answers. Diagnostics go to stderr;
+// instances table, the per-status counts, the timeline's bars, the drill-down's node names, the
+// second page's rows and the requests of each step, for test_dashboard.py to compare with the API's own answers. Diagnostics go to stderr;
 // any failure exits non-zero. The browser is never downloaded: playwright-core drives $CHROMIUM.
 import { chromium } from 'playwright-core';
 
@@ -173,6 +174,24 @@ async function openDrillDown(page) {
   }, id);
 }
 
+async function turnPage(page) {
+  await page.click('#nextPage');
+  try {
+    await page.waitForFunction(() => document.querySelector('#instances').dataset.page === '2', null, {
+      timeout: STEP_TIMEOUT_MS,
+      polling: 100,
+    });
+  } catch {
+    const error = await page.locator('#error').textContent().catch(() => null);
+    throw new Failure(`page 2 never loaded; the error box holds ${JSON.stringify(error)}`);
+  }
+  log('turned to page 2');
+  return page.evaluate(() => ({
+    rows: [...document.querySelectorAll('#instances tr.instance')].map((row) => row.dataset.id),
+    summary: document.querySelector('#instances .summary').textContent,
+  }));
+}
+
 async function main() {
   const { base, screenshot, plan } = parseArgs(process.argv.slice(2));
   const origin = base.origin;
@@ -235,6 +254,8 @@ async function main() {
     const views = await readViews(page);
     let drillDown = null;
     let drillDownRequests = [];
+    let secondPage = null;
+    let pageRequests = [];
     if (plan.expectError) {
       if (!views.error) throw new Failure('the views loaded although the plan expected an error');
     } else {
@@ -243,6 +264,14 @@ async function main() {
       const before = requests.length;
       drillDown = await openDrillDown(page);
       drillDownRequests = requests.slice(before);
+      // The artifact shows the filtered first page with its drill-down open.
+      await page.screenshot({ path: screenshot, fullPage: true });
+      log(`screenshot saved to ${screenshot}`);
+      if (await page.locator('#nextPage').isEnabled()) {
+        const beforePaging = requests.length;
+        secondPage = await turnPage(page);
+        pageRequests = requests.slice(beforePaging);
+      }
     }
 
     if (foreign.length > 0) {
@@ -253,10 +282,20 @@ async function main() {
     if (pageErrors.length > 0 && !plan.expectError) {
       throw new Failure(`errors in the page:\n  ${pageErrors.join('\n  ')}`);
     }
-    await page.screenshot({ path: screenshot, fullPage: true });
-    log(`screenshot saved to ${screenshot}`);
+    if (plan.expectError) {
+      await page.screenshot({ path: screenshot, fullPage: true });
+      log(`screenshot saved to ${screenshot}`);
+    }
     process.stdout.write(
-      `${JSON.stringify({ url: page.url(), views, drillDown, applied, drillDownRequests })}\n`,
+      `${JSON.stringify({
+        url: page.url(),
+        views,
+        drillDown,
+        applied,
+        drillDownRequests,
+        secondPage,
+        pageRequests,
+      })}\n`,
     );
   } catch (error) {
     if (page) {

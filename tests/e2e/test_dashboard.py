@@ -42,8 +42,12 @@ NodeTool = Callable[..., subprocess.CompletedProcess[str]]
 STATUSES_QUERY = '{ __type(name: "InstanceStatus") { enumValues { name } } }'
 RECENT_QUERY = "{ instances(first: 300) { nodes { planTime status } } }"
 PAGE_QUERY = """
-query ($filter: InstanceFilter, $first: Int!) {
-  instances(filter: $filter, first: $first) { totalCount nodes { id jobName instanceId } }
+query ($filter: InstanceFilter, $first: Int!, $after: String) {
+  instances(filter: $filter, first: $first, after: $after) {
+    totalCount
+    pageInfo { endCursor }
+    nodes { id jobName instanceId }
+  }
 }"""
 COUNT_QUERY = "query ($filter: InstanceFilter) { instances(filter: $filter) { totalCount } }"
 TIMELINE_QUERY = """
@@ -161,6 +165,22 @@ def test_filtered_rows_are_the_apis_first_page(
     assert views["summary"].endswith(f"of {answer['totalCount']:,}"), views["summary"]
     # The status column shows only the statuses ticked.
     assert {row["cells"][2] for row in views["rows"]} <= set(plan["statuses"])
+
+
+def test_next_page_is_the_apis_next_page(
+    session: dict[str, Any], live_server: str, plan: dict[str, Any]
+) -> None:
+    variables = {"filter": api_filter(plan), "first": PAGE_SIZE}
+    first = post_graphql(live_server, PAGE_QUERY, variables)["instances"]
+    assert first["totalCount"] > PAGE_SIZE, "the filters fit one page, so paging proved nothing"
+    after = first["pageInfo"]["endCursor"]
+    second = post_graphql(live_server, PAGE_QUERY, {**variables, "after": after})["instances"]
+    assert session["secondPage"]["rows"] == [n["id"] for n in second["nodes"]]
+    assert session["secondPage"]["summary"].startswith(f"{PAGE_SIZE + 1}–")
+    (request,) = session["pageRequests"]
+    assert name_of(operation(request["query"])) == "DashboardInstances"
+    assert request["variables"]["after"], "page 2 must be asked for with the cursor"
+    assert request["workspace"] == WORKSPACE
 
 
 def test_counts_per_status_equal_the_apis_total_count(
