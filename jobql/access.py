@@ -113,7 +113,8 @@ def _entry(entry: Any, index: int) -> tuple[str, Principal]:
 class Authentication:
     """ASGI middleware: puts the caller's principal in the scope; 401 without a valid token.
 
-    `/healthz`, the static files and the GraphiQL page itself (no data) need no token."""
+    `/healthz`, the static files, the GraphiQL page and the dashboard's files (no data: the
+    dashboard sends the token with its GraphQL requests) need no token."""
 
     def __init__(self, app: ASGIApp, access: Access) -> None:
         self.app = app
@@ -143,7 +144,7 @@ class Authentication:
     @staticmethod
     def _exempt(scope: Scope) -> bool:
         path: str = scope.get("path", "")
-        if path == "/healthz" or path.startswith("/static/"):
+        if path in ("/healthz", "/dashboard") or path.startswith(("/static/", "/dashboard/")):
             return True
         if path == "/graphql" and scope.get("method") == "GET":
             accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")

@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from jobql.access import Access, Authentication
+from jobql.dashboard import dashboard_routes
 from jobql.overload import ConcurrencyLimit
 from jobql.rest import rest_routes
 from jobql.schema import create_schema
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("jobql", "static")]), name="static"),
+            # The example dashboard (examples/dashboard/): static files that call /graphql.
+            *dashboard_routes(settings.dashboard_dir),
             # The source APIs of the seed pages (DLF, SchedulerX, Realtime Compute).
             *rest_routes(engine, CursorCodec(settings.cursor_secret), settings),
         ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./jobql.db"
@@ -45,6 +46,8 @@ class Settings:
     persisted_query_cache_size: int = 10_000
     cache_max_age: int = 5
     allowed_operations: str | None = None
+    # None: examples/dashboard of the source checkout (see jobql/dashboard.py).
+    dashboard_dir: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -83,6 +86,7 @@ class Settings:
             ),
             cache_max_age=_int(env, "JOBQL_CACHE_MAX_AGE", 5, minimum=0),
             allowed_operations=env.get("JOBQL_ALLOWED_OPERATIONS") or None,
+            dashboard_dir=env.get("JOBQL_DASHBOARD_DIR") or None,
         )
         try:
             ZoneInfo(settings.timezone)
@@ -97,6 +101,12 @@ class Settings:
             )
         if not settings.cursor_secret:
             raise SettingsError("JOBQL_CURSOR_SECRET must not be empty")
+        if settings.dashboard_dir and not (Path(settings.dashboard_dir) / "index.html").is_file():
+            # Unset, a missing dashboard is a quiet 404; named explicitly, it is a mistake.
+            raise SettingsError(
+                f"JOBQL_DASHBOARD_DIR={settings.dashboard_dir!r} holds no index.html "
+                "(it should be a copy of examples/dashboard/)"
+            )
         return settings
 
 

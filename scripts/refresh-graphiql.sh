@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Refresh the GraphiQL page's vendored assets in jobql/static/graphiql/ from npm.
+# Refresh the GraphiQL page's vendored assets (graphiql, React, the Explorer plugin) in
+# jobql/static/graphiql/ from npm.
 #
 # The built files are committed as package data so that `pip install jobql` and `jobql serve` need
 # neither Node nor a CDN. This script is the only way they change: bump a version below, run it from
@@ -11,6 +12,12 @@ set -euo pipefail
 GRAPHIQL_VERSION=3.9.0
 REACT_VERSION=18.3.1
 REACT_DOM_VERSION=18.3.1
+# The Explorer plugin must match graphiql's @graphiql/react: graphiql 3.9.0 depends on
+# @graphiql/react ^0.29.0, and 3.2.6 is the plugin release whose peer dependency is ^0.29.0 (4.x and
+# 5.x are for graphiql 4/5). Its UMD build bundles graphiql-explorer (the plugin's only dependency,
+# ^0.9.0, and 0.9.0 is the only 0.9 release); that package is fetched for its licence alone.
+PLUGIN_EXPLORER_VERSION=3.2.6
+GRAPHIQL_EXPLORER_VERSION=0.9.0
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="$repo_root/jobql/static/graphiql"
@@ -53,6 +60,16 @@ copy() {
 graphiql="$(pack graphiql "$GRAPHIQL_VERSION")"
 react="$(pack react "$REACT_VERSION")"
 react_dom="$(pack react-dom "$REACT_DOM_VERSION")"
+explorer="$(pack @graphiql/plugin-explorer "$PLUGIN_EXPLORER_VERSION")"
+explorer_core="$(pack graphiql-explorer "$GRAPHIQL_EXPLORER_VERSION")"
+
+# The plugin's UMD build reads the globals React, GraphiQL.React and GraphiQL.GraphQL, so it must load
+# after graphiql.min.js; check that assumption here rather than in a browser.
+if ! head -c 600 "$explorer/dist/index.umd.js" | grep -q 'GraphiQLPluginExplorer={},z.React,z.GraphiQL.React'; then
+    echo "refresh-graphiql: @graphiql/plugin-explorer's UMD build no longer exports" \
+        "GraphiQLPluginExplorer from the React/GraphiQL globals; check index.html" >&2
+    exit 1
+fi
 
 echo "refresh-graphiql: copying into $dest"
 copy "$graphiql/graphiql.min.js" graphiql.min.js
@@ -62,6 +79,22 @@ copy "$react/umd/react.production.min.js" react.production.min.js
 copy "$react/LICENSE" LICENSE.react
 copy "$react_dom/umd/react-dom.production.min.js" react-dom.production.min.js
 copy "$react_dom/LICENSE" LICENSE.react-dom
+copy "$explorer/dist/index.umd.js" graphiql-plugin-explorer.umd.js
+copy "$explorer/dist/style.css" graphiql-plugin-explorer.css
+copy "$explorer_core/LICENSE" LICENSE.graphiql-explorer
+# The plugin's tarball ships no LICENSE file; its package.json says MIT and it is built from the
+# graphql/graphiql monorepo, whose licence is the one graphiql's tarball carries.
+{
+    echo "@graphiql/plugin-explorer $PLUGIN_EXPLORER_VERSION declares \"license\": \"MIT\" in its package.json"
+    echo "but its npm tarball carries no LICENSE file. It is built from the graphql/graphiql"
+    echo "repository (packages/graphiql-plugin-explorer), whose MIT licence follows verbatim as"
+    echo "shipped in graphiql $GRAPHIQL_VERSION. The bundled graphiql-explorer code is under"
+    echo "LICENSE.graphiql-explorer."
+    echo
+    cat "$graphiql/LICENSE"
+} >"$dest/LICENSE.graphiql-plugin-explorer"
+printf 'refresh-graphiql:   %-32s %8s bytes\n' LICENSE.graphiql-plugin-explorer \
+    "$(wc -c <"$dest/LICENSE.graphiql-plugin-explorer")"
 
 {
     echo "# Vendored by scripts/refresh-graphiql.sh from the npm registry; do not edit by hand."

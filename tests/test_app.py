@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from importlib import resources
 from urllib.parse import urlencode
 
 import httpx
@@ -136,11 +137,25 @@ async def test_graphiql_page_loads_only_its_own_assets(client: httpx.AsyncClient
         "react-dom.production.min.js",
         "graphiql.min.js",
         "graphiql.min.css",
+        "graphiql-plugin-explorer.umd.js",
+        "graphiql-plugin-explorer.css",
     ):
         assert f"/static/graphiql/{asset}" in page.text
         response = await client.get(f"/static/graphiql/{asset}")
         assert response.status_code == 200
         assert len(response.content) > 1000
+
+
+def test_every_vendored_graphiql_package_has_its_licence() -> None:
+    static = resources.files("jobql").joinpath("static/graphiql")
+    lines = static.joinpath("VERSIONS").read_text("utf-8").splitlines()
+    packages = [line.split()[0] for line in lines if line and not line.startswith("#")]
+    assert "@graphiql/plugin-explorer" in packages
+    for package in packages:
+        # @graphiql/plugin-explorer -> LICENSE.graphiql-plugin-explorer
+        licence = static.joinpath("LICENSE." + package.lstrip("@").replace("/", "-"))
+        assert licence.is_file(), f"no licence for {package}"
+        assert "Permission is hereby granted" in licence.read_text("utf-8"), package
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,6 +32,7 @@ SHUTDOWN_TIMEOUT_S = 15.0
 NODE_TIMEOUT_S = 240.0
 
 AUDIT_REPORT = pytest.StashKey[list[str]]()
+ARTIFACTS = pytest.StashKey[list[str]]()
 
 
 def _missing(message: str) -> NoReturn:
@@ -122,17 +124,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL (http://127.0.0.1:<port>) of `jobql serve` running in its own temporary dir."""
-    workdir = tmp_path_factory.mktemp("live_server")
+@contextmanager
+def serve(workdir: Path, **extra_env: str) -> Iterator[str]:
+    """Run `jobql serve` in `workdir` (its own new SQLite file) until the block ends; yields the
+    base URL once /healthz answers. `extra_env` adds JOBQL_* settings (tokens, demo size...)."""
     log_path = workdir / "server.log"
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "jobql", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, cwd=workdir, env=_server_env(), stdout=log, stderr=subprocess.STDOUT
+            command,
+            cwd=workdir,
+            env={**_server_env(), **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -156,12 +162,30 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL (http://127.0.0.1:<port>) of `jobql serve` running in its own temporary dir."""
+    with serve(tmp_path_factory.mktemp("live_server")) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
 def audit_report(pytestconfig: pytest.Config) -> list[str]:
     """Lines to print in the terminal summary of every run, passed or failed."""
     return pytestconfig.stash.setdefault(AUDIT_REPORT, [])
 
 
+@pytest.fixture(scope="session")
+def artifacts(pytestconfig: pytest.Config) -> list[str]:
+    """Files a run leaves for people and CI to look at (screenshots), listed at the end."""
+    return pytestconfig.stash.setdefault(ARTIFACTS, [])
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    saved = config.stash.get(ARTIFACTS, [])
+    if saved:
+        terminalreporter.section("e2e artifacts")
+        for line in saved:
+            terminalreporter.line(line)
     # The audit's SHOULD-level findings do not fail the suite, so show them on every run.
     lines = config.stash.get(AUDIT_REPORT, [])
     if lines:

@@ -3,8 +3,11 @@
 // usage: node graphiql.mjs <baseUrl> <screenshot.png>
 //
 // Opens <baseUrl>/graphql, fails if the page asks any other origin for anything, replaces the query,
-// runs it, waits for real data in the result pane, prints {"result": "<pane text>"} on stdout and
-// saves a screenshot. Diagnostics go to stderr; any failure exits non-zero.
+// runs it and waits for real data in the result pane. Then empties the editor, opens the Explorer
+// plugin, builds a query by clicking fields (instances -> nodes -> status), runs it and waits for
+// its data. Prints {"result": "<pane text>", "explorerQuery": "<editor text>", "explorerResult":
+// "<pane text>"} on stdout and saves a screenshot (of the Explorer step). Diagnostics go to stderr;
+// any failure exits non-zero.
 // The browser is never downloaded: playwright-core drives the system binary ($CHROMIUM).
 import { chromium } from 'playwright-core';
 
@@ -25,6 +28,11 @@ const LAUNCH_ARGS = [
 // GraphiQL 3.x renders its editors with CodeMirror 5; each wrapper element carries the editor
 // instance as `.CodeMirror`.
 const QUERY_EDITOR = '.graphiql-query-editor .CodeMirror';
+// The Explorer (graphiql-explorer inside @graphiql/plugin-explorer) renders each field as an element
+// with `data-field-name`, and wraps a selected object field and its children in a div with the class
+// `graphiql-explorer-<field>`, which scopes the next click to that field's children.
+const EXPLORER_ROOT = '.graphiql-explorer-root';
+const EXPLORER_PATH = ['instances', 'nodes', 'status'];
 const RESULT_EDITOR = '.graphiql-response .CodeMirror';
 
 function log(message) {
@@ -130,6 +138,89 @@ async function waitForResult(page) {
   return text;
 }
 
+async function clearQuery(page) {
+  const editor = page.locator(QUERY_EDITOR).first();
+  await editor.click();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.press('Delete');
+  const value = await editorValue(page, QUERY_EDITOR);
+  if (normalise(value) !== '') {
+    throw new Failure(`could not empty the query editor; it holds ${JSON.stringify(value)}`);
+  }
+}
+
+async function openExplorer(page) {
+  // The sidebar button's accessible name is "Show <plugin title>" ("Show GraphiQL Explorer").
+  await page
+    .getByRole('button', { name: /show graphiql explorer/i })
+    .click({ timeout: STEP_TIMEOUT_MS });
+  await page
+    .locator(`${EXPLORER_ROOT} [data-field-name="${EXPLORER_PATH[0]}"]`)
+    .first()
+    .waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+  log('Explorer open, root fields listed');
+}
+
+async function buildQueryInExplorer(page) {
+  let scope = EXPLORER_ROOT;
+  for (const field of EXPLORER_PATH) {
+    const target = page.locator(`${scope} [data-field-name="${field}"]`).first();
+    await target.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+    await target.click();
+    log(`clicked ${field} in the Explorer`);
+    scope = `${scope} .graphiql-explorer-${field}`;
+  }
+  // The Explorer writes into the query editor; wait until the whole path is there.
+  try {
+    await page.waitForFunction(
+      ({ sel, path }) => {
+        const el = document.querySelector(sel);
+        const text = el && el.CodeMirror ? el.CodeMirror.getValue() : '';
+        let at = 0;
+        for (const name of path) {
+          const found = text.indexOf(name, at);
+          if (found < 0) return false;
+          at = found + name.length;
+        }
+        return true;
+      },
+      { sel: QUERY_EDITOR, path: EXPLORER_PATH },
+      { timeout: STEP_TIMEOUT_MS, polling: 100 },
+    );
+  } catch {
+    const seen = await editorValue(page, QUERY_EDITOR).catch(() => null);
+    throw new Failure(
+      `clicking ${EXPLORER_PATH.join(' -> ')} in the Explorer left the editor holding ` +
+        JSON.stringify(seen),
+    );
+  }
+  const query = await editorValue(page, QUERY_EDITOR);
+  log(`Explorer built: ${normalise(query)}`);
+  return query;
+}
+
+async function waitForExplorerResult(page, previous) {
+  try {
+    await page.waitForFunction(
+      ({ sel, before }) => {
+        const el = document.querySelector(sel);
+        const text = el && el.CodeMirror ? el.CodeMirror.getValue() : '';
+        return text !== before && (text.includes('"status"') || text.includes('"errors"'));
+      },
+      { sel: RESULT_EDITOR, before: previous },
+      { timeout: STEP_TIMEOUT_MS, polling: 100 },
+    );
+  } catch {
+    const seen = await editorValue(page, RESULT_EDITOR).catch(() => null);
+    throw new Failure(`the Explorer's query never answered; the result pane holds ${seen}`);
+  }
+  const text = await editorValue(page, RESULT_EDITOR);
+  if (text.includes('"errors"')) {
+    throw new Failure(`the Explorer's query failed; the result pane holds ${text}`);
+  }
+  return text;
+}
+
 async function main() {
   const { base, screenshot } = parseArgs(process.argv.slice(2));
   const origin = base.origin;
@@ -174,6 +265,13 @@ async function main() {
     const result = await waitForResult(page);
     log('result pane shows data');
 
+    await clearQuery(page);
+    await openExplorer(page);
+    const explorerQuery = await buildQueryInExplorer(page);
+    await runQuery(page);
+    const explorerResult = await waitForExplorerResult(page, result);
+    log('result pane shows the data of the query built in the Explorer');
+
     if (foreign.length > 0) {
       throw new Failure(
         `the page requested ${foreign.length} cross-origin URL(s):\n  ${foreign.join('\n  ')}`,
@@ -181,7 +279,7 @@ async function main() {
     }
     await page.screenshot({ path: screenshot, fullPage: true });
     log(`screenshot saved to ${screenshot}`);
-    process.stdout.write(`${JSON.stringify({ result })}\n`);
+    process.stdout.write(`${JSON.stringify({ result, explorerQuery, explorerResult })}\n`);
   } catch (error) {
     if (page) {
       await page.screenshot({ path: screenshot, fullPage: true }).catch(() => {});

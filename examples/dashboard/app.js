@@ -1,0 +1,242 @@
+// The dashboard: filters -> three views (counts, instances, timeline), each one GraphQL request,
+// and a drill-down to an instance's nodes (one more). Plain ES modules, no build step.
+import { GraphQLRequestError, request } from './graphql.js';
+import {
+  INSTANCE_NODES_QUERY,
+  INSTANCE_STATUSES,
+  INSTANCES_QUERY,
+  NODES_SIZE,
+  PAGE_SIZE,
+  TIMELINE_QUERY,
+  TIMELINE_SIZE,
+  statusCountsQuery,
+} from './queries.js';
+import {
+  renderCounts,
+  renderInstances,
+  renderNodes,
+  renderStatusChoices,
+  renderTimeline,
+} from './views.js';
+
+const WORKSPACE_KEY = 'jobql.dashboard.workspace';
+
+const $ = (selector) => document.querySelector(selector);
+
+const form = $('#filters');
+const views = $('#views');
+const sections = {
+  counts: $('#counts'),
+  instances: $('#instances'),
+  timeline: $('#timeline'),
+  nodes: $('#nodes'),
+};
+
+const state = {
+  generation: 0, // bumped on every Apply; a view marks the generation it has drawn
+  connection: { workspace: 'default', token: '' },
+  filter: {},
+  cursors: [null], // `after` of each page visited; the last one is the current page
+  selectedId: null,
+  controller: null,
+  pageController: null,
+};
+
+/** `2025-05-31T22:47` from a datetime-local input, read as UTC -> `2025-05-31T22:47:00Z`. */
+function utc(value) {
+  if (!value) return null;
+  return value.length === 16 ? `${value}:00Z` : `${value}Z`;
+}
+
+function readForm() {
+  const data = new FormData(form);
+  const statuses = data.getAll('status');
+  const filter = {};
+  if (statuses.length > 0) filter.statuses = statuses;
+  const after = utc(data.get('planTimeAfter'));
+  const before = utc(data.get('planTimeBefore'));
+  if (after) filter.planTimeAfter = after;
+  if (before) filter.planTimeBefore = before;
+  return {
+    connection: {
+      workspace: String(data.get('workspace') ?? '').trim() || 'default',
+      token: String(data.get('token') ?? ''),
+    },
+    filter,
+  };
+}
+
+function showError(error) {
+  const box = $('#error');
+  if (!error) {
+    box.hidden = true;
+    box.textContent = '';
+    delete box.dataset.codes;
+    return;
+  }
+  box.hidden = false;
+  const codes = error instanceof GraphQLRequestError ? error.codes : [];
+  box.dataset.codes = codes.join(' ');
+  box.textContent = error.message;
+}
+
+function markDrawn(section, generation, failed = false) {
+  section.dataset.generation = String(generation);
+  section.classList.toggle('failed', failed);
+}
+
+/** Run one view's request; stale answers (an older Apply) are dropped. */
+async function runView(section, generation, load) {
+  section.classList.add('loading');
+  try {
+    await load();
+    if (generation === state.generation) markDrawn(section, generation);
+  } catch (error) {
+    if (error.name === 'AbortError') return;
+    if (generation === state.generation) {
+      showError(error);
+      markDrawn(section, generation, true);
+    }
+  } finally {
+    if (generation === state.generation) section.classList.remove('loading');
+  }
+}
+
+function loadCounts(generation, signal) {
+  return runView(sections.counts, generation, async () => {
+    const variables = {
+      after: state.filter.planTimeAfter ?? null,
+      before: state.filter.planTimeBefore ?? null,
+    };
+    const data = await request(statusCountsQuery(), variables, state.connection, { signal });
+    if (generation !== state.generation) return;
+    const counts = INSTANCE_STATUSES.map((status) => ({
+      status,
+      count: data[status].totalCount,
+    }));
+    renderCounts(sections.counts, counts, pickStatus);
+  });
+}
+
+function loadInstances(generation, signal) {
+  return runView(sections.instances, generation, async () => {
+    const after = state.cursors[state.cursors.length - 1];
+    const variables = { filter: state.filter, first: PAGE_SIZE, after };
+    const data = await request(INSTANCES_QUERY, variables, state.connection, { signal });
+    if (generation !== state.generation) return;
+    const page = data.instances;
+    renderInstances(sections.instances, page, {
+      pageNumber: state.cursors.length,
+      pageSize: PAGE_SIZE,
+      onOpen: openInstance,
+      selectedId: state.selectedId,
+    });
+    $('#previousPage').disabled = state.cursors.length <= 1;
+    const next = $('#nextPage');
+    next.disabled = !page.pageInfo.hasNextPage;
+    next.dataset.cursor = page.pageInfo.endCursor ?? '';
+    sections.instances.dataset.page = String(state.cursors.length);
+  });
+}
+
+function loadTimeline(generation, signal) {
+  return runView(sections.timeline, generation, async () => {
+    const variables = { filter: state.filter, first: TIMELINE_SIZE };
+    const data = await request(TIMELINE_QUERY, variables, state.connection, { signal });
+    if (generation !== state.generation) return;
+    renderTimeline(sections.timeline, data.instances.nodes, {
+      limit: TIMELINE_SIZE,
+      onOpen: openInstance,
+    });
+  });
+}
+
+function newGeneration() {
+  state.controller?.abort();
+  state.pageController?.abort();
+  state.controller = new AbortController();
+  state.generation += 1;
+  views.dataset.generation = String(state.generation);
+  showError(null);
+  return { generation: state.generation, signal: state.controller.signal };
+}
+
+async function apply() {
+  const { connection, filter } = readForm();
+  state.connection = connection;
+  state.filter = filter;
+  state.cursors = [null];
+  localStorage.setItem(WORKSPACE_KEY, connection.workspace);
+  const { generation, signal } = newGeneration();
+  // The drill-down belongs to the previous filter: close it.
+  sections.nodes.hidden = true;
+  state.selectedId = null;
+  await Promise.all([
+    loadCounts(generation, signal),
+    loadInstances(generation, signal),
+    loadTimeline(generation, signal),
+  ]);
+}
+
+async function turnPage(direction) {
+  if (direction > 0) {
+    const cursor = $('#nextPage').dataset.cursor;
+    if (!cursor) return;
+    state.cursors.push(cursor);
+  } else if (state.cursors.length > 1) {
+    state.cursors.pop();
+  } else {
+    return;
+  }
+  // Paging redraws the table only: the filter, and so the other views, stay as they are.
+  state.pageController?.abort();
+  state.pageController = new AbortController();
+  await loadInstances(state.generation, state.pageController.signal);
+}
+
+async function openInstance(instance) {
+  state.selectedId = instance.id;
+  for (const row of sections.instances.querySelectorAll('tr.instance')) {
+    row.classList.toggle('selected', row.dataset.id === instance.id);
+  }
+  const section = sections.nodes;
+  section.hidden = false;
+  section.querySelector('.summary').textContent = `${instance.jobName} #${instance.instanceId} …`;
+  section.querySelector('tbody').replaceChildren();
+  delete section.dataset.instanceId;
+  const generation = state.generation;
+  await runView(section, generation, async () => {
+    const variables = { id: instance.id, first: NODES_SIZE };
+    const data = await request(INSTANCE_NODES_QUERY, variables, state.connection);
+    if (state.selectedId !== instance.id) return;
+    renderNodes(section, data.node, { limit: NODES_SIZE });
+    section.dataset.opened = instance.id;
+  });
+  section.scrollIntoView({ block: 'nearest' });
+}
+
+function pickStatus(status) {
+  for (const box of form.querySelectorAll('input[name="status"]')) {
+    box.checked = box.value === status;
+  }
+  form.requestSubmit();
+}
+
+function start() {
+  renderStatusChoices($('#statusChoices'), INSTANCE_STATUSES);
+  const saved = localStorage.getItem(WORKSPACE_KEY);
+  if (saved) $('#workspace').value = saved;
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    apply();
+  });
+  form.addEventListener('reset', () => {
+    // After the browser has reset the inputs, load the unfiltered views again.
+    setTimeout(() => form.requestSubmit(), 0);
+  });
+  $('#nextPage').addEventListener('click', () => turnPage(1));
+  $('#previousPage').addEventListener('click', () => turnPage(-1));
+  apply();
+}
+
+start();

@@ -1,0 +1,325 @@
+// Drive jobql's /dashboard in Debian's Chromium: apply filters, read every view, open a drill-down,
+// save the screenshot, then turn to the next page of instances (when there is one).
+//
+// usage: node dashboard.mjs <baseUrl> <screenshot.png> <plan-json>
+//
+// plan-json: {"workspace": "ws1", "token": "" (optional), "statuses": ["SUCCESS", ...],
+//             "planTimeAfter": "YYYY-MM-DDTHH:MM", "planTimeBefore": "YYYY-MM-DDTHH:MM",
+//             "expectError": false (optional: the views must fail, e.g. without a token)}
+//
+// Fails if the page asks any other origin for anything. Records every /graphql request the page
+// sends (operation, variables, headers). Prints one JSON object on stdout: the rows of the
+// instances table, the per-status counts, the timeline's bars, the drill-down's node names, the
+// second page's rows and the requests of each step, for test_dashboard.py to compare with the API's own answers. Diagnostics go to stderr;
+// any failure exits non-zero. The browser is never downloaded: playwright-core drives $CHROMIUM.
+import { chromium } from 'playwright-core';
+
+const STEP_TIMEOUT_MS = 30_000;
+const OVERALL_TIMEOUT_MS = 150_000;
+const LAUNCH_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const VIEWS = ['#counts', '#instances', '#timeline'];
+
+function log(message) {
+  process.stderr.write(`dashboard.mjs: ${message}\n`);
+}
+
+class Failure extends Error {}
+
+function parseArgs(argv) {
+  if (argv.length !== 3) {
+    throw new Failure('usage: node dashboard.mjs <baseUrl> <screenshot.png> <plan-json>');
+  }
+  let base;
+  let plan;
+  try {
+    base = new URL(argv[0]);
+  } catch {
+    throw new Failure(`not a URL: ${argv[0]}`);
+  }
+  try {
+    plan = JSON.parse(argv[2]);
+  } catch (error) {
+    throw new Failure(`the plan is not JSON: ${error.message}`);
+  }
+  return { base, screenshot: argv[1], plan };
+}
+
+function isForeign(url, origin) {
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return true;
+  }
+  if (['data:', 'blob:', 'about:'].includes(parsed.protocol)) return false;
+  return parsed.origin !== origin;
+}
+
+/** Wait until every view has drawn (or failed) the page's current generation. */
+async function waitForViews(page, views = VIEWS) {
+  try {
+    await page.waitForFunction(
+      (selectors) => {
+        const generation = document.querySelector('#views')?.dataset.generation;
+        return (
+          generation !== '0' &&
+          selectors.every((sel) => document.querySelector(sel)?.dataset.generation === generation)
+        );
+      },
+      views,
+      { timeout: STEP_TIMEOUT_MS, polling: 100 },
+    );
+  } catch {
+    const error = await page.locator('#error').textContent().catch(() => null);
+    throw new Failure(`the views never finished loading; the error box holds ${JSON.stringify(error)}`);
+  }
+}
+
+async function applyFilters(page, plan) {
+  await page.fill('#workspace', plan.workspace ?? '');
+  await page.fill('#token', plan.token ?? '');
+  for (const box of await page.locator('input[name="status"]').all()) {
+    const value = await box.getAttribute('value');
+    await box.setChecked((plan.statuses ?? []).includes(value));
+  }
+  await page.fill('#planTimeAfter', plan.planTimeAfter ?? '');
+  await page.fill('#planTimeBefore', plan.planTimeBefore ?? '');
+  const before = await page.locator('#views').getAttribute('data-generation');
+  await page.click('#apply');
+  await page.waitForFunction(
+    (previous) => document.querySelector('#views').dataset.generation !== previous,
+    before,
+    { timeout: STEP_TIMEOUT_MS },
+  );
+  await waitForViews(page);
+  log('filters applied, every view drawn');
+}
+
+async function readViews(page) {
+  return page.evaluate(() => {
+    const fieldsOf = (section) =>
+      [...document.querySelectorAll(`${section} th[data-field]`)].map((th) => th.dataset.field);
+    return {
+      error: document.querySelector('#error').hidden ? null : document.querySelector('#error').textContent,
+      errorCodes: document.querySelector('#error').dataset.codes ?? '',
+      rows: [...document.querySelectorAll('#instances tr.instance')].map((row) => ({
+        id: row.dataset.id,
+        jobName: row.dataset.jobName,
+        instanceId: row.dataset.instanceId,
+        cells: [...row.cells].map((cell) => cell.textContent),
+      })),
+      instancesFields: fieldsOf('#instances'),
+      totalCount: document.querySelector('#instances').dataset.totalCount ?? null,
+      summary: document.querySelector('#instances .summary').textContent,
+      counts: Object.fromEntries(
+        [...document.querySelectorAll('#counts li[data-status]')].map((item) => [
+          item.dataset.status,
+          Number(item.dataset.count),
+        ]),
+      ),
+      countsShown: Object.fromEntries(
+        [...document.querySelectorAll('#counts li[data-status]')].map((item) => [
+          item.dataset.status,
+          item.querySelector('.number').textContent,
+        ]),
+      ),
+      timeline: [...document.querySelectorAll('#timeline g.run')].map((run) => ({
+        id: run.dataset.id,
+        jobName: run.dataset.jobName,
+        instanceId: run.dataset.instanceId,
+        width: Number(run.querySelector('rect').getAttribute('width')),
+      })),
+      timelineFields: (document.querySelector('#timeline svg')?.dataset.fields ?? '').split(' '),
+    };
+  });
+}
+
+async function openDrillDown(page) {
+  const row = page.locator('#instances tr.instance').first();
+  const id = await row.getAttribute('data-id');
+  await row.click();
+  try {
+    await page.waitForFunction(
+      (wanted) => {
+        const section = document.querySelector('#nodes');
+        return section && !section.hidden && section.dataset.opened === wanted;
+      },
+      id,
+      { timeout: STEP_TIMEOUT_MS, polling: 100 },
+    );
+  } catch {
+    const error = await page.locator('#error').textContent().catch(() => null);
+    throw new Failure(`the drill-down of ${id} never opened; the error box holds ${JSON.stringify(error)}`);
+  }
+  log(`drill-down of ${id} open`);
+  return page.evaluate((opened) => {
+    const section = document.querySelector('#nodes');
+    return {
+      id: opened,
+      jobName: section.dataset.jobName,
+      instanceId: section.dataset.instanceId,
+      names: [...section.querySelectorAll('tr.node td.name')].map((cell) => cell.textContent),
+      fields: [...section.querySelectorAll('th[data-field]')].map((th) => th.dataset.field),
+      summary: section.querySelector('.summary').textContent,
+    };
+  }, id);
+}
+
+async function turnPage(page) {
+  await page.click('#nextPage');
+  try {
+    await page.waitForFunction(() => document.querySelector('#instances').dataset.page === '2', null, {
+      timeout: STEP_TIMEOUT_MS,
+      polling: 100,
+    });
+  } catch {
+    const error = await page.locator('#error').textContent().catch(() => null);
+    throw new Failure(`page 2 never loaded; the error box holds ${JSON.stringify(error)}`);
+  }
+  log('turned to page 2');
+  return page.evaluate(() => ({
+    rows: [...document.querySelectorAll('#instances tr.instance')].map((row) => row.dataset.id),
+    summary: document.querySelector('#instances .summary').textContent,
+  }));
+}
+
+async function main() {
+  const { base, screenshot, plan } = parseArgs(process.argv.slice(2));
+  const origin = base.origin;
+  const pageUrl = new URL('dashboard', base.href.endsWith('/') ? base.href : `${base.href}/`).href;
+  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+  log(`launching ${executablePath}`);
+  const browser = await chromium.launch({ executablePath, args: LAUNCH_ARGS, timeout: 60_000 });
+  const foreign = [];
+  const pageErrors = [];
+  const requests = [];
+  let page;
+  try {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+    await context.route('**/*', (route) => {
+      const request = route.request();
+      const url = request.url();
+      if (isForeign(url, origin)) {
+        foreign.push(`${request.method()} ${url}`);
+        return route.abort('blockedbyclient');
+      }
+      if (new URL(url).pathname === '/graphql' && request.method() === 'POST') {
+        let body = null;
+        try {
+          body = JSON.parse(request.postData() ?? 'null');
+        } catch {
+          body = { unparsable: request.postData() };
+        }
+        const headers = request.headers();
+        requests.push({
+          query: body?.query ?? null,
+          variables: body?.variables ?? null,
+          workspace: headers.workspace ?? null,
+          authorization: headers.authorization ?? null,
+        });
+      }
+      return route.continue();
+    });
+    page = await context.newPage();
+    page.on('pageerror', (error) => pageErrors.push(String(error)));
+    page.on('console', (msg) => {
+      // A refused request (401, 403) logs "Failed to load resource"; the views report it in the
+      // error box, which the plan's expectError checks. Anything else is a bug in the page.
+      if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) {
+        pageErrors.push(`console: ${msg.text()}`);
+      }
+    });
+
+    log(`opening ${pageUrl}`);
+    const response = await page.goto(pageUrl, { waitUntil: 'load', timeout: STEP_TIMEOUT_MS });
+    if (!response || !response.ok()) {
+      throw new Failure(`GET ${pageUrl} answered ${response ? response.status() : 'nothing'}`);
+    }
+    // The page loads its unfiltered views for the saved (or default) workspace on its own.
+    await waitForViews(page);
+    const initialRequests = requests.length;
+
+    await applyFilters(page, plan);
+    const applied = requests.slice(initialRequests);
+    const views = await readViews(page);
+    let drillDown = null;
+    let drillDownRequests = [];
+    let secondPage = null;
+    let pageRequests = [];
+    if (plan.expectError) {
+      if (!views.error) throw new Failure('the views loaded although the plan expected an error');
+    } else {
+      if (views.error) throw new Failure(`the views failed: ${views.error}`);
+      if (views.rows.length === 0) throw new Failure('the filters left no rows to drill into');
+      const before = requests.length;
+      drillDown = await openDrillDown(page);
+      drillDownRequests = requests.slice(before);
+      // The artifact shows the filtered first page with its drill-down open.
+      await page.screenshot({ path: screenshot, fullPage: true });
+      log(`screenshot saved to ${screenshot}`);
+      if (await page.locator('#nextPage').isEnabled()) {
+        const beforePaging = requests.length;
+        secondPage = await turnPage(page);
+        pageRequests = requests.slice(beforePaging);
+      }
+    }
+
+    if (foreign.length > 0) {
+      throw new Failure(
+        `the page requested ${foreign.length} cross-origin URL(s):\n  ${foreign.join('\n  ')}`,
+      );
+    }
+    if (pageErrors.length > 0 && !plan.expectError) {
+      throw new Failure(`errors in the page:\n  ${pageErrors.join('\n  ')}`);
+    }
+    if (plan.expectError) {
+      await page.screenshot({ path: screenshot, fullPage: true });
+      log(`screenshot saved to ${screenshot}`);
+    }
+    process.stdout.write(
+      `${JSON.stringify({
+        url: page.url(),
+        views,
+        drillDown,
+        applied,
+        drillDownRequests,
+        secondPage,
+        pageRequests,
+      })}\n`,
+    );
+  } catch (error) {
+    if (page) {
+      await page.screenshot({ path: screenshot, fullPage: true }).catch(() => {});
+      log(`screenshot of the failure saved to ${screenshot}`);
+    }
+    if (pageErrors.length > 0) log(`errors in the page:\n  ${pageErrors.join('\n  ')}`);
+    if (foreign.length > 0) log(`cross-origin requests seen:\n  ${foreign.join('\n  ')}`);
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+const watchdog = setTimeout(() => {
+  log(`gave up after ${OVERALL_TIMEOUT_MS / 1000} s`);
+  process.exit(2);
+}, OVERALL_TIMEOUT_MS);
+watchdog.unref();
+
+try {
+  await main();
+  process.exitCode = 0;
+} catch (error) {
+  log(`FAILED: ${error instanceof Failure ? error.message : (error?.stack ?? error)}`);
+  process.exitCode = 1;
+}
