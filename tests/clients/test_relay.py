@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 
 from tests.clients.conftest import Tool
-from tests.clients.support import NODE_DIR, Demo, data_of, post_graphql, schema_without_field
+from tests.clients.support import (
+    NODE_DIR,
+    SCHEMA_PATH,
+    Demo,
+    data_of,
+    post_graphql,
+    schema_without_field,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +49,7 @@ def compile_relay(npx: Tool, directory: Path, schema: Path) -> subprocess.Comple
 @pytest.fixture(scope="session")
 def artifacts(npx: Tool, tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("relay")
-    run = compile_relay(npx, directory, NODE_DIR.parents[2] / "schema.graphql")
+    run = compile_relay(npx, directory, SCHEMA_PATH)
     assert run.returncode == 0, output(run)
     assert "Compilation completed" in output(run), output(run)
     return directory / "__generated__"
