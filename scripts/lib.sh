@@ -23,3 +23,10 @@ ensure_venv() {  # ensure_venv LOCKFILE: .venv with exactly the locked packages,
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$1"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 }
+
+ensure_codegen_venv() {  # .venv-codegen: ariadne-codegen, pinned, apart from .venv (older graphql-core)
+  local python=${PYTHON:-python3}
+  [ -x .venv-codegen/bin/python ] || "$python" -m venv .venv-codegen
+  .venv-codegen/bin/python -m pip install --quiet --disable-pip-version-check \
+    -r tests/clients/python/requirements.lock
+}

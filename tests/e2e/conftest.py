@@ -7,6 +7,7 @@ green by running nothing.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import shutil
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import create_postgres_database, drop_postgres_database
 
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parents[1]
@@ -30,6 +34,8 @@ NODE_PACKAGES = ("playwright-core", "graphql-http")
 STARTUP_TIMEOUT_S = 120.0
 SHUTDOWN_TIMEOUT_S = 15.0
 NODE_TIMEOUT_S = 240.0
+SEED_TIMEOUT_S = 300.0
+POSTGRES_DEMO_INSTANCES = 2000
 
 AUDIT_REPORT = pytest.StashKey[list[str]]()
 ARTIFACTS = pytest.StashKey[list[str]]()
@@ -166,6 +172,49 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL (http://127.0.0.1:<port>) of `jobql serve` running in its own temporary dir."""
     with serve(tmp_path_factory.mktemp("live_server")) as base_url:
         yield base_url
+
+
+def _jobql(args: list[str], workdir: Path, env: dict[str, str]) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "jobql", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SEED_TIMEOUT_S,
+        check=False,
+    )
+    if run.returncode != 0:
+        pytest.fail(
+            f"`jobql {' '.join(args)}` exited with {run.returncode}:\n{run.stderr}{run.stdout}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def live_server_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Like `live_server`, on a new PostgreSQL database (`jobql migrate` + `jobql seed`).
+
+    The database is uniquely named on JOBQL_TEST_POSTGRES_URL's server and dropped afterwards; an
+    unreachable server skips, or fails under CI=true, as the PostgreSQL tests of tests/ do.
+    """
+    name, engine = asyncio.run(_create_postgres_database())
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        workdir = tmp_path_factory.mktemp("live_server_postgres")
+        env = {**_server_env(), "JOBQL_DATABASE_URL": url}
+        _jobql(["migrate"], workdir, env)
+        _jobql(["seed", "--instances", str(POSTGRES_DEMO_INSTANCES)], workdir, env)
+        with serve(workdir, JOBQL_DATABASE_URL=url) as base_url:
+            yield base_url
+    finally:
+        asyncio.run(drop_postgres_database(name))
+
+
+async def _create_postgres_database() -> tuple[str, AsyncEngine]:
+    name, engine = await create_postgres_database()
+    await engine.dispose()  # only its URL is needed; its pool belongs to this short event loop
+    return name, engine
 
 
 @pytest.fixture(scope="session")
