@@ -51,7 +51,9 @@ VARY = "Accept, workspace, Authorization"
 
 
 def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # JSON may carry lone surrogates ("\ud800"), which UTF-8 cannot encode: "surrogatepass" gives
+    # them a hash too (no client's hash of real UTF-8 matches it) instead of an exception.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class PersistedQueryError(Exception):

@@ -159,6 +159,33 @@ async def test_a_hash_that_is_not_the_texts_is_refused_and_not_stored(
     assert later.json() == NOT_FOUND_BODY
 
 
+@pytest.mark.parametrize("allowlist", [False, True])
+async def test_a_query_with_a_lone_surrogate_is_a_client_error(
+    engine: AsyncEngine, tmp_path: Path, allowlist: bool
+) -> None:
+    # JSON can escape a lone surrogate, which has no UTF-8 form to hash: a 4xx, never a 500.
+    (tmp_path / "only.graphql").write_text("{ __typename }")
+    settings = {"allowed_operations": str(tmp_path)} if allowlist else {}
+    query = "{ __typename } # \\ud800"
+    hashed = '{"persistedQuery": {"version": 1, "sha256Hash": "%s"}}' % ("0" * 64)
+    async with serving(engine, **settings) as http:
+        for body in (
+            '{"query": "' + query + '", "extensions": ' + hashed + "}",
+            '{"query": "' + query + '"}',
+        ):
+            response = await http.post(
+                "/graphql", content=body, headers={"content-type": JSON, "accept": JSON}
+            )
+            assert response.status_code in (200, 400, 403), response.text
+            code = response.json()["errors"][0]["extensions"]["code"]
+            if "persistedQuery" in body:
+                assert code == "PERSISTED_QUERY_HASH_MISMATCH"
+            elif allowlist:
+                assert code == "PERSISTED_QUERY_NOT_ALLOWED"
+            else:
+                assert code == "GRAPHQL_PARSE_FAILED"
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
