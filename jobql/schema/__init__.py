@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import DisableIntrospection
+from strawberry.extensions import DisableIntrospection, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -20,6 +20,8 @@ from jobql.schema.limits import extensions as limit_extensions
 from jobql.schema.nodes import InstanceNode
 from jobql.schema.query import Query
 from jobql.schema.scalars import SCALAR_MAP
+
+DOCUMENT_CACHE_SIZE = 1_000
 
 
 class Schema(strawberry.Schema):
@@ -47,7 +49,16 @@ def create_schema(
     `read_strategy` is "compiled" (one statement per root field where the selection allows) or
     "reference" (resolvers and loaders only); `report_strategy` adds `extensions.strategy`.
     """
-    extensions: list[Any] = [SingleOperation, *limit_extensions(limits or Limits()), ErrorCodes]
+    # Validating a document is done once per distinct document, schema and rules (a factory:
+    # Strawberry shares the cache across requests). Not ParserCache: parse errors raised from it
+    # lose the token limit's QUERY_TOO_COMPLEX.
+    caches: list[Any] = [lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE)]
+    extensions: list[Any] = [
+        *caches,
+        SingleOperation,
+        *limit_extensions(limits or Limits()),
+        ErrorCodes,
+    ]
     if not public:
         extensions.insert(0, DisableIntrospection)
     if report_strategy:

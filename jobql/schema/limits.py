@@ -29,12 +29,9 @@ from graphql import (
     get_named_type,
     value_from_ast_untyped,
 )
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
+from strawberry.extensions.max_aliases import create_validator as create_alias_validator
+from strawberry.extensions.query_depth_limiter import create_validator as create_depth_validator
 from strawberry.types import ExecutionResult
 
 from jobql.resolvers.pagination import DEFAULT_PAGE_SIZE
@@ -51,13 +48,18 @@ class Limits:
 
 
 def extensions(limits: Limits) -> list[type[SchemaExtension]]:
-    class Depth(QueryDepthLimiter):
-        def __init__(self) -> None:
-            super().__init__(max_depth=limits.max_depth)
+    # The validation rules are made once per schema, not per request as QueryDepthLimiter and
+    # MaxAliasesLimiter would: the same rule classes every time let ValidationCache hit.
+    depth_rule = create_depth_validator(limits.max_depth, None, None)
+    alias_rule = create_alias_validator(limits.max_aliases)
 
-    class Aliases(MaxAliasesLimiter):
+    class Depth(AddValidationRules):
         def __init__(self) -> None:
-            super().__init__(max_alias_count=limits.max_aliases)
+            super().__init__([depth_rule])
+
+    class Aliases(AddValidationRules):
+        def __init__(self) -> None:
+            super().__init__([alias_rule])
 
     class Tokens(MaxTokensLimiter):
         def __init__(self) -> None:

@@ -13,6 +13,7 @@ Nested connections are correlated subqueries, each limited per parent on its
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -414,7 +415,33 @@ def _as_int(value: ColumnElement[Any] | int) -> ColumnElement[Any]:
     return value
 
 
+# Built statements by (plan, dialect, workspace, secret): building one costs milliseconds of
+# SQLAlchemy construction; a repeated request (a dashboard polling, the next request of a page
+# that did not move) reuses it, and SQLAlchemy's compiled cache keys its SQL text by shape.
+STATEMENT_CACHE_SIZE = 512
+_statements: OrderedDict[tuple[Any, ...], Select[Any]] = OrderedDict()
+
+
 def build_statement(plan: RootPlan, *, dialect: str, workspace: str, secret: str) -> Select[Any]:
+    key = (plan, dialect, workspace, secret)
+    try:
+        cached = _statements[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable value; build it every time
+        pass
+    else:
+        _statements.move_to_end(key)
+        return cached
+    statement = _build(plan, dialect=dialect, workspace=workspace, secret=secret)
+    try:
+        _statements[key] = statement
+    except TypeError:
+        return statement
+    if len(_statements) > STATEMENT_CACHE_SIZE:
+        _statements.popitem(last=False)
+    return statement
+
+
+def _build(plan: RootPlan, *, dialect: str, workspace: str, secret: str) -> Select[Any]:
     builder = _Builder(dialect, workspace, secret)
     statement = (
         builder.single(plan) if isinstance(plan, SinglePlan) else builder.connection(plan, None)

@@ -43,13 +43,13 @@ class DenyAll(strawberry.BasePermission):
 def guarded_status() -> Iterator[None]:
     """`Instance.status` with a deny-all permission class, as a later change might add one."""
     field = next(f for f in Instance.__strawberry_definition__.fields if f.name == "status")
-    saved = (list(field.permission_classes), list(field.extensions))
+    saved = (list(field.permission_classes), list(field.extensions), list(field.directives))
     field.permission_classes = [DenyAll]
-    field.extensions = [*field.extensions, PermissionExtension([DenyAll()])]
+    field.extensions = [*field.extensions, PermissionExtension([DenyAll()], use_directives=False)]
     try:
         yield
     finally:
-        field.permission_classes, field.extensions = saved
+        field.permission_classes, field.extensions, field.directives = saved
 
 
 @pytest.fixture
