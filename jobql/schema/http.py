@@ -30,7 +30,7 @@ from strawberry.types import ExecutionResult
 
 from jobql.access import principal_of
 from jobql.resolvers.context import DEFAULT_WORKSPACE, AsyncEngine, CursorCodec, RequestContext
-from jobql.schema.persisted import HttpCache, PersistedQueries, PersistedQueryError
+from jobql.schema.persisted import VARY, HttpCache, PersistedQueries, PersistedQueryError
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
@@ -199,7 +199,8 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         await self._too_large_response(media)(scope, receive, send)
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        return HTMLResponse(self.graphiql_html)
+        # The same URL answers JSON to other Accept headers: no cache may hand this page to them.
+        return HTMLResponse(self.graphiql_html, headers={"vary": VARY})
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A GET by persisted-query hash has no `query` either, and wants JSON even with */*.

@@ -277,6 +277,17 @@ async def test_no_cache_headers_on_post_mutations_or_errors(
     assert "etag" not in missing.headers
 
 
+async def test_the_graphiql_page_and_json_at_the_same_url_vary_on_accept(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/graphql", headers={"accept": "text/html"})
+    assert page.headers["content-type"].startswith("text/html")
+    json_answer = await client.get("/graphql", headers={"accept": JSON})
+    assert json_answer.headers["content-type"].startswith(JSON)
+    for response in (page, json_answer):
+        assert "accept" in response.headers["vary"].lower()
+
+
 async def test_a_token_makes_the_answer_private(engine: AsyncEngine, workspace: Ref) -> None:
     tokens = [
         {
