@@ -132,6 +132,27 @@ async def test_miss_register_then_hit_over_post_and_get(
     assert other.json()["data"] == {"instances": {"nodes": []}}
 
 
+@pytest.mark.parametrize("strategy", ["compiled", "reference"])
+async def test_a_get_by_hash_runs_on_either_read_strategy(
+    engine: AsyncEngine, workspace: Ref, strategy: str
+) -> None:
+    # The text behind a hash goes through the same schema, so the compiled strategy serves it.
+    query = INSTANCES + f" # {strategy} {workspace.name}"
+    headers = {"workspace": workspace.name, "accept": JSON}
+    async with serving(engine, read_strategy=strategy, debug_strategy=True) as http:
+        registered = await http.post(
+            "/graphql", json={"query": query, "extensions": apq(query)}, headers=headers
+        )
+        assert registered.json()["data"] == EXPECTED
+        by_hash = await http.get(get_url(apq(query)), headers=headers)
+        assert by_hash.status_code == 200
+        body = by_hash.json()
+        assert body["data"] == EXPECTED
+        assert body["extensions"]["strategy"] == {"instances": strategy}
+        assert by_hash.headers["cache-control"].startswith("public, max-age=")
+        assert by_hash.headers["etag"]
+
+
 async def test_register_over_get_with_variables(client: httpx.AsyncClient, workspace: Ref) -> None:
     headers = {"workspace": workspace.name}
     query = JOB + f" # {workspace.name}"
