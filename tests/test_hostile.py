@@ -232,6 +232,27 @@ CASES = [
         },
     ),
     Case(
+        "JSON nested 100,000 deep",
+        400,
+        "BAD_REQUEST",
+        content=b"[" * 100_000 + b"]" * 100_000,
+        headers={"accept": GQL, "workspace": WORKSPACE, "content-type": "application/json"},
+    ),
+    Case(
+        "extensions nested 5,000 deep over GET",
+        400,
+        "BAD_REQUEST",
+        method="GET",
+        params={"query": "{ __typename }", "extensions": "[" * 5_000 + "]" * 5_000},
+    ),
+    Case(
+        "variables nested 3,000 deep over GET",
+        400,
+        "BAD_REQUEST",
+        method="GET",
+        params={"query": "{ __typename }", "variables": '{"a":' * 3_000 + "1" + "}" * 3_000},
+    ),
+    Case(
         "unacceptable Accept",
         406,
         "BAD_REQUEST",

@@ -221,6 +221,8 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             parsed = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
             raise HTTPException(400, "The body is not valid UTF-8 JSON.") from exc
+        except RecursionError as exc:  # [[[[... nested deeper than Python's JSON decoder goes
+            raise HTTPException(400, "The JSON is nested too deeply.") from exc
         if not isinstance(parsed, (dict, list)):
             raise HTTPException(
                 400, 'Expected a JSON object, such as {"query": "{ jobs { totalCount } }"}.'
