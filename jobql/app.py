@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             public=settings.public_schema,
             read_strategy=settings.read_strategy,
             report_strategy=settings.debug_strategy,
+            fast_path=settings.fast_path,
         ),
         engine,
         CursorCodec(settings.cursor_secret),

@@ -42,6 +42,7 @@ class Settings:
     tokens_file: str | None = None
     read_strategy: str = "compiled"
     debug_strategy: bool = False
+    fast_path: bool = True
     persisted_queries: bool = True
     persisted_query_cache_size: int = 10_000
     cache_max_age: int = 5
@@ -80,6 +81,7 @@ class Settings:
             tokens_file=env.get("JOBQL_TOKENS_FILE") or None,
             read_strategy=env.get("JOBQL_READ_STRATEGY", "compiled").lower(),
             debug_strategy=_bool(env, "JOBQL_DEBUG_STRATEGY", False),
+            fast_path=_bool(env, "JOBQL_FAST_PATH", True),
             persisted_queries=_bool(env, "JOBQL_PERSISTED_QUERIES", True),
             persisted_query_cache_size=_int(
                 env, "JOBQL_PERSISTED_QUERY_CACHE_SIZE", 10_000, minimum=1

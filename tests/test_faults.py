@@ -118,7 +118,7 @@ async def test_a_stopped_database_is_a_quick_503_and_recovery_needs_no_restart(
 
     await asyncio.to_thread(cluster.stop)
     down, took = await _post(app)
-    assert down.status_code == 503
+    assert down.status_code == 503, down.text
     assert [e["extensions"]["code"] for e in down.json()["errors"]] == ["SERVICE_UNAVAILABLE"]
     assert "Traceback" not in down.text
     assert took < 5

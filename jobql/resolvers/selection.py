@@ -296,8 +296,10 @@ def _cursor_spec(context: CursorContext) -> CursorSpec:
     return CursorSpec(context.kind, context.field, context.direction)
 
 
-async def read(ctx: RequestContext, plan: RootPlan) -> str | None:
-    """The JSON text of one compiled root field (one statement); None: the lookup found nothing."""
+async def read(ctx: RequestContext, plan: RootPlan, *, autocommit: bool = False) -> str | None:
+    """The JSON text of one compiled root field (one statement); None: the lookup found nothing.
+
+    `autocommit`: the request's only statement, read without a transaction around it."""
     return await json_sql.read_json(
-        ctx.reader, plan, workspace=ctx.workspace, secret=ctx.cursors.secret
+        ctx.reader, plan, workspace=ctx.workspace, secret=ctx.cursors.secret, autocommit=autocommit
     )

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, ValidationCache
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from jobql.resolvers.context import RequestContext
 from jobql.schema.errors import ErrorCodes, SingleOperation
-from jobql.schema.execution import CompiledExecutionContext, StrategyReport, compilable_fields
+from jobql.schema.execution import (
+    CompiledExecutionContext,
+    FastOperation,
+    StrategyReport,
+    compilable_fields,
+    learn,
+    run_fast,
+)
 from jobql.schema.ingest import Mutation
 from jobql.schema.instances import Instance
 from jobql.schema.jobs import Job
@@ -28,6 +40,69 @@ class Schema(strawberry.Schema):
     # Set by create_schema: how reads are served, and what compiles (derived from the schema).
     read_strategy: str = "compiled"
     compilable: frozenset[tuple[str, str]] = frozenset()
+    fast_path: bool = False
+    report_strategy: bool = False
+    max_cost: int = Limits().max_cost
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Strawberry's execution, with the whole-operation fast path in front of it.
+
+        A document is served fast only after it once ran through the full pipeline (parsing,
+        every validation rule and limit, execution) without an error and with every root field
+        compiled; every later request of it still has its variables coerced and its cost
+        checked, and anything unusual runs the full pipeline again."""
+        fast_key = (query, operation_name)
+        use_fast = (
+            self.fast_path
+            and query is not None
+            and root_value is None
+            and isinstance(context_value, RequestContext)
+        )
+        if use_fast and isinstance(context_value, RequestContext):
+            known = self._fast.get(fast_key)
+            if known is not None:
+                self._fast.move_to_end(fast_key)
+                fast = await run_fast(
+                    self,
+                    known,
+                    operation_name,
+                    variable_values,
+                    context_value,
+                    max_cost=self.max_cost,
+                    report_strategy=self.report_strategy,
+                )
+                if fast is not None:
+                    return fast
+        result = await super().execute(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            allowed_operation_types=allowed_operation_types,
+            operation_extensions=operation_extensions,
+        )
+        if use_fast and fast_key not in self._fast:
+            assert query is not None
+            learned = learn(query, operation_name, result, context_value)
+            if learned is not None:
+                self._fast[fast_key] = learned
+                if len(self._fast) > DOCUMENT_CACHE_SIZE:
+                    self._fast.popitem(last=False)
+        return result
+
+    @functools.cached_property
+    def _fast(self) -> OrderedDict[tuple[str | None, str | None], FastOperation]:
+        return OrderedDict()
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -43,6 +118,7 @@ def create_schema(
     public: bool = True,
     read_strategy: str = "compiled",
     report_strategy: bool = False,
+    fast_path: bool = True,
 ) -> Schema:
     """The schema with its limits; `public=False` hides introspection and field suggestions.
 
@@ -74,6 +150,9 @@ def create_schema(
     if read_strategy not in ("compiled", "reference"):
         raise ValueError(f"unknown read strategy {read_strategy!r}")
     created.read_strategy = read_strategy
+    created.fast_path = fast_path and read_strategy == "compiled"
+    created.report_strategy = report_strategy
+    created.max_cost = (limits or Limits()).max_cost
     created.compilable = compilable_fields(created._schema)
     return created
 

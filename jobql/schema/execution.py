@@ -17,31 +17,41 @@ errors always come from the reference resolvers.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLEnumType,
+    GraphQLError,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     get_named_type,
+    get_operation_ast,
+    parse,
 )
-from graphql.execution.values import VariableValues, get_argument_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.language import BooleanValueNode, VariableNode
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types import ExecutionResult
 from strawberry.types.arguments import convert_arguments
 
 from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import selection
+from jobql.resolvers.context import RequestContext
 from jobql.resolvers.nodes import status_names
 from jobql.resolvers.pagination import PageArgs
 from jobql.schema.context import Info
+from jobql.schema.limits import estimate_cost
 
 DEFINITION = "strawberry-definition"
 CONNECTIONS = {
@@ -133,17 +143,28 @@ def _enum_names_match(graphql_type: Any) -> bool:
 
 
 class _Planner:
-    def __init__(self, info: Info, compilable: frozenset[tuple[str, str]]) -> None:
-        raw = info._raw_info
-        self.info = info
-        self.schema: GraphQLSchema = raw.schema
-        self.fragments: dict[str, FragmentDefinitionNode] = raw.fragments
-        variables: Any = raw.variable_values  # Strawberry passes the coerced dict
+    def __init__(
+        self,
+        schema: Any,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: Any,
+        ctx: RequestContext,
+        compilable: frozenset[tuple[str, str]],
+    ) -> None:
+        self.strawberry_schema = schema
+        self.schema: GraphQLSchema = schema._schema
+        self.fragments = fragments
+        # Strawberry passes resolvers the coerced dict; graphql-core has a container.
         self.variables: dict[str, Any] = (
             variables.coerced if isinstance(variables, VariableValues) else variables
         )
-        self.ctx = info.context
+        self.ctx = ctx
         self.compilable = compilable
+
+    @classmethod
+    def of(cls, info: Info, compilable: frozenset[tuple[str, str]]) -> _Planner:
+        raw = info._raw_info
+        return cls(info.schema, raw.fragments, raw.variable_values, info.context, compilable)
 
     # -- selections -------------------------------------------------------------------------
 
@@ -216,7 +237,7 @@ class _Planner:
         field = object_type.fields[field_name]
         raw = get_argument_values(field, node, VariableValues({}, self.variables))
         definition = field.extensions[DEFINITION]
-        converter = self.info.schema.schema_converter
+        converter = self.strawberry_schema.schema_converter
         return convert_arguments(
             raw,
             definition.arguments,
@@ -321,8 +342,7 @@ class _Planner:
         statuses = status_names(kwargs.get("statuses"))
         return selection.node_connection(self.ctx, statuses, page, fields)
 
-    def root(self, name: str) -> selection.RootPlan:
-        nodes = list(self.info._raw_info.field_nodes)
+    def root(self, name: str, nodes: list[FieldNode]) -> selection.RootPlan:
         self.check("Query", name)
         kind, target = selection.COMPOSITES[("Query", name)]
         if kind == "connection":
@@ -349,7 +369,7 @@ def plan_root(info: Info, name: str) -> selection.RootPlan | None:
     if not compilable or getattr(info.schema, "read_strategy", None) != "compiled":
         return None
     try:
-        return _Planner(info, compilable).root(name)
+        return _Planner.of(info, compilable).root(name, list(info._raw_info.field_nodes))
     except Exception:
         return None
 
@@ -369,13 +389,104 @@ async def serve(info: Info, name: str) -> orjson.Fragment | None:
     return orjson.Fragment(found)
 
 
+# -- the whole-operation fast path ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FastOperation:
+    """A query document that once ran cleanly with every root field compiled."""
+
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+    roots: tuple[tuple[str, str, FieldNode], ...]  # response key, field name, node
+
+
+def learn(query: str, operation_name: str | None, result: Any, ctx: Any) -> FastOperation | None:
+    """The fast form of a document whose full run had no errors and only compiled root fields.
+
+    Root-level directives, fragments or repeated response keys keep it on the full pipeline."""
+    if result.errors or not isinstance(result.data, dict) or not result.data:
+        return None
+    strategies = getattr(ctx, "strategies", {})
+    for key, value in result.data.items():
+        if not isinstance(value, orjson.Fragment) or strategies.get(key) != "compiled":
+            return None
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return None
+    operation = get_operation_ast(document, operation_name)
+    if operation is None or operation.operation is not OperationType.QUERY:
+        return None
+    roots: list[tuple[str, str, FieldNode]] = []
+    for item in operation.selection_set.selections:
+        if not isinstance(item, FieldNode) or item.directives or item.name.value not in ROOTS:
+            return None
+        key = item.alias.value if item.alias else item.name.value
+        if any(key == known for known, _, _ in roots):
+            return None
+        roots.append((key, item.name.value, item))
+    if sorted(key for key, _, _ in roots) != sorted(result.data):
+        return None
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    return FastOperation(document, operation, fragments, tuple(roots))
+
+
+async def run_fast(
+    schema: Any,
+    fast: FastOperation,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    ctx: RequestContext,
+    *,
+    max_cost: int,
+    report_strategy: bool,
+) -> ExecutionResult | None:
+    """The operation's answer without graphql-core's executor, or None: run the full pipeline.
+
+    Variables are coerced and the cost estimated as on the full pipeline; anything unusual (a
+    variable error, a cost over the limit, a lookup that finds nothing, any exception) returns
+    None, so that errors always come from the full pipeline. One root field reads in autocommit;
+    several read in one read-only snapshot so that they agree."""
+    try:
+        coerced = get_variable_values(
+            schema._schema, fast.operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
+            return None
+        cost = estimate_cost(schema._schema, fast.document, operation_name, variables or {})
+        if cost > max_cost:
+            return None
+        planner = _Planner(schema, fast.fragments, coerced, ctx, schema.compilable)
+        plans = [(key, planner.root(name, [node])) for key, name, node in fast.roots]
+        data: dict[str, Any] = {}
+        for key, plan in plans:
+            found = await selection.read(ctx, plan, autocommit=len(plans) == 1)
+            if found is None:
+                return None
+            data[key] = orjson.Fragment(found)
+            ctx.note_strategy(key, "compiled")
+    except Exception:
+        return None
+    extensions: dict[str, Any] = {"cost": cost}
+    if report_strategy:
+        extensions["strategy"] = dict(ctx.strategies)
+    return ExecutionResult(data=data, errors=None, extensions=extensions)
+
+
 __all__ = [
     "ROOTS",
     "CompiledExecutionContext",
+    "FastOperation",
     "StrategyReport",
     "Unsupported",
     "compilable_fields",
     "known_resolver",
+    "learn",
     "plan_root",
+    "run_fast",
     "serve",
 ]

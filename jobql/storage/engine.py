@@ -33,7 +33,7 @@ def create_engine(
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
     if url.get_backend_name() == "postgresql":
-        return create_async_engine(
+        engine = create_async_engine(
             url,
             pool_size=pool_size,
             max_overflow=0,
@@ -41,13 +41,29 @@ def create_engine(
             pool_timeout=pool_timeout,
             connect_args={"timeout": pool_timeout},
             # A connection the server dropped (a restart) is noticed before use: recovery
-            # without restarting jobql.
+            # without restarting jobql. The ping is one round trip (see _lean_ping).
             pool_pre_ping=True,
         )
+        _use_lean_ping()
+        return engine
     raise ValueError(
         f"unsupported database {url.get_backend_name()!r}: use sqlite+aiosqlite:// or "
         "postgresql+asyncpg://"
     )
+
+
+async def _lean_async_ping(self: Any) -> None:
+    await self._connection.fetchrow(";")
+
+
+def _use_lean_ping() -> None:
+    """Ping with one round trip. SQLAlchemy's asyncpg adapter wraps its pool pre-ping in BEGIN
+    and ROLLBACK (for pgbouncer's transaction mode, which jobql does not use): three round trips
+    on every checkout, more than a compiled read costs. Its connection class has slots, so the
+    replacement is on the class (SQLAlchemy is pinned; tests/test_faults.py covers recovery)."""
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+    AsyncAdapt_asyncpg_connection._async_ping = _lean_async_ping  # type: ignore[method-assign]
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -64,7 +80,10 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_sqlite(connection: Connection) -> None:
-    mode = connection.get_execution_options().get("jobql_begin", "DEFERRED")
+    options = connection.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return  # one statement, its own implicit transaction
+    mode = options.get("jobql_begin", "DEFERRED")
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
@@ -138,10 +157,14 @@ class Reader:
         self._connection: AsyncConnection | None = None
         self._lock = asyncio.Lock()
 
-    async def execute(self, statement: Executable) -> Sequence[Any]:
+    async def execute(self, statement: Executable, *, autocommit: bool = False) -> Sequence[Any]:
+        """Rows of one statement. `autocommit`: when this opens the request's connection, no
+        transaction is begun (nor rolled back): for a request that reads with one statement."""
         async with self._lock:
             if self._connection is None:
                 self._connection = await self._engine.connect()
+                if autocommit:
+                    await self._connection.execution_options(isolation_level="AUTOCOMMIT")
             try:
                 result = await self._connection.execute(statement)
                 return result.all()

@@ -452,10 +452,12 @@ def _build(plan: RootPlan, *, dialect: str, workspace: str, secret: str) -> Sele
     return statement
 
 
-async def read_json(reader: Reader, plan: RootPlan, *, workspace: str, secret: str) -> str | None:
+async def read_json(
+    reader: Reader, plan: RootPlan, *, workspace: str, secret: str, autocommit: bool = False
+) -> str | None:
     """The JSON text of the plan's root value; None when a lookup finds nothing."""
     statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
-    rows = await reader.execute(statement)
+    rows = await reader.execute(statement, autocommit=autocommit)
     if not rows:
         return None
     value = rows[0][0]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import StatementCounter
-from tests.factories import make_instance, make_job, make_nodes, new_workspace
+from tests.factories import BASE_TIME, make_instance, make_job, make_nodes, new_workspace
 from tests.rest.conftest import RestClient
 
 
@@ -15,7 +17,9 @@ async def test_statement_counts(
     workspace = await new_workspace(engine)
     job = await make_job(engine, workspace, "55", vendor_job_id=55)
     for n in range(1, 31):
-        instance = await make_instance(engine, job, vendor_instance_id=n)
+        # Inside the v2 window below, whatever the session's instance counter has reached.
+        planned = BASE_TIME + timedelta(minutes=n)
+        instance = await make_instance(engine, job, vendor_instance_id=n, plan_time=planned)
         await make_nodes(engine, instance, n)
     header = {"workspace": workspace.name}
     window = "min_plan_time=1551600000000&max_plan_time=1551700000000"

@@ -1,0 +1,240 @@
+"""The whole-operation fast path: same answers as the full pipeline, and the same rules.
+
+A document is answered fast only after one clean run through the full pipeline; later requests of
+it must still get every variable error, cost refusal, lookup error and workspace rule exactly as
+the full pipeline gives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import jobql.schema
+from jobql.app import create_app
+from jobql.settings import Settings
+from tests.factories import make_instance, make_job, make_nodes, new_workspace
+
+LIST = """
+query List($first: Int, $after: String, $statuses: [InstanceStatus!]) {
+  instances(first: $first, after: $after, filter: {statuses: $statuses}) {
+    edges { cursor node { id instanceId status job { name } nodes(first: 2) { nodes { name } } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+DETAIL = """
+query Detail($job: String!, $id: Long!) {
+  instance(jobName: $job, instanceId: $id) { id instanceId status }
+  jobs(first: 1) { totalCount nodes { name } }
+}
+"""
+
+
+class FastCounter:
+    def __init__(self) -> None:
+        self.served = 0
+
+
+@pytest.fixture
+def fast_counter(monkeypatch: pytest.MonkeyPatch) -> FastCounter:
+    """Counts the requests the fast path answered (a None from it means the full pipeline)."""
+    counter = FastCounter()
+    real = jobql.schema.run_fast
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        result = await real(*args, **kwargs)
+        counter.served += result is not None
+        return result
+
+    monkeypatch.setattr(jobql.schema, "run_fast", counting)
+    return counter
+
+
+@pytest.fixture
+async def clients(engine: AsyncEngine) -> AsyncIterator[tuple[httpx.AsyncClient, ...]]:
+    """The same database through an app with the fast path and one without."""
+    url = engine.url.render_as_string(hide_password=False)
+    apps = [create_app(Settings(database_url=url, fast_path=on)) for on in (True, False)]
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[0]), base_url="http://a") as fast,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[1]), base_url="http://b") as full,
+    ):
+        yield fast, full
+    for app in apps:
+        await app.state.engine.dispose()
+
+
+@pytest.fixture
+async def workspace(engine: AsyncEngine) -> str:
+    space = await new_workspace(engine)
+    job = await make_job(engine, space, "nightly")
+    for n in range(4):
+        await make_nodes(engine, await make_instance(engine, job, vendor_instance_id=n + 1), 2)
+    return space.name
+
+
+async def _ask(
+    http: httpx.AsyncClient, workspace: str, document: str, variables: Any
+) -> tuple[int, Any]:
+    response = await http.post(
+        "/graphql",
+        json={"query": document, "variables": variables},
+        headers={"workspace": workspace},
+    )
+    return response.status_code, response.json()
+
+
+GOOD = [(LIST, {"first": 2}), (DETAIL, {"job": "nightly", "id": 1})]
+UNUSUAL = [
+    (LIST, {"first": 0}),  # BAD_USER_INPUT from the resolvers
+    (LIST, {"first": -1}),
+    (LIST, {"first": 1001}),
+    (LIST, {"first": 2, "after": "not-a-cursor"}),
+    (LIST, {"first": "two"}),  # variable of the wrong type
+    (LIST, {"first": 2**40}),  # not an Int
+    (LIST, {"first": 2, "statuses": ["NOPE"]}),
+    (LIST, {"first": 2, "statuses": []}),  # matches nothing: a valid, empty answer
+    (LIST, [1, 2]),  # variables not an object
+    (DETAIL, {"job": "nightly", "id": 999}),  # NOT_FOUND
+    (DETAIL, {"job": "nightly"}),  # a required variable missing
+    (DETAIL, {"job": "night\u0000ly", "id": 1}),  # NUL
+    (DETAIL, {"job": "nightly", "id": 2**63}),  # Long overflow
+]
+
+
+async def test_the_fast_path_answers_like_the_full_pipeline(
+    clients: tuple[httpx.AsyncClient, ...], workspace: str, fast_counter: FastCounter
+) -> None:
+    fast, full = clients
+    for document, variables in GOOD:  # first requests: the full pipeline; then eligible
+        assert await _ask(fast, workspace, document, variables) == await _ask(
+            full, workspace, document, variables
+        )
+    assert fast_counter.served == 0
+    for document, variables in GOOD:
+        answer = await _ask(fast, workspace, document, variables)
+        assert answer == await _ask(full, workspace, document, variables)
+        assert answer[0] == 200
+        assert "errors" not in answer[1]
+    assert fast_counter.served == len(GOOD)
+    # Paging on through the fast path: cursors it made work, and the pages agree.
+    _, page = await _ask(fast, workspace, LIST, {"first": 2})
+    cursor = page["data"]["instances"]["pageInfo"]["endCursor"]
+    assert await _ask(fast, workspace, LIST, {"first": 2, "after": cursor}) == await _ask(
+        full, workspace, LIST, {"first": 2, "after": cursor}
+    )
+
+
+@pytest.mark.parametrize(("document", "variables"), UNUSUAL)
+async def test_unusual_requests_of_a_known_document_get_the_full_pipelines_answer(
+    clients: tuple[httpx.AsyncClient, ...],
+    workspace: str,
+    document: str,
+    variables: Any,
+    fast_counter: FastCounter,
+) -> None:
+    fast, full = clients
+    good = next(v for d, v in GOOD if d is document)
+    await _ask(fast, workspace, document, good)  # now eligible for the fast path
+    await _ask(fast, workspace, document, good)
+    assert fast_counter.served == 1
+    assert await _ask(fast, workspace, document, variables) == await _ask(
+        full, workspace, document, variables
+    )
+
+
+async def test_cost_is_checked_on_the_fast_path(
+    engine: AsyncEngine, workspace: str, fast_counter: FastCounter
+) -> None:
+    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), max_cost=60)
+    app = create_app(settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
+    ) as http:
+        small = await _ask(http, workspace, LIST, {"first": 2})  # 2 + 2 jobs + 2x2 nodes ...
+        again = await _ask(http, workspace, LIST, {"first": 2})
+        large = await _ask(http, workspace, LIST, {"first": 50})
+    await app.state.engine.dispose()
+    assert small == again
+    assert again[1]["extensions"]["cost"] == small[1]["extensions"]["cost"]
+    assert fast_counter.served == 1
+    assert large[1]["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+async def test_a_thousand_interleaved_fast_requests_never_see_the_other_workspace(
+    engine: AsyncEngine, fast_counter: FastCounter
+) -> None:
+    spaces = [await new_workspace(engine), await new_workspace(engine)]
+    for space in spaces:
+        for n in range(3):
+            job = await make_job(engine, space, f"{space.name}_job{n}")
+            await make_nodes(engine, await make_instance(engine, job), 2)
+    app = create_app(Settings(database_url=engine.url.render_as_string(hide_password=False)))
+    query = {
+        "query": "{ instances { nodes { jobName job { workspace name } "
+        "nodes { nodes { instance { jobName } } } } } jobs { nodes { name } } }"
+    }
+    limit = asyncio.Semaphore(8)
+    foreign_rows = 0
+
+    async def ask(http: httpx.AsyncClient, n: int) -> None:
+        nonlocal foreign_rows
+        space = spaces[n % 2].name
+        async with limit:
+            response = await http.post("/graphql", json=query, headers={"workspace": space})
+        assert response.status_code == 200, response.text
+        foreign_rows += response.text.count(spaces[(n + 1) % 2].name)
+        assert response.text.count(space) >= 6
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
+    ) as http:
+        await ask(http, 0)  # the first request of the document: full pipeline
+        await asyncio.gather(*(ask(http, n) for n in range(1, 1000)))
+    await app.state.engine.dispose()
+    assert foreign_rows == 0
+    assert fast_counter.served == 999
+
+
+async def test_one_compiled_root_field_is_one_statement_without_a_transaction(
+    engine: AsyncEngine, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean path: no BEGIN or ROLLBACK around the one statement of a one-field query.
+
+    Counted at the driver: SQLite's cursor (BEGIN is a statement there) and asyncpg's simple
+    `execute`, which carries BEGIN/ROLLBACK for SQLAlchemy's transactions on PostgreSQL."""
+    import asyncpg
+    from sqlalchemy import event
+
+    sent: list[str] = []
+    real_execute = asyncpg.connection.Connection.execute
+
+    async def recording(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return await real_execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", recording)
+    app = create_app(Settings(database_url=engine.url.render_as_string(hide_password=False)))
+
+    def cursor(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(app.state.engine.sync_engine, "before_cursor_execute", cursor)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
+    ) as http:
+        for first in (1, 2):  # the second request of the document takes the fast path
+            sent.clear()
+            status, body = await _ask(http, workspace, LIST, {"first": first * 50})
+            assert status == 200
+            assert "errors" not in body
+        await app.state.engine.dispose()
+    words = [statement.split()[0].upper().rstrip(";") for statement in sent if statement.strip()]
+    assert not {"BEGIN", "ROLLBACK", "COMMIT"} & set(words), sent
+    assert sum("json" in statement for statement in sent) == 1, sent
