@@ -150,7 +150,17 @@ async def test_a_get_by_hash_runs_on_either_read_strategy(
         assert body["data"] == EXPECTED
         assert body["extensions"]["strategy"] == {"instances": strategy}
         assert by_hash.headers["cache-control"].startswith("public, max-age=")
-        assert by_hash.headers["etag"]
+        # The first GET of a new text runs the full pipeline, later ones may take the compiled
+        # fast path: the same body, so the same ETag and a 304 for the client's cached copy.
+        fresh = query + " # fresh"
+        full = await http.get(get_url(apq(fresh), fresh), headers=headers)
+        again = await http.get(get_url(apq(fresh)), headers=headers)
+        assert full.json() == again.json()
+        assert full.headers["etag"] == again.headers["etag"]
+        revalidated = await http.get(
+            get_url(apq(fresh)), headers={**headers, "if-none-match": full.headers["etag"]}
+        )
+        assert revalidated.status_code == 304
 
 
 async def test_register_over_get_with_variables(client: httpx.AsyncClient, workspace: Ref) -> None:
