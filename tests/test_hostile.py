@@ -253,6 +253,18 @@ CASES = [
         params={"query": "{ __typename }", "variables": '{"a":' * 3_000 + "1" + "}" * 3_000},
     ),
     Case(
+        "operationName an object",
+        400,
+        "BAD_REQUEST",
+        {"query": "{ __typename }", "operationName": {}},
+    ),
+    Case(
+        "operationName a list",
+        400,
+        "BAD_REQUEST",
+        {"query": "{ __typename }", "operationName": []},
+    ),
+    Case(
         "unacceptable Accept",
         406,
         "BAD_REQUEST",

@@ -64,6 +64,7 @@ class Schema(strawberry.Schema):
         use_fast = (
             self.fast_path
             and query is not None
+            and (operation_name is None or isinstance(operation_name, str))  # {} is unhashable
             and root_value is None
             and isinstance(context_value, RequestContext)
         )
