@@ -31,6 +31,7 @@ from jobql.storage.plan import (
     Facet,
     Fields,
     GlobalId,
+    IdLookup,
     InstanceLookup,
     JobLookup,
     Link,
@@ -63,8 +64,10 @@ __all__ = [
     "instance_connection",
     "job_connection",
     "link",
+    "may_be_null",
     "node_connection",
     "read",
+    "single_by_id",
     "single_instance",
     "single_job",
 ]
@@ -200,6 +203,7 @@ COMPOSITES: dict[tuple[str, str], tuple[str, str]] = {
     ("Query", "jobs"): ("connection", "JobConnection"),
     ("Query", "instance"): ("single", "Instance"),
     ("Query", "job"): ("single", "Job"),
+    ("Query", "node"): ("single", "Node"),
 }
 FACET_COLUMNS = {"Dispatch": DISPATCH_COLUMNS, "StreamRuntime": RUNTIME_COLUMNS}
 LINK_COLUMNS = {("Instance", "job"): "job_id", ("Job", "parent"): "parent_id"}
@@ -292,8 +296,18 @@ def single_job(name: str, fields: Fields) -> SinglePlan:
     return SinglePlan(JobLookup(checked), ObjectPlan("job", fields))
 
 
+def single_by_id(type_name: str, key: int, fields: Fields) -> SinglePlan:
+    entity = ENTITIES[type_name]
+    return SinglePlan(IdLookup(entity, key), ObjectPlan(entity, fields))  # type: ignore[arg-type]
+
+
 def _cursor_spec(context: CursorContext) -> CursorSpec:
     return CursorSpec(context.kind, context.field, context.direction)
+
+
+def may_be_null(plan: RootPlan) -> bool:
+    """A lookup whose miss is an answer (null), not an error: `node(id:)`."""
+    return isinstance(plan, SinglePlan) and isinstance(plan.lookup, IdLookup)
 
 
 async def read(ctx: RequestContext, plan: RootPlan, *, autocommit: bool = False) -> str | None:

@@ -49,6 +49,7 @@ from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import selection
 from jobql.resolvers.context import RequestContext
 from jobql.resolvers.nodes import status_names
+from jobql.resolvers.objects import parse_global_id
 from jobql.resolvers.pagination import PageArgs
 from jobql.schema.context import Info
 from jobql.schema.limits import estimate_cost
@@ -62,7 +63,8 @@ CONNECTIONS = {
 CONNECTION_PARTS = ("edges", "nodes", "pageInfo", "totalCount")
 EDGE_PARTS = ("cursor", "node")
 PAGE_INFO_PARTS = ("hasNextPage", "hasPreviousPage", "startCursor", "endCursor")
-ROOTS = ("instances", "instance", "jobs", "job")
+ROOTS = ("instances", "instance", "jobs", "job", "node")
+NULL = orjson.Fragment(b"null")
 
 
 class Unsupported(Exception):
@@ -348,6 +350,11 @@ class _Planner:
         if kind == "connection":
             return self.connection("Query", name, target, nodes)
         kwargs = self.arguments("Query", name, nodes[0])
+        if name == "node":
+            type_name, key = parse_global_id(kwargs["id"])
+            if key is None or type_name not in selection.ENTITIES:
+                raise Unsupported("a global id that names nothing")
+            return selection.single_by_id(type_name, key, self.object(type_name, nodes))
         fields = self.object(target, nodes)
         if name == "instance":
             return selection.single_instance(kwargs["job_name"], kwargs["instance_id"], fields)
@@ -385,7 +392,9 @@ async def serve(info: Info, name: str) -> orjson.Fragment | None:
     ctx.note_strategy(str(key), "compiled")
     found = await selection.read(ctx, plan)
     if found is None:
-        return None
+        # node(id:) that finds nothing answers null; a missing instance or job is an error,
+        # which the reference resolver reports.
+        return NULL if selection.may_be_null(plan) else None
     return orjson.Fragment(found)
 
 
@@ -466,8 +475,11 @@ async def run_fast(
         for key, plan in plans:
             found = await selection.read(ctx, plan, autocommit=len(plans) == 1)
             if found is None:
-                return None
-            data[key] = orjson.Fragment(found)
+                if not selection.may_be_null(plan):
+                    return None
+                data[key] = NULL
+            else:
+                data[key] = orjson.Fragment(found)
             ctx.note_strategy(key, "compiled")
     except Exception:
         return None

@@ -44,11 +44,14 @@ class Query:
             "A text that is not a global id at all is a BAD_USER_INPUT error."
         )
     )
+    @known_resolver
     async def node(
         self,
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
     ) -> Node | None:
+        if (served := await serve(info, "node")) is not None:
+            return served  # type: ignore[return-value]
         return _to_node(await object_use_cases.get_object(info.context, id), info.context.workspace)
 
     @strawberry.field(
@@ -64,6 +67,8 @@ class Query:
             list[strawberry.ID], strawberry.argument(description="Global ids (at most 1000).")
         ],
     ) -> list[Node | None]:
+        # Not compiled (a list of objects of any type): served by the resolvers, and reported so.
+        await serve(info, "nodes")
         found = await object_use_cases.get_objects(info.context, list(ids))
         return [_to_node(item, info.context.workspace) for item in found]
 

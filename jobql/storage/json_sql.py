@@ -58,6 +58,7 @@ from jobql.storage.plan import (
     Facet,
     Fields,
     GlobalId,
+    IdLookup,
     InstanceLookup,
     JobLookup,
     Link,
@@ -357,10 +358,18 @@ class _Builder:
         if isinstance(lookup, InstanceLookup):
             found = instances.lookup_query(self.workspace, lookup.job_name, lookup.instance_id)
             found = _prune(found, _needed([plan.item.fields]))
-        else:
-            assert isinstance(lookup, JobLookup)
+        elif isinstance(lookup, JobLookup):
             found = _prune(jobs.base_query(self.workspace), _needed([plan.item.fields]))
             found = found.where(Job.name == lookup.name)
+        else:  # by id, confined to the workspace like the by-id loaders
+            assert isinstance(lookup, IdLookup)
+            base, key = {
+                "instance": (instances.base_query, Instance.__table__.c.id),
+                "job": (jobs.base_query, Job.__table__.c.id),
+                "node": (nodes.base_query, InstanceNode.__table__.c.id),
+            }[lookup.entity]
+            found = _prune(base(self.workspace), _needed([plan.item.fields]))
+            found = found.where(key == lookup.key)
         r = found.subquery()
         return select(self.object(plan.item, _columns(r), r)).select_from(r)
 

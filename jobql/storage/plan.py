@@ -127,10 +127,18 @@ class JobLookup:
 
 
 @dataclass(frozen=True, slots=True)
+class IdLookup:
+    """An object by its surrogate id (a global id's key)."""
+
+    entity: Entity
+    key: int
+
+
+@dataclass(frozen=True, slots=True)
 class SinglePlan:
     """One object found by a lookup; the statement returns null when there is none."""
 
-    lookup: InstanceLookup | JobLookup
+    lookup: InstanceLookup | JobLookup | IdLookup
     item: ObjectPlan
 
 

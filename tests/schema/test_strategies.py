@@ -101,6 +101,7 @@ async def test_the_strategy_of_each_root_field_is_reported(
           split: instances(first: 1) { nodes { runtime { packages } } }
           jobs { totalCount }
           node(id: "Sm9iOjE=") { id }
+          nodes(ids: ["Sm9iOjE="]) { id }
         }""",
         workspace=workspace,
         using=reporting,
@@ -110,7 +111,10 @@ async def test_the_strategy_of_each_root_field_is_reported(
         "plain": "compiled",
         "split": "reference",  # packages is a split of the stored text, not a column
         "jobs": "compiled",
+        "node": "compiled",  # a Job id: the type is known from the id
+        "nodes": "reference",
     }
+    assert result.data["node"] is None  # Job 1 is not in this workspace
     off = create_schema(read_strategy="reference", report_strategy=True)
     again = await execute(engine, "{ jobs { totalCount } }", workspace=workspace, using=off)
     assert again.extensions["strategy"] == {"jobs": "reference"}
