@@ -66,6 +66,7 @@ __all__ = [
     "link",
     "may_be_null",
     "node_connection",
+    "prepare",
     "read",
     "single_by_id",
     "single_instance",
@@ -303,6 +304,14 @@ def single_by_id(type_name: str, key: int, fields: Fields) -> SinglePlan:
 
 def _cursor_spec(context: CursorContext) -> CursorSpec:
     return CursorSpec(context.kind, context.field, context.direction)
+
+
+def prepare(ctx: RequestContext, plan: RootPlan) -> None:
+    """Build the plan's statement now (it is cached for `read`), so that a plan SQL cannot
+    express (an object too wide for one JSON constructor) is known before anything runs."""
+    json_sql.build_statement(
+        plan, dialect=ctx.reader.dialect, workspace=ctx.workspace, secret=ctx.cursors.secret
+    )
 
 
 def may_be_null(plan: RootPlan) -> bool:

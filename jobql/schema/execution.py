@@ -345,6 +345,11 @@ class _Planner:
         return selection.node_connection(self.ctx, statuses, page, fields)
 
     def root(self, name: str, nodes: list[FieldNode]) -> selection.RootPlan:
+        plan = self._root(name, nodes)
+        selection.prepare(self.ctx, plan)  # raises when SQL cannot express it: the reference way
+        return plan
+
+    def _root(self, name: str, nodes: list[FieldNode]) -> selection.RootPlan:
         self.check("Query", name)
         kind, target = selection.COMPOSITES[("Query", name)]
         if kind == "connection":

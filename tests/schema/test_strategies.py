@@ -158,3 +158,15 @@ def test_the_read_strategy_setting_is_checked() -> None:
         Settings.from_env({"JOBQL_READ_STRATEGY": "fast"})
     with pytest.raises(ValueError, match="unknown read strategy"):
         create_schema(read_strategy="fast")
+
+
+async def test_an_object_too_wide_for_one_sql_json_constructor_is_served_by_the_resolvers(
+    engine: AsyncEngine, workspace: str
+) -> None:
+    reporting = create_schema(report_strategy=True)
+    aliases = " ".join(f"s{n}: status" for n in range(60))
+    document = f"{{ instances(first: 2) {{ nodes {{ instanceId {aliases} }} }} }}"
+    result = await execute(engine, document, workspace=workspace, using=reporting)
+    assert result.errors is None, result.errors
+    assert result.extensions["strategy"] == {"instances": "reference"}
+    assert [len(node) for node in result.data["instances"]["nodes"]] == [61, 61]
