@@ -1,0 +1,232 @@
+"""The results file: bench/results/<date>-<host>.md and the raw JSON beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.contenders.registry import NODE, POSTGRAPHILE_DIR
+
+if TYPE_CHECKING:
+    from bench.measure import PgStats
+    from bench.run import Run
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "host": socket.gethostname(),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+    }
+
+
+def _package(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def versions(stats: PgStats | None, pg_version: str) -> dict[str, str]:
+    found = {
+        "python": platform.python_version(),
+        "strawberry-graphql": _package("strawberry-graphql"),
+        "graphql-core": _package("graphql-core"),
+        "SQLAlchemy": _package("SQLAlchemy"),
+        "asyncpg": _package("asyncpg"),
+        "uvicorn": _package("uvicorn"),
+        "starlette": _package("starlette"),
+        "orjson": _package("orjson"),
+    }
+    if stats is not None:
+        server = stats.loop.run_until_complete(stats.connection.fetchval("SHOW server_version"))
+        found["PostgreSQL"] = str(server)
+    elif pg_version:
+        found["PostgreSQL"] = pg_version
+    if NODE.exists():
+        found["node"] = subprocess.run(
+            [str(NODE), "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    for package in ("postgraphile", "postgraphile-plugin-connection-filter"):
+        manifest = POSTGRAPHILE_DIR / "node_modules" / package / "package.json"
+        if manifest.exists():
+            found[package] = json.loads(manifest.read_text())["version"]
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    found["wrk"] = (wrk.stdout + wrk.stderr).split("[")[0].replace("wrk", "").strip() or "?"
+    return found
+
+
+def _median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (case, connections, workers, contender): medians over the rounds."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for result in results:
+        key = (result["case"], result["connections"], result["workers"], result["contender"])
+        groups.setdefault(key, []).append(result)
+    rows = []
+    for (case, connections, workers, contender), items in groups.items():
+        rows.append(
+            {
+                "case": case,
+                "connections": connections,
+                "workers": workers,
+                "contender": contender,
+                "rounds": len(items),
+                "req_s": _median([i["req_s"] for i in items]),
+                "req_s_rounds": [round(i["req_s"], 1) for i in items],
+                "p50_ms": _median([i.get("p50_ms") for i in items]),
+                "p99_ms": _median([i.get("p99_ms") for i in items]),
+                "cpu_server_ms": _median([i["cpu_server_ms"] for i in items]),
+                "cpu_db_ms": _median([i.get("cpu_db_ms") for i in items]),
+                "statements_per_req": _median([i.get("statements_per_req") for i in items]),
+                "rss_mb": max(i["rss_mb"] for i in items),
+            }
+        )
+    return rows
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _table(rows: list[dict[str, Any]], jobql_names: set[str]) -> list[str]:
+    jobqls = [r for r in rows if r["contender"] in jobql_names and r["req_s"]]
+    best = max(jobqls, key=lambda r: r["req_s"]) if jobqls else None
+    lines = []
+    if best is not None:
+        lines.append(f"Ratios are req/s against **{best['contender']}** (the best jobql here).")
+        lines.append("")
+    lines += [
+        "| contender | req/s | ratio | p50 ms | p99 ms | CPU ms/req server | CPU ms/req db "
+        "| stmts/req | peak RSS MiB | req/s per round |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        ratio = row["req_s"] / best["req_s"] if best and row["req_s"] is not None else None
+        lines.append(
+            f"| {row['contender']} | {_fmt(row['req_s'])} | {_fmt(ratio, 2)} "
+            f"| {_fmt(row['p50_ms'], 2)} | {_fmt(row['p99_ms'], 2)} "
+            f"| {_fmt(row['cpu_server_ms'], 2)} | {_fmt(row['cpu_db_ms'], 2)} "
+            f"| {_fmt(row['statements_per_req'], 2)} | {_fmt(row['rss_mb'], 0)} "
+            f"| {', '.join(str(v) for v in row['req_s_rounds'])} |"
+        )
+    return lines
+
+
+TITLES = {
+    "W1": "W1 dashboard: 50 newest FAIL instances, job name, nodes(first: 20)",
+    "W2-page1": "W2 page 1 of 50 (cursor pagination, newest first)",
+    "W2-deep": "W2 deep page of 50 through a cursor",
+    "W3": "W3 detail: instance(jobName, instanceId), 12 fields, all nodes",
+    "W4": "W4 filters: status + instance type + plan-time range, no totalCount",
+    "W4-count": "W4 filters with totalCount",
+    "W5": "W5 large: 1,000 instances x 11 fields, nodes(first: 10) x 10 fields",
+}
+
+
+def _sections(
+    results: list[dict[str, Any]], jobql_names: set[str], notes: dict[str, str]
+) -> list[str]:
+    rows = aggregate(results)
+    lines: list[str] = []
+    order = list(TITLES)
+    keys = sorted(
+        {(r["case"], r["connections"], r["workers"]) for r in rows},
+        key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[2], k[1]),
+    )
+    for case, connections, workers in keys:
+        title = TITLES.get(case, "W6 concurrency: W1")
+        extra = f" ({notes[case]})" if notes.get(case) else ""
+        lines += [
+            "",
+            f"### {case}: {title}{extra} — wrk -c{connections}, {workers} worker(s)",
+            "",
+        ]
+        group = [
+            r
+            for r in rows
+            if (r["case"], r["connections"], r["workers"]) == (case, connections, workers)
+        ]
+        lines += _table(group, jobql_names)
+    return lines
+
+
+def write(run: Run, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{datetime.now(UTC):%Y-%m-%d}-{run.machine['host']}"
+    jobql_names = {name for name in run.contenders if name.startswith("jobql")}
+    p = run.parameters
+    case_notes = {
+        "W2-deep": f"page {p['deep_page']} of 50, offset {p['deep_offset']}",
+        "W3": f"{p['w3_job']} / {p['w3_instance']}, {p['w3_nodes']} nodes",
+        "W4": f"SUCCESS, GENERAL, plan time in ({p['w4_after']}, {p['w4_before']})",
+        "W4-count": f"SUCCESS, GENERAL, plan time in ({p['w4_after']}, {p['w4_before']})",
+    }
+    lines = [
+        f"# jobql read benchmark — {run.mode} mode, {run.started}",
+        "",
+        f"Machine: {run.machine['cpu']}, {run.machine['cores']} cores ({run.machine['host']}, "
+        f"Linux {run.machine['kernel']}). Command: `python -m bench"
+        + (" --quick" if run.mode.startswith("quick") else "")
+        + "`.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in run.versions.items()) + ".",
+        "",
+        f"Data: PostgreSQL {p['postgres_instances']:,} instances (`jobql seed --workspaces 1`, "
+        "about 10 nodes each), all contenders on the same database in the same run, "
+        "interleaved per round; figures are medians over the rounds.",
+        "",
+        "Columns: req/s from `wrk -t2` (non-200 and `errors` responses count as failures and stop "
+        "the run); p50/p99 from one sequential keep-alive client; CPU per request from "
+        "/proc (server process and its workers; PostgreSQL = the private cluster's processes); "
+        "statements per request from pg_stat_statements (BEGIN/COMMIT not counted); peak RSS = "
+        "VmHWM summed over the server's processes.",
+        "",
+        "Correctness gate (before timing): every contender's answer equals jobql-reference's as "
+        "a JSON value. Normalisation: "
+        + "; ".join(f"{k}: {v}" for k, v in run.normalisation.items())
+        + ".",
+        "",
+    ]
+    if run.notes:
+        lines += ["Notes:", ""] + [f"- {note}" for note in run.notes] + [""]
+    lines += ["## PostgreSQL"]
+    lines += _sections(run.results, jobql_names, case_notes)
+    if run.sqlite:
+        lines += [
+            "",
+            f"## SQLite ({run.sqlite['instances']:,} instances, jobql strategies only)",
+        ]
+        lines += _sections(run.sqlite["results"], jobql_names, {})
+    md = folder / f"{stem}.md"
+    md.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    raw = asdict(run)
+    raw["aggregated"] = aggregate(run.results)
+    if run.sqlite:
+        raw["sqlite"]["aggregated"] = aggregate(run.sqlite["results"])
+    (folder / f"{stem}.json").write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")
+    return md
