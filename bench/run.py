@@ -377,7 +377,8 @@ def measure_one(
     if load["failures"] or load["socket_errors"]:
         raise BenchError(
             f"{contender.name} on {name}: {load['failures']} failed responses and "
-            f"{load['socket_errors']} socket errors under load (c{connections}); see {server.log_path}"
+            f"{load['socket_errors']} socket errors under load (c{connections}); "
+            f"see {server.log_path}"
         )
     print(
         f"[{name} c{connections}] {contender.name:18} {result['req_s']:9.1f} req/s"

@@ -29,7 +29,7 @@ from jobql.storage.models import Instance, InstanceNode, Job, Workspace
 from jobql.storage.paging import Position
 from jobql.storage.types import format_utc, parse_utc
 
-I = Instance.__table__
+INST = Instance.__table__
 N = InstanceNode.__table__
 J = Job.__table__
 W = Workspace.__table__
@@ -38,17 +38,17 @@ CODEC = CursorCodec(os.environ.get("JOBQL_CURSOR_SECRET", DEFAULT_CURSOR_SECRET)
 CURSOR_CONTEXT = CursorContext("instance", WORKSPACE, "PLAN_TIME", "DESC")
 
 INSTANCE_COLUMNS = {
-    "id": I.c.id,
-    "instanceId": I.c.vendor_instance_id,
-    "jobInstanceName": I.c.job_instance_name,
-    "status": I.c.status,
-    "instanceType": I.c.instance_type,
-    "planTime": I.c.plan_time,
-    "startTime": I.c.start_time,
-    "endTime": I.c.end_time,
-    "submitTime": I.c.submit_time,
-    "executeTime": I.c.execute_time,
-    "forceSuccess": I.c.force_success,
+    "id": INST.c.id,
+    "instanceId": INST.c.vendor_instance_id,
+    "jobInstanceName": INST.c.job_instance_name,
+    "status": INST.c.status,
+    "instanceType": INST.c.instance_type,
+    "planTime": INST.c.plan_time,
+    "startTime": INST.c.start_time,
+    "endTime": INST.c.end_time,
+    "submitTime": INST.c.submit_time,
+    "executeTime": INST.c.execute_time,
+    "forceSuccess": INST.c.force_success,
 }
 NODE_COLUMNS = {
     "id": N.c.id,
@@ -104,14 +104,14 @@ class L0:
     def _instances(self, fields: list[str], ws: int) -> Any:
         columns = [INSTANCE_COLUMNS[f].label(f) for f in fields if f != "jobName"]
         if "id" not in fields:
-            columns.append(I.c.id)
-        columns.append(I.c.plan_time.label("_plan_time"))
-        query = select(*columns).where(I.c.workspace_id == ws)
+            columns.append(INST.c.id)
+        columns.append(INST.c.plan_time.label("_plan_time"))
+        query = select(*columns).where(INST.c.workspace_id == ws)
         if "jobName" in fields:
             query = query.add_columns(J.c.name.label("jobName")).join_from(
-                I, J, J.c.id == I.c.job_id
+                INST, J, J.c.id == INST.c.job_id
             )
-        return query.order_by(I.c.plan_time.desc(), I.c.id.desc())
+        return query.order_by(INST.c.plan_time.desc(), INST.c.id.desc())
 
     async def _nodes(
         self, conn: AsyncConnection, ids: list[int], fields: list[str], first: int
@@ -143,7 +143,7 @@ class L0:
         ws = await self._workspace(conn)
         query = self._instances(W1_INSTANCE, ws).limit(50)
         if variables.get("statuses") is not None:
-            query = query.where(I.c.status.in_(variables["statuses"]))
+            query = query.where(INST.c.status.in_(variables["statuses"]))
         rows = (await conn.execute(query)).all()
         nodes = await self._nodes(conn, [r.id for r in rows], W1_NODE, 20)
         return {
@@ -160,7 +160,9 @@ class L0:
         query = self._instances(W2_INSTANCE, ws).limit(51)
         if variables.get("after"):
             position = CODEC.decode(CURSOR_CONTEXT, variables["after"], kind=ValueKind.TIME)
-            query = query.where(tuple_(I.c.plan_time, I.c.id) < tuple_(position.value, position.id))
+            query = query.where(
+                tuple_(INST.c.plan_time, INST.c.id) < tuple_(position.value, position.id)
+            )
         rows = (await conn.execute(query)).all()
         page = rows[:50]
         edges = [
@@ -185,7 +187,7 @@ class L0:
         query = self._instances(W3_INSTANCE, ws).where(
             J.c.workspace_id == ws,
             J.c.name == variables["jobName"],
-            I.c.vendor_instance_id == variables["instanceId"],
+            INST.c.vendor_instance_id == variables["instanceId"],
         )
         row = (await conn.execute(query)).first()
         if row is None:
@@ -197,21 +199,21 @@ class L0:
 
     async def w4(self, conn: AsyncConnection, variables: dict[str, Any]) -> Any:
         ws = await self._workspace(conn)
-        conditions = [I.c.workspace_id == ws]
+        conditions = [INST.c.workspace_id == ws]
         if variables.get("statuses") is not None:
-            conditions.append(I.c.status.in_(variables["statuses"]))
+            conditions.append(INST.c.status.in_(variables["statuses"]))
         if variables.get("instanceTypes") is not None:
-            conditions.append(I.c.instance_type.in_(variables["instanceTypes"]))
+            conditions.append(INST.c.instance_type.in_(variables["instanceTypes"]))
         if variables.get("after") is not None:
-            conditions.append(I.c.plan_time > parse_utc(variables["after"]))
+            conditions.append(INST.c.plan_time > parse_utc(variables["after"]))
         if variables.get("before") is not None:
-            conditions.append(I.c.plan_time < parse_utc(variables["before"]))
+            conditions.append(INST.c.plan_time < parse_utc(variables["before"]))
         query = self._instances(W4_INSTANCE, ws).where(and_(*conditions)).limit(50)
         rows = (await conn.execute(query)).all()
         result: dict[str, Any] = {}
         if variables.get("withCount"):
             result["totalCount"] = await conn.scalar(
-                select(func.count()).select_from(I).where(and_(*conditions))
+                select(func.count()).select_from(INST).where(and_(*conditions))
             )
         result["nodes"] = [_object(r, W4_INSTANCE, "Instance") for r in rows]
         return {"instances": result}
