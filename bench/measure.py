@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,19 +50,30 @@ class Client:
 
 
 def sequential(
-    port: int, path: str, body: bytes, *, seconds: float, minimum: int = 3
+    port: int,
+    path: str,
+    body: bytes,
+    *,
+    seconds: float,
+    minimum: int = 3,
+    on_start: Callable[[], None] = lambda: None,
+    on_end: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
+    """Requests one after another on one connection; `on_start`/`on_end` bracket the counted
+    ones (after one warm-up request), for exact per-request CPU and statement counts."""
     client = Client(port)
     try:
         status, payload = client.post(path, body)  # warm-up, not counted
         _check(status, payload)
         latencies: list[float] = []
+        on_start()
         started = time.perf_counter()
         while time.perf_counter() - started < seconds or len(latencies) < minimum:
             before = time.perf_counter()
             status, payload = client.post(path, body)
             latencies.append(time.perf_counter() - before)
             _check(status, payload)
+        on_end()
     finally:
         client.close()
     latencies.sort()

@@ -74,9 +74,9 @@ def versions(stats: PgStats | None, pg_version: str) -> dict[str, str]:
     return found
 
 
-def _median(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
 
 
 def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -98,10 +98,11 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "req_s_rounds": [round(i["req_s"], 1) for i in items],
                 "p50_ms": _median([i.get("p50_ms") for i in items]),
                 "p99_ms": _median([i.get("p99_ms") for i in items]),
-                "cpu_server_ms": _median([i["cpu_server_ms"] for i in items]),
+                "cpu_server_ms": _median([i.get("cpu_server_ms") for i in items]),
                 "cpu_db_ms": _median([i.get("cpu_db_ms") for i in items]),
                 "statements_per_req": _median([i.get("statements_per_req") for i in items]),
                 "rss_mb": max(i["rss_mb"] for i in items),
+                "failed": sum(i["wrk_failures"] + i["wrk_socket_errors"] for i in items),
             }
         )
     return rows
@@ -122,8 +123,8 @@ def _table(rows: list[dict[str, Any]], jobql_names: set[str]) -> list[str]:
         lines.append("")
     lines += [
         "| contender | req/s | ratio | p50 ms | p99 ms | CPU ms/req server | CPU ms/req db "
-        "| stmts/req | peak RSS MiB | req/s per round |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| stmts/req | peak RSS MiB | failed | req/s per round |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
         ratio = row["req_s"] / best["req_s"] if best and row["req_s"] is not None else None
@@ -131,7 +132,7 @@ def _table(rows: list[dict[str, Any]], jobql_names: set[str]) -> list[str]:
             f"| {row['contender']} | {_fmt(row['req_s'])} | {_fmt(ratio, 2)} "
             f"| {_fmt(row['p50_ms'], 2)} | {_fmt(row['p99_ms'], 2)} "
             f"| {_fmt(row['cpu_server_ms'], 2)} | {_fmt(row['cpu_db_ms'], 2)} "
-            f"| {_fmt(row['statements_per_req'], 2)} | {_fmt(row['rss_mb'], 0)} "
+            f"| {_fmt(row['statements_per_req'], 2)} | {_fmt(row['rss_mb'], 0)} | {row['failed']} "
             f"| {', '.join(str(v) for v in row['req_s_rounds'])} |"
         )
     return lines
@@ -200,9 +201,11 @@ def write(run: Run, folder: Path) -> Path:
         "about 10 nodes each), all contenders on the same database in the same run, "
         "interleaved per round; figures are medians over the rounds.",
         "",
-        "Columns: req/s from `wrk -t2` (non-200 and `errors` responses count as failures and stop "
-        "the run); p50/p99 from one sequential keep-alive client; CPU per request from "
-        "/proc (server process and its workers; PostgreSQL = the private cluster's processes); "
+        "Columns: req/s from `wrk -t2` counting only 200 responses without `errors` (the others "
+        "are in `failed`: non-200 or `errors` bodies, plus socket errors); p50/p99 from one "
+        "sequential keep-alive client; CPU per request from /proc over the sequential requests "
+        "(W6: over the wrk run) for the server process and its workers, and for PostgreSQL "
+        "(the private cluster's processes); "
         "statements per request from pg_stat_statements (BEGIN/COMMIT not counted); peak RSS = "
         "VmHWM summed over the server's processes.",
         "",

@@ -38,7 +38,7 @@ class Mode:
     reuse: bool
 
 
-QUICK = Mode("quick", 20_000, 20_000, 2.0, 4.0, reuse=False)
+QUICK = Mode("quick", 20_000, 20_000, 1.5, 3.0, reuse=False)
 FULL = Mode("full", 1_000_000, 100_000, 8.0, 12.0, reuse=True)
 
 
@@ -337,32 +337,54 @@ def measure_one(
         "contender": contender.name,
         "connections": connections,
     }
-    if sequential:
+    pid = server.pid()
+    snapshot: dict[str, Any] = {}
+
+    def begin() -> None:
         if stats:
             stats.reset()
-        seq = measure.sequential(server.port, "/graphql", body, seconds=mode.seq_seconds)
-        counted = stats.statements() if stats else None
+        snapshot.update(server=procs.cpu_seconds(pid), db=stats.cpu() if stats else None)
+
+    def end() -> None:
+        snapshot.update(
+            server_end=procs.cpu_seconds(pid),
+            db_end=stats.cpu() if stats else None,
+            statements=stats.statements() if stats else None,
+        )
+
+    if sequential:
+        seq = measure.sequential(
+            server.port, "/graphql", body, seconds=mode.seq_seconds, on_start=begin, on_end=end
+        )
+        n = seq["requests"]
         result.update(
             p50_ms=seq["p50_ms"],
             p99_ms=seq["p99_ms"],
-            seq_requests=seq["requests"],
+            seq_requests=n,
             response_bytes=seq["response_bytes"],
+            cpu_basis="sequential",
         )
-        if counted is not None:
-            # +1: the warm-up request of the sequential loop ran after the reset too.
-            total, tx = counted
-            result["statements_per_req"] = (total - tx) / (seq["requests"] + 1)
-            result["tx_statements_per_req"] = tx / (seq["requests"] + 1)
-    measure.settle(server.pid())
-    server_cpu = procs.cpu_seconds(server.pid())
-    db_cpu = stats.cpu() if stats else None
+        if snapshot["statements"] is not None:
+            total, tx = snapshot["statements"]
+            result["statements_per_req"] = (total - tx) / n
+            result["tx_statements_per_req"] = tx / n
+    measure.settle(pid)
+    if not sequential:
+        begin()
     load = measure.wrk(
         server.url + "/graphql", body, connections=connections, seconds=mode.wrk_seconds
     )
-    server_cpu = procs.cpu_seconds(server.pid()) - server_cpu
-    db_after = stats.cpu() if stats else None
-    measure.settle(server.pid())
-    ok = max(1, load["responses"] - load["failures"])
+    if not sequential:
+        end()
+        # No completed response: no per-request figure (None below).
+        n = load["responses"] - load["failures"] or float("inf")
+        result["cpu_basis"] = "wrk"
+    measure.settle(pid)
+    db_used = (
+        None
+        if snapshot["db"] is None or snapshot["db_end"] is None
+        else (snapshot["db_end"] - snapshot["db"]) * 1000 / n or None
+    )
     result.update(
         req_s=load["req_s"],
         wrk_requests=load["responses"],
@@ -370,15 +392,17 @@ def measure_one(
         wrk_socket_errors=load["socket_errors"],
         wrk_p50_ms=load["p50_us"] / 1000,
         wrk_p99_ms=load["p99_us"] / 1000,
-        cpu_server_ms=server_cpu * 1000 / ok,
-        cpu_db_ms=None if db_cpu is None or db_after is None else (db_after - db_cpu) * 1000 / ok,
-        rss_mb=procs.peak_rss_mb(server.pid()),
+        cpu_server_ms=(snapshot["server_end"] - snapshot["server"]) * 1000 / n or None,
+        cpu_db_ms=db_used,
+        rss_mb=procs.peak_rss_mb(pid),
     )
     if load["failures"] or load["socket_errors"]:
-        raise BenchError(
-            f"{contender.name} on {name}: {load['failures']} failed responses and "
-            f"{load['socket_errors']} socket errors under load (c{connections}); "
-            f"see {server.log_path}"
+        # Recorded, not fatal: a server that sheds load (503) under 64 clients is a result.
+        print(
+            f"[{name} c{connections}] {contender.name}: {load['failures']} failed responses, "
+            f"{load['socket_errors']} socket errors (not counted in req/s); "
+            f"see {server.log_path}",
+            flush=True,
         )
     print(
         f"[{name} c{connections}] {contender.name:18} {result['req_s']:9.1f} req/s"
@@ -387,7 +411,7 @@ def measure_one(
             if sequential
             else ""
         )
-        + f"  cpu {result['cpu_server_ms']:.2f}"
+        + f"  cpu {result['cpu_server_ms'] or 0:.2f}"
         + (f"+{result['cpu_db_ms']:.2f}" if result["cpu_db_ms"] is not None else "")
         + " ms/req"
         + (
