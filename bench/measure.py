@@ -76,9 +76,11 @@ def sequential(
         on_end()
     finally:
         client.close()
+    elapsed = sum(latencies)
     latencies.sort()
     return {
         "requests": len(latencies),
+        "elapsed_s": elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))] * 1000,
         "response_bytes": len(payload),
@@ -145,7 +147,7 @@ def wrk(
     return result
 
 
-def settle(pid: int, *, quiet_share: float = 0.05, limit: float = 120.0) -> None:
+def settle(pid: int, *, quiet_share: float = 0.05, limit: float = 60.0) -> None:
     """Wait until the server stops working on requests a load generator left in flight."""
     deadline = time.monotonic() + limit
     last = procs.cpu_seconds(pid)

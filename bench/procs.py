@@ -40,7 +40,9 @@ def install_handlers() -> None:
     atexit.register(cleanup_all)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
-    # SIGINT raises KeyboardInterrupt; the runner's finally and atexit clean up.
+    # Ctrl-C raises KeyboardInterrupt (also when started in the background, where SIGINT comes
+    # ignored); the runner's finally and atexit clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def free_port() -> int:

@@ -102,6 +102,15 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "cpu_db_ms": _median([i.get("cpu_db_ms") for i in items]),
                 "statements_per_req": _median([i.get("statements_per_req") for i in items]),
                 "rss_mb": max(i["rss_mb"] for i in items),
+                "clients": sorted(
+                    {
+                        "seq"
+                        if i.get("req_s_basis") == "sequential"
+                        else i.get("connections_used", connections)
+                        for i in items
+                    },
+                    key=str,
+                ),
                 "failed": sum(i["wrk_failures"] + i["wrk_socket_errors"] for i in items),
             }
         )
@@ -122,14 +131,15 @@ def _table(rows: list[dict[str, Any]], jobql_names: set[str]) -> list[str]:
         lines.append(f"Ratios are req/s against **{best['contender']}** (the best jobql here).")
         lines.append("")
     lines += [
-        "| contender | req/s | ratio | p50 ms | p99 ms | CPU ms/req server | CPU ms/req db "
-        "| stmts/req | peak RSS MiB | failed | req/s per round |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| contender | req/s | ratio | wrk -c | p50 ms | p99 ms | CPU ms/req server "
+        "| CPU ms/req db | stmts/req | peak RSS MiB | failed | req/s per round |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
         ratio = row["req_s"] / best["req_s"] if best and row["req_s"] is not None else None
         lines.append(
             f"| {row['contender']} | {_fmt(row['req_s'])} | {_fmt(ratio, 2)} "
+            f"| {'/'.join(str(c) for c in row['clients'])} "
             f"| {_fmt(row['p50_ms'], 2)} | {_fmt(row['p99_ms'], 2)} "
             f"| {_fmt(row['cpu_server_ms'], 2)} | {_fmt(row['cpu_db_ms'], 2)} "
             f"| {_fmt(row['statements_per_req'], 2)} | {_fmt(row['rss_mb'], 0)} | {row['failed']} "
@@ -162,9 +172,10 @@ def _sections(
     for case, connections, workers in keys:
         title = TITLES.get(case, "W6 concurrency: W1")
         extra = f" ({notes[case]})" if notes.get(case) else ""
+        label = f"{connections} clients" if case == "W6" else "wrk -c16 or fewer"
         lines += [
             "",
-            f"### {case}: {title}{extra} — wrk -c{connections}, {workers} worker(s)",
+            f"### {case}: {title}{extra} — {label}, {workers} worker(s)",
             "",
         ]
         group = [
@@ -203,7 +214,9 @@ def write(run: Run, folder: Path) -> Path:
         "",
         "Columns: req/s from `wrk -t2` counting only 200 responses without `errors` (the others "
         "are in `failed`: non-200 or `errors` bodies, plus socket errors); p50/p99 from one "
-        "sequential keep-alive client; CPU per request from /proc over the sequential requests "
+        "sequential keep-alive client (`wrk -c` says `seq` where not one answer came within the "
+        "longest load run: req/s is then the sequential rate); CPU per request from /proc over "
+        "the sequential requests "
         "(W6: over the wrk run) for the server process and its workers, and for PostgreSQL "
         "(the private cluster's processes); "
         "statements per request from pg_stat_statements (BEGIN/COMMIT not counted); peak RSS = "
