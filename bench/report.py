@@ -35,6 +35,7 @@ def machine() -> dict[str, Any]:
         "cpu": model,
         "cores": os.cpu_count(),
         "kernel": platform.release(),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
     }
 
 
@@ -150,8 +151,8 @@ def _table(rows: list[dict[str, Any]], jobql_names: set[str]) -> list[str]:
 
 TITLES = {
     "W1": "W1 dashboard: 50 newest FAIL instances, job name, nodes(first: 20)",
-    "W2-page1": "W2 page 1 of 50 (cursor pagination, newest first)",
-    "W2-deep": "W2 deep page of 50 through a cursor",
+    "W2-page1": "W2 page 1 (50 per page, newest first)",
+    "W2-deep": "W2 deep page through a cursor (50 per page)",
     "W3": "W3 detail: instance(jobName, instanceId), 12 fields, all nodes",
     "W4": "W4 filters: status + instance type + plan-time range, no totalCount",
     "W4-count": "W4 filters with totalCount",
@@ -170,12 +171,12 @@ def _sections(
         key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[2], k[1]),
     )
     for case, connections, workers in keys:
-        title = TITLES.get(case, "W6 concurrency: W1")
+        title = TITLES.get(case, f"{case} concurrency: W1")
         extra = f" ({notes[case]})" if notes.get(case) else ""
         label = f"{connections} clients" if case == "W6" else "wrk -c16 or fewer"
         lines += [
             "",
-            f"### {case}: {title}{extra} — {label}, {workers} worker(s)",
+            f"### {title}{extra} — {label}, {workers} worker(s)",
             "",
         ]
         group = [
@@ -187,13 +188,13 @@ def _sections(
     return lines
 
 
-def write(run: Run, folder: Path) -> Path:
+def write(run: Run, folder: Path, stem: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{datetime.now(UTC):%Y-%m-%d}-{run.machine['host']}"
+    stem = stem or f"{datetime.now(UTC):%Y-%m-%d}-{run.machine['host']}"
     jobql_names = {name for name in run.contenders if name.startswith("jobql")}
     p = run.parameters
     case_notes = {
-        "W2-deep": f"page {p['deep_page']} of 50, offset {p['deep_offset']}",
+        "W2-deep": f"page {p['deep_page']:,}, offset {p['deep_offset']:,}",
         "W3": f"{p['w3_job']} / {p['w3_instance']}, {p['w3_nodes']} nodes",
         "W4": f"SUCCESS, GENERAL, plan time in ({p['w4_after']}, {p['w4_before']})",
         "W4-count": f"SUCCESS, GENERAL, plan time in ({p['w4_after']}, {p['w4_before']})",
@@ -202,7 +203,9 @@ def write(run: Run, folder: Path) -> Path:
         f"# jobql read benchmark — {run.mode} mode, {run.started}",
         "",
         f"Machine: {run.machine['cpu']}, {run.machine['cores']} cores ({run.machine['host']}, "
-        f"Linux {run.machine['kernel']}). Command: `python -m bench"
+        f"Linux {run.machine['kernel']}; load average at the start "
+        f"{run.machine.get('load_average_at_start', 'not recorded')}: other work on the machine "
+        "makes the figures noisy). Command: `python -m bench"
         + (" --quick" if run.mode.startswith("quick") else "")
         + "`.",
         "",
@@ -246,3 +249,21 @@ def write(run: Run, folder: Path) -> Path:
         raw["sqlite"]["aggregated"] = aggregate(run.sqlite["results"])
     (folder / f"{stem}.json").write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")
     return md
+
+
+def rerender(raw_json: Path) -> Path:
+    """Write the .md of a results .json again (after a change to this module)."""
+    from bench.run import Run
+
+    raw = json.loads(raw_json.read_text(encoding="utf-8"))
+    raw.pop("aggregated", None)
+    if raw.get("sqlite"):
+        raw["sqlite"].pop("aggregated", None)
+    return write(Run(**raw), raw_json.parent, raw_json.stem)
+
+
+if __name__ == "__main__":
+    import sys
+
+    for name in sys.argv[1:]:
+        print(rerender(Path(name)))

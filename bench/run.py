@@ -11,6 +11,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from math import inf
 from pathlib import Path
 from typing import Any
 
@@ -391,13 +392,13 @@ def measure_one(
     if not sequential:
         end()
         # No completed response: no per-request figure (None below).
-        n = load["responses"] - load["failures"] or float("inf")
+        n = load["responses"] - load["failures"] or inf
         result["cpu_basis"] = "wrk"
     measure.settle(pid)
     db_used = (
         None
-        if snapshot["db"] is None or snapshot["db_end"] is None
-        else (snapshot["db_end"] - snapshot["db"]) * 1000 / n or None
+        if snapshot["db"] is None or snapshot["db_end"] is None or n == inf
+        else (snapshot["db_end"] - snapshot["db"]) * 1000 / n
     )
     if load["req_s"] == 0 and sequential:
         # Not one answer within the longest load run: the sequential rate is all there is.
@@ -410,7 +411,9 @@ def measure_one(
         wrk_socket_errors=load["socket_errors"],
         wrk_p50_ms=load["p50_us"] / 1000,
         wrk_p99_ms=load["p99_us"] / 1000,
-        cpu_server_ms=(snapshot["server_end"] - snapshot["server"]) * 1000 / n or None,
+        cpu_server_ms=None
+        if n == inf
+        else (snapshot["server_end"] - snapshot["server"]) * 1000 / n,
         cpu_db_ms=db_used,
         rss_mb=procs.peak_rss_mb(pid),
     )

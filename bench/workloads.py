@@ -112,8 +112,8 @@ async def _parameters(url: str) -> Parameters:
     notes = []
     if page < DEEP_PAGE:
         notes.append(
-            f"W2: the data holds {total} instances, so the deep page is page {page} of {PAGE} "
-            f"(offset {offset}), not page {DEEP_PAGE}"
+            f"W2: the data holds {total:,} instances, so the deep page is page {page:,} "
+            f"({PAGE} per page, offset {offset:,}), not page {DEEP_PAGE:,}: the deepest it allows"
         )
     return Parameters(
         instances=total,
@@ -155,7 +155,7 @@ def cases(p: Parameters) -> list[Case]:
             stock_variables={"after": stock_cursor(p.deep_offset - 1)},
             # PostGraphile's own cursor is fetched from it before the gate (W2-cursor.graphql).
             postgraphile_variables={"after": None, "_offset": p.deep_offset - 1},
-            note=f"page {p.deep_page} of {PAGE}",
+            note=f"page {p.deep_page}",
         ),
         Case(
             "W3",
