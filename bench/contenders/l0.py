@@ -102,7 +102,7 @@ class L0:
         return self.workspace_id
 
     def _instances(self, fields: list[str], ws: int) -> Any:
-        columns = [INSTANCE_COLUMNS[f].label(f) for f in fields if f != "jobName"]
+        columns: list[Any] = [INSTANCE_COLUMNS[f].label(f) for f in fields if f != "jobName"]
         if "id" not in fields:
             columns.append(INST.c.id)
         columns.append(INST.c.plan_time.label("_plan_time"))
