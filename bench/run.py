@@ -170,32 +170,41 @@ def _main(args: argparse.Namespace) -> int:
         print("[bench] gate passed", flush=True)
         return 0
 
-    measured = list(all_cases)
-    for round_number in range(1, args.rounds + 1):
-        for case in measured:
-            for contender in _rotated(chosen, round_number):
-                server = servers[contender.name]
-                result = measure_one(contender, server, case, mode, stats, connections=16)
-                result.update(round=round_number, workers=1)
-                run.results.append(result)
-        if "W6" in only:
-            w1 = next(c for c in cases(params) if c.name == "W1")
-            for connections in (16, 64):
+    try:
+        measured = list(all_cases)
+        for round_number in range(1, args.rounds + 1):
+            for case in measured:
                 for contender in _rotated(chosen, round_number):
-                    result = measure_one(
-                        contender, servers[contender.name], w1, mode, stats,
-                        connections=connections, sequential=False, case_name="W6",
-                    )  # fmt: skip
+                    server = servers[contender.name]
+                    result = measure_one(contender, server, case, mode, stats, connections=16)
                     result.update(round=round_number, workers=1)
                     run.results.append(result)
-    if "W6" in only:
-        _two_workers(chosen, servers, url, log_dir, params, mode, stats, run, args.rounds)
+            if "W6" in only:
+                w1 = next(c for c in cases(params) if c.name == "W1")
+                for connections in (16, 64):
+                    for contender in _rotated(chosen, round_number):
+                        result = measure_one(
+                            contender, servers[contender.name], w1, mode, stats,
+                            connections=connections, sequential=False, case_name="W6",
+                        )  # fmt: skip
+                        result.update(round=round_number, workers=1)
+                        run.results.append(result)
+        if "W6" in only:
+            _two_workers(chosen, servers, url, log_dir, params, mode, stats, run, args.rounds)
 
-    if not args.no_sqlite:
-        for server in servers.values():
-            server.stop()
-        run.sqlite = sqlite_section(chosen, sqlite_instances, mode, args, only, log_dir)
+        if not args.no_sqlite:
+            for server in servers.values():
+                server.stop()
+            run.sqlite = sqlite_section(chosen, sqlite_instances, mode, args, only, log_dir)
 
+    except (BenchError, KeyboardInterrupt, SystemExit):
+        # What was measured before a failure, Ctrl-C or SIGTERM is still written, marked as partial.
+        if run.results:
+            run.notes.append(
+                "PARTIAL: the run stopped before its end; these are the figures so far"
+            )
+            print(f"[bench] partial results: {report.write(run, args.output)}", flush=True)
+        raise
     out = report.write(run, args.output)
     print(f"[bench] results: {out}", flush=True)
     return 0
