@@ -190,7 +190,9 @@ def _sections(
 
 def write(run: Run, folder: Path, stem: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    stem = stem or f"{datetime.now(UTC):%Y-%m-%d}-{run.machine['host']}"
+    # Quick runs get their own name: a quick and a full run of one day must not collide.
+    suffix = "-quick" if run.mode.startswith("quick") else ""
+    stem = stem or f"{datetime.now(UTC):%Y-%m-%d}-{run.machine['host']}{suffix}"
     jobql_names = {name for name in run.contenders if name.startswith("jobql")}
     p = run.parameters
     case_notes = {
