@@ -242,7 +242,16 @@ def write(run: Run, folder: Path, stem: str | None = None) -> Path:
             "",
             f"## SQLite ({run.sqlite['instances']:,} instances, jobql strategies only)",
         ]
-        lines += _sections(run.sqlite["results"], jobql_names, {})
+        sp = run.sqlite["parameters"]
+        lines += [""] + [f"- {note}" for note in sp.get("notes", [])]
+        lines += _sections(
+            run.sqlite["results"],
+            jobql_names,
+            {
+                "W2-deep": f"page {sp['deep_page']:,}, offset {sp['deep_offset']:,}",
+                "W3": f"{sp['w3_job']} / {sp['w3_instance']}, {sp['w3_nodes']} nodes",
+            },
+        )
     md = folder / f"{stem}.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
     raw = asdict(run)
