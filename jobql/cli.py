@@ -1,9 +1,10 @@
-"""`jobql serve | seed | migrate | import | export-schema | schema-check`."""
+"""`jobql serve | seed | migrate | import | export-schema | schema-check | bench`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 import time
@@ -21,7 +22,11 @@ logger = logging.getLogger("jobql")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    # `jobql bench` hands every option after it to the benchmark's own parser.
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "handler", None) is not _bench:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.bench_args = extra
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
@@ -110,6 +115,13 @@ def _parser() -> argparse.ArgumentParser:
         "optional)",
     )
     schema_check.set_defaults(handler=_schema_check)
+
+    bench = commands.add_parser(
+        "bench",
+        help="run the read benchmark (`python -m bench`; needs the source checkout)",
+        add_help=False,  # --help is the benchmark's own
+    )
+    bench.set_defaults(handler=_bench)
     return parser
 
 
@@ -371,3 +383,21 @@ def _schema_check(args: argparse.Namespace, _settings: Settings) -> int:
     report = compat.check(current, baseline, label, acknowledgements)
     print("\n".join(report.lines(str(acknowledged))))
     return 0 if report.ok else 1
+
+
+def _bench(args: argparse.Namespace, _settings: Settings) -> int:
+    # Imported by name, only here: jobql never depends on the benchmark, which lives beside the
+    # package in a source checkout and is not part of an installed jobql.
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "bench" / "run.py").is_file() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    try:
+        module = importlib.import_module("bench.run")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("bench", "bench.run"):
+            raise
+        raise CommandError(
+            "the benchmark suite (package `bench`) is not installed with jobql: run "
+            "`jobql bench` or `python -m bench` from a source checkout of jobql"
+        ) from None
+    return int(module.main(list(args.bench_args)))

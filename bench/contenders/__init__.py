@@ -1,0 +1,1 @@
+"""Benchmark contenders that are not jobql itself (jobql runs through `jobql serve`)."""

@@ -1,0 +1,489 @@
+"""`python -m bench`: the read benchmark (see README, "Benchmarks")."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from math import inf
+from pathlib import Path
+from typing import Any
+
+from bench import data, measure, procs, report
+from bench.contenders.registry import (
+    Contender,
+    contenders,
+    normalise,
+    postgraphile_missing,
+)
+from bench.measure import BenchError
+from bench.workloads import Case, Parameters, cases, document, parameters
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# W1's sequential p50 per contender: sizes W6's load runs.
+LAST_P50_MS: dict[str, float] = {}
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+
+
+@dataclass
+class Mode:
+    name: str
+    pg_instances: int
+    sqlite_instances: int
+    seq_seconds: float
+    wrk_seconds: float
+    reuse: bool
+    wrk_cap: float = 60.0  # longest load run when a slow contender needs more time
+
+
+QUICK = Mode("quick", 20_000, 20_000, 1.5, 3.0, reuse=False, wrk_cap=12.0)
+FULL = Mode("full", 1_000_000, 100_000, 8.0, 12.0, reuse=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Read benchmark: jobql against L0, stock Strawberry and PostGraphile.",
+    )
+    parser.add_argument("--quick", action="store_true", help="20,000 instances, short runs")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (>= 2)")
+    parser.add_argument("--only", default="", help="workloads, e.g. W1,W3 (default: all)")
+    parser.add_argument(
+        "--contenders",
+        default="",
+        help="comma list (jobql-reference always runs: it is the gate's reference)",
+    )
+    parser.add_argument("--gate-only", action="store_true", help="check correctness, no timing")
+    parser.add_argument("--instances", type=int, default=None, help="override the data size")
+    parser.add_argument(
+        "--postgres-url",
+        default=None,
+        help="use this server (a scratch database is created and dropped) instead of a private "
+        "cluster; no pg_stat_statements or database CPU unless the server has them",
+    )
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite section")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="results folder")
+    return parser
+
+
+@dataclass
+class Run:
+    mode: str
+    started: str
+    machine: dict[str, Any]
+    versions: dict[str, str]
+    parameters: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    contenders: list[str] = field(default_factory=list)
+    normalisation: dict[str, str] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)  # one per measurement
+    sqlite: dict[str, Any] = field(default_factory=dict)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.rounds < 1:
+        print("--rounds must be at least 1", file=sys.stderr)
+        return 2
+    procs.install_handlers()
+    try:
+        return _main(args)
+    except BenchError as exc:
+        print(f"\nbench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nbench: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        procs.cleanup_all()
+
+
+def _main(args: argparse.Namespace) -> int:
+    mode = QUICK if args.quick or args.gate_only else FULL
+    only = [w.strip().upper() for w in args.only.split(",") if w.strip()] or list(WORKLOADS)
+    chosen, notes = contenders([c.strip() for c in args.contenders.split(",") if c.strip()])
+    if any(c.kind == "postgraphile" for c in chosen) and (missing := postgraphile_missing()):
+        raise BenchError(missing + " (or leave it out with --contenders)")
+    if not args.gate_only:
+        measure.ensure_wrk()
+    pg_instances = args.instances or mode.pg_instances
+    sqlite_instances = args.instances or mode.sqlite_instances
+    log_dir = Path(tempfile.mkdtemp(prefix="jobql-bench-"))
+    print(f"[bench] {mode.name} mode, logs in {log_dir}", flush=True)
+
+    # --- PostgreSQL -------------------------------------------------------------------------
+    postmaster: int | None = None
+    if args.postgres_url:
+        base = args.postgres_url.rsplit("/", 1)[0]
+        db_name = f"jobql_bench_{os.getpid()}_{int(time.time())}"
+        procs.register_cleanup(lambda: data.drop_postgres_database(base, db_name))
+        reuse = False
+        pg_version = ""
+    else:
+        from bench.pgcluster import ClusterError, PrivateCluster
+
+        try:
+            cluster = PrivateCluster()
+            cluster.start()
+        except ClusterError as exc:
+            raise BenchError(str(exc)) from exc
+        base = cluster.url_base
+        postmaster = cluster.postmaster_pid()
+        db_name = f"jobql_bench_{mode.name}" + (f"_{args.instances}" if args.instances else "")
+        reuse = mode.reuse
+        pg_version = cluster.version
+        if not cluster.has_pg_stat_statements:
+            notes.append("pg_stat_statements is not available: statements per request not counted")
+    url = data.postgres_database(base, db_name, pg_instances, reuse=reuse)
+    params = parameters(url)
+    notes += params.notes
+    all_cases = [c for c in cases(params) if c.workload in only]
+
+    run = Run(
+        mode=mode.name + (" (gate only)" if args.gate_only else ""),
+        started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        machine=report.machine(),
+        versions={},
+        parameters={**asdict(params), "postgres_instances": pg_instances},
+        notes=notes,
+        contenders=[c.name for c in chosen],
+        normalisation={c.name: c.normalisation for c in chosen},
+    )
+
+    servers = {c.name: c.server(url, 1, log_dir) for c in chosen}
+    for contender in chosen:
+        print(f"[bench] starting {contender.name}", flush=True)
+        servers[contender.name].start()
+    stats = measure.PgStats(url.replace("postgresql+asyncpg://", "postgresql://"), postmaster)
+    procs.register_cleanup(stats.close)
+    run.versions = report.versions(stats, pg_version)
+
+    _postgraphile_cursors(chosen, servers, all_cases)
+    gate(chosen, servers, all_cases)
+    if args.gate_only:
+        print("[bench] gate passed", flush=True)
+        return 0
+
+    try:
+        measured = list(all_cases)
+        for round_number in range(1, args.rounds + 1):
+            for case in measured:
+                for contender in _rotated(chosen, round_number):
+                    server = servers[contender.name]
+                    result = measure_one(contender, server, case, mode, stats, connections=16)
+                    result.update(round=round_number, workers=1)
+                    run.results.append(result)
+            if "W6" in only:
+                w1 = next(c for c in cases(params) if c.name == "W1")
+                for connections in (16, 64):
+                    for contender in _rotated(chosen, round_number):
+                        result = measure_one(
+                            contender, servers[contender.name], w1, mode, stats,
+                            connections=connections, sequential=False, case_name="W6",
+                        )  # fmt: skip
+                        result.update(round=round_number, workers=1)
+                        run.results.append(result)
+        if "W6" in only:
+            _two_workers(chosen, servers, url, log_dir, params, mode, stats, run, args.rounds)
+
+        if not args.no_sqlite:
+            for server in servers.values():
+                server.stop()
+            run.sqlite = sqlite_section(chosen, sqlite_instances, mode, args, only, log_dir)
+
+    except (BenchError, KeyboardInterrupt, SystemExit):
+        # What was measured before a failure, Ctrl-C or SIGTERM is still written, marked as partial.
+        if run.results:
+            run.notes.append(
+                "PARTIAL: the run stopped before its end; these are the figures so far"
+            )
+            print(f"[bench] partial results: {report.write(run, args.output)}", flush=True)
+        raise
+    out = report.write(run, args.output)
+    print(f"[bench] results: {out}", flush=True)
+    return 0
+
+
+def _rotated(items: list[Contender], round_number: int) -> list[Contender]:
+    """Interleave: each round starts with another contender."""
+    shift = (round_number - 1) % len(items)
+    return items[shift:] + items[:shift]
+
+
+def _two_workers(
+    chosen: list[Contender],
+    servers: dict[str, procs.Server],
+    url: str,
+    log_dir: Path,
+    params: Parameters,
+    mode: Mode,
+    stats: measure.PgStats,
+    run: Run,
+    rounds: int,
+) -> None:
+    """W6 with 2 workers: one contender at a time has its 2-worker server up (2 cores)."""
+    w1 = next(c for c in cases(params) if c.name == "W1")
+    multi = [c for c in chosen if c.multi_worker]
+    run.notes.append(
+        "W6 with 2 workers: PostGraphile is one Node process (no workers); it is listed at 1"
+    )
+    for round_number in range(1, rounds + 1):
+        for contender in _rotated(multi, round_number):
+            servers[contender.name].stop()
+            server = contender.server(url, 2, log_dir)
+            print(f"[bench] starting {contender.name} with 2 workers", flush=True)
+            server.start()
+            for connections in (16, 64):
+                result = measure_one(
+                    contender, server, w1, mode, stats,
+                    connections=connections, sequential=False, case_name="W6",
+                )  # fmt: skip
+                result.update(round=round_number, workers=2)
+                run.results.append(result)
+            server.stop()
+            servers[contender.name].start()
+
+
+def _post(server: procs.Server, body: bytes) -> tuple[int, bytes]:
+    client = measure.Client(server.port)
+    try:
+        return client.post("/graphql", body)
+    finally:
+        client.close()
+
+
+def _postgraphile_cursors(
+    chosen: list[Contender], servers: dict[str, procs.Server], all_cases: list[Case]
+) -> None:
+    """PostGraphile's own cursor before the deep page, fetched once, outside any timing."""
+    if not any(c.kind == "postgraphile" for c in chosen):
+        return
+    server = next(servers[c.name] for c in chosen if c.kind == "postgraphile")
+    for case in all_cases:
+        offset = case.postgraphile_variables.get("_offset")
+        if offset is None:
+            continue
+        body = json.dumps(
+            {"query": document("W2-cursor", "postgraphile"), "variables": {"offset": offset}}
+        ).encode()
+        status, payload = _post(server, body)
+        answer = json.loads(payload)
+        if status != 200 or "errors" in answer:
+            raise BenchError(f"PostGraphile deep cursor: HTTP {status} {payload[:500]!r}")
+        edges = answer["data"]["workspaceByName"]["instancesByWorkspaceId"]["edges"]
+        case.postgraphile_variables["after"] = edges[0]["cursor"]
+
+
+def _fetch(contender: Contender, server: procs.Server, case: Case) -> Any:
+    status, payload = _post(server, contender.body(case))
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        answer = None
+    if (
+        status != 200
+        or not isinstance(answer, dict)
+        or answer.get("errors")
+        or "data" not in answer
+    ):
+        raise BenchError(
+            f"gate: {contender.name} on {case.name}: HTTP {status}: {payload[:1000]!r}"
+        )
+    return contender.to_jobql(case, answer["data"])
+
+
+def gate(chosen: list[Contender], servers: dict[str, procs.Server], all_cases: list[Case]) -> None:
+    """Every contender's answer equals jobql-reference's as a JSON value, after normalisation."""
+    reference = next(c for c in chosen if c.name == "jobql-reference")
+    for case in all_cases:
+        expected = _fetch(reference, servers[reference.name], case)
+        if _empty(expected):
+            raise BenchError(f"gate: jobql returns no rows for {case.name}: the check is void")
+        for contender in chosen:
+            if contender is reference:
+                continue
+            got = _fetch(contender, servers[contender.name], case)
+            masked = contender.normalisation != "exact"
+            want = normalise(expected, times=False, cursors=masked)
+            have = normalise(got, times=masked, cursors=masked)
+            if want != have:
+                raise BenchError(
+                    f"gate: {contender.name} differs from jobql-reference on {case.name} "
+                    f"({contender.normalisation}):\n" + _diff(want, have, contender.name)
+                )
+        print(f"[gate] {case.name}: {len(chosen)} contenders agree", flush=True)
+
+
+def _empty(value: Any) -> bool:
+    text = json.dumps(value)
+    return '"id"' not in text
+
+
+def _diff(want: Any, have: Any, name: str) -> str:
+    a = json.dumps(want, indent=1, sort_keys=True).splitlines()
+    b = json.dumps(have, indent=1, sort_keys=True).splitlines()
+    lines = list(difflib.unified_diff(a, b, "jobql-reference", name, lineterm="", n=2))
+    return "\n".join(lines[:80]) + ("\n..." if len(lines) > 80 else "")
+
+
+def measure_one(
+    contender: Contender,
+    server: procs.Server,
+    case: Case,
+    mode: Mode,
+    stats: measure.PgStats | None,
+    *,
+    connections: int,
+    sequential: bool = True,
+    case_name: str | None = None,
+) -> dict[str, Any]:
+    name = case_name or case.name
+    body = contender.body(case)
+    result: dict[str, Any] = {
+        "case": name,
+        "contender": contender.name,
+        "connections": connections,
+    }
+    pid = server.pid()
+    snapshot: dict[str, Any] = {}
+
+    def begin() -> None:
+        if stats:
+            stats.reset()
+        snapshot.update(server=procs.cpu_seconds(pid), db=stats.cpu() if stats else None)
+
+    def end() -> None:
+        snapshot.update(
+            server_end=procs.cpu_seconds(pid),
+            db_end=stats.cpu() if stats else None,
+            statements=stats.statements() if stats else None,
+        )
+
+    if sequential:
+        seq = measure.sequential(
+            server.port, "/graphql", body, seconds=mode.seq_seconds, on_start=begin, on_end=end
+        )
+        n = seq["requests"]
+        result.update(
+            p50_ms=seq["p50_ms"],
+            p99_ms=seq["p99_ms"],
+            seq_requests=n,
+            response_bytes=seq["response_bytes"],
+            cpu_basis="sequential",
+        )
+        if snapshot["statements"] is not None:
+            total, tx = snapshot["statements"]
+            result["statements_per_req"] = (total - tx) / n
+            result["tx_statements_per_req"] = tx / n
+    # A load run must see completed requests: with `connections` clients the first answers come
+    # after about connections x p50 (one busy process). For the main table a contender that slow
+    # gets fewer clients (its saturated throughput is the same); W6 keeps its client counts and
+    # runs longer instead. Both are capped, and the clients used are recorded.
+    p50_s = (result["p50_ms"] if sequential else LAST_P50_MS.get(contender.name, 0.0)) / 1000
+    used = connections
+    if sequential and p50_s > 0:
+        used = max(1, min(connections, int(mode.wrk_seconds / (2 * p50_s))))
+        LAST_P50_MS[contender.name] = (
+            result["p50_ms"] if case.name == "W1" else LAST_P50_MS.get(contender.name, 0.0)
+        )
+    seconds = min(mode.wrk_cap, max(mode.wrk_seconds, 3 * p50_s * used))
+    result.update(connections_used=used, wrk_seconds=seconds)
+    measure.settle(pid)
+    if not sequential:
+        begin()
+    load = measure.wrk(server.url + "/graphql", body, connections=used, seconds=seconds)
+    if not sequential:
+        end()
+        # No completed response: no per-request figure (None below).
+        n = load["responses"] - load["failures"] or inf
+        result["cpu_basis"] = "wrk"
+    measure.settle(pid)
+    db_used = (
+        None
+        if snapshot["db"] is None or snapshot["db_end"] is None or n == inf
+        else (snapshot["db_end"] - snapshot["db"]) * 1000 / n
+    )
+    if load["req_s"] == 0 and sequential:
+        # Not one answer within the longest load run: the sequential rate is all there is.
+        load["req_s"] = seq["requests"] / seq["elapsed_s"]
+        result["req_s_basis"] = "sequential"
+    result.update(
+        req_s=load["req_s"],
+        wrk_requests=load["responses"],
+        wrk_failures=load["failures"],
+        wrk_socket_errors=load["socket_errors"],
+        wrk_p50_ms=load["p50_us"] / 1000,
+        wrk_p99_ms=load["p99_us"] / 1000,
+        cpu_server_ms=None
+        if n == inf
+        else (snapshot["server_end"] - snapshot["server"]) * 1000 / n,
+        cpu_db_ms=db_used,
+        rss_mb=procs.peak_rss_mb(pid),
+    )
+    if load["failures"] or load["socket_errors"]:
+        # Recorded, not fatal: a server that sheds load (503) under 64 clients is a result.
+        print(
+            f"[{name} c{connections}] {contender.name}: {load['failures']} failed responses, "
+            f"{load['socket_errors']} socket errors (not counted in req/s); "
+            f"see {server.log_path}",
+            flush=True,
+        )
+    print(
+        f"[{name} c{used}] {contender.name:18} {result['req_s']:9.1f} req/s"
+        + (
+            f"  p50 {result['p50_ms']:8.2f} ms  p99 {result['p99_ms']:8.2f} ms"
+            if sequential
+            else ""
+        )
+        + f"  cpu {result['cpu_server_ms'] or 0:.2f}"
+        + (f"+{result['cpu_db_ms']:.2f}" if result["cpu_db_ms"] is not None else "")
+        + " ms/req"
+        + (
+            f"  {result['statements_per_req']:.2f} stmt/req"
+            if result.get("statements_per_req") is not None
+            else ""
+        ),
+        flush=True,
+    )
+    return result
+
+
+def sqlite_section(
+    chosen: list[Contender],
+    instances: int,
+    mode: Mode,
+    args: argparse.Namespace,
+    only: list[str],
+    log_dir: Path,
+) -> dict[str, Any]:
+    """jobql's own strategies on SQLite (the embedded default): gate between them, then timing."""
+    folder = Path(
+        os.environ.get("JOBQL_BENCH_SQLITE_DIR", Path(tempfile.gettempdir()) / "jobql-bench")
+    )
+    path = folder / f"{mode.name}-{instances}.db"
+    url = data.sqlite_database(path, instances, reuse=mode.reuse)
+    params = parameters(url)
+    jobqls = [c for c in chosen if c.is_jobql]
+    servers = {c.name: c.server(url, 1, log_dir) for c in jobqls}
+    for contender in jobqls:
+        servers[contender.name].start()
+    sqlite_cases = [c for c in cases(params) if c.workload in only]
+    gate(jobqls, servers, sqlite_cases)
+    results = []
+    for round_number in range(1, args.rounds + 1):
+        for case in sqlite_cases:
+            for contender in _rotated(jobqls, round_number):
+                result = measure_one(
+                    contender, servers[contender.name], case, mode, None, connections=16
+                )
+                result.update(round=round_number, workers=1)
+                results.append(result)
+    for server in servers.values():
+        server.stop()
+    return {"instances": instances, "parameters": asdict(params), "results": results}

@@ -1,0 +1,103 @@
+"""The benchmark's correctness gate runs in CI: every contender answers what jobql answers.
+
+No timings are asserted; this proves that `python -m bench` still works end to end (data, servers,
+PostGraphile's mapping, the comparison) on a small PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from bench import run
+from bench.contenders.registry import Contender, normalise, postgraphile_missing
+from bench.measure import BenchError
+from bench.workloads import Case
+from tests.conftest import PG_ADMIN_URL
+
+REPO = Path(__file__).resolve().parents[2]
+CASES = ("W1", "W2-page1", "W2-deep", "W3", "W4", "W4-count", "W5")
+
+
+def _missing(message: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.mark.postgres
+def test_quick_gate_passes_for_every_contender() -> None:
+    if missing := postgraphile_missing():
+        _missing(missing)
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--gate-only", "--instances", "3000",
+            "--postgres-url", PG_ADMIN_URL,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    if "is not reachable" in output or "Connect call failed" in output:
+        _missing(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+    assert done.returncode == 0, output[-4000:]
+    for case in CASES:
+        assert f"[gate] {case}: 4 contenders agree" in output or (
+            f"[gate] {case}: 5 contenders agree" in output
+        ), output[-4000:]
+    assert "gate passed" in output
+
+
+def test_gate_stops_on_a_difference_with_a_diff(monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = Contender("jobql-reference", "jobql")
+    other = Contender("L0", "l0")
+    case = Case("W3", "W3", {})
+    answers = {
+        "jobql-reference": {"instance": {"id": "SW5zdGFuY2U6MQ==", "status": "FAIL"}},
+        "L0": {"instance": {"id": "SW5zdGFuY2U6MQ==", "status": "SUCCESS"}},
+    }
+
+    def fetch(contender: Contender, _server: Any, _case: Case) -> Any:
+        return answers[contender.name]
+
+    monkeypatch.setattr(run, "_fetch", fetch)
+    with pytest.raises(BenchError) as raised:
+        run.gate([reference, other], dict.fromkeys(answers), [case])
+    message = str(raised.value)
+    assert "L0 differs from jobql-reference on W3" in message
+    assert '-  "status": "FAIL"' in message
+    assert '+  "status": "SUCCESS"' in message
+
+    answers["L0"] = answers["jobql-reference"]
+    run.gate([reference, other], dict.fromkeys(answers), [case])
+
+
+def test_normalisation_masks_cursors_and_reformats_times_only() -> None:
+    stock = {
+        "edges": [
+            {
+                "cursor": "YXJyYXljb25uZWN0aW9uOjA=",
+                "node": {"planTime": "2025-05-31T19:56:17.269000+00:00"},
+            }
+        ],
+        "pageInfo": {"endCursor": "YXJyYXljb25uZWN0aW9uOjA=", "hasNextPage": True},
+    }
+    assert normalise(stock, times=True, cursors=True) == {
+        "edges": [{"cursor": "<cursor>", "node": {"planTime": "2025-05-31T19:56:17.269Z"}}],
+        "pageInfo": {"endCursor": "<cursor>", "hasNextPage": True},
+    }
+    # A wrong time or a missing page still differs after normalisation.
+    moved = {"edges": [{"cursor": "x", "node": {"planTime": "2025-05-31T19:56:17.270Z"}}]}
+    assert normalise(moved, times=True, cursors=True) != normalise(
+        {"edges": [{"cursor": "y", "node": {"planTime": "2025-05-31T19:56:17.269Z"}}]},
+        times=False,
+        cursors=True,
+    )
