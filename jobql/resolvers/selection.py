@@ -20,6 +20,7 @@ from jobql.storage import json_sql
 from jobql.storage.identifiers import CursorContext, ValueKind
 from jobql.storage.instances import InstanceFilter, InstanceOrder
 from jobql.storage.jobs import JobFilter
+from jobql.storage.models import Instance
 from jobql.storage.plan import (
     Column,
     ConnectionPlan,
@@ -83,36 +84,9 @@ def _times(*pairs: tuple[str, str]) -> dict[str, Column]:
     return {name: Column(column, "time") for name, column in pairs}
 
 
-DISPATCH_COLUMNS = (
-    "dispatch_trigger_type",
-    "dispatch_time_type",
-    "dispatch_worker_address",
-    "dispatch_executor",
-    "dispatch_progress",
-    "dispatch_result",
-    "dispatch_data_time",
-    "dispatch_schedule_time",
-)
-RUNTIME_COLUMNS = (
-    "runtime_actual_state",
-    "runtime_expect_state",
-    "runtime_api_type",
-    "runtime_engine_version",
-    "runtime_cluster_id",
-    "runtime_queue_name",
-    "runtime_engine_job_handler",
-    "runtime_code",
-    "runtime_properties",
-    "runtime_plan_json",
-    "runtime_packages",
-    "runtime_input_delay",
-    "runtime_auto_scale_params",
-    "runtime_last_error_message",
-    "runtime_last_error_time",
-    "runtime_last_operator",
-    "runtime_last_operate_time",
-    "runtime_starter",
-)
+# A facet is null when all of its columns are: every dispatch_* / runtime_* column of the model.
+DISPATCH_COLUMNS = tuple(c.name for c in Instance.__table__.c if c.name.startswith("dispatch_"))
+RUNTIME_COLUMNS = tuple(c.name for c in Instance.__table__.c if c.name.startswith("runtime_"))
 
 # Fields answered by a stored column or a computation on the row. A field absent here (such as
 # StreamRuntime.packages, a split of the stored text) is served by the reference strategy.
