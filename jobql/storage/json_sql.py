@@ -283,7 +283,13 @@ class _Builder:
         if parent is not None:
             page = page.correlate(parent)
         numbered = page.subquery()
-        framed = select(numbered, func.count().over().label("_c"))
+        # The page's row count is only needed to find the last kept row's cursor.
+        ends = any(
+            isinstance(part, PageInfo)
+            and any(name in ("startCursor", "endCursor") for _, name in part.fields)
+            for _, part in plan.fields
+        )
+        framed = select(numbered, func.count().over().label("_c")) if ends else select(numbered)
         from_end = window.from_end
         if not self.pg:
             # SQLite before 3.44 has no ORDER BY inside aggregates: it aggregates in FROM order.
@@ -293,7 +299,9 @@ class _Builder:
         limit = window.limit
         number = r.c._n
         kept = number <= limit
-        last_kept = func.least(r.c._c, limit) if self.pg else func.min(r.c._c, limit)
+        last_kept: ColumnElement[Any] = null()  # used only when a cursor of the page's ends is
+        if ends:
+            last_kept = func.least(r.c._c, limit) if self.pg else func.min(r.c._c, limit)
         more = func.count() > limit
 
         def cursor() -> ColumnElement[Any]:
