@@ -14,6 +14,8 @@
 // any failure exits non-zero. The browser is never downloaded: playwright-core drives $CHROMIUM.
 import { chromium } from 'playwright-core';
 
+import { Failure, logger, runScript } from './script.mjs';
+
 const STEP_TIMEOUT_MS = 30_000;
 const OVERALL_TIMEOUT_MS = 150_000;
 const LAUNCH_ARGS = [
@@ -28,11 +30,8 @@ const LAUNCH_ARGS = [
 ];
 const VIEWS = ['#counts', '#instances', '#timeline'];
 
-function log(message) {
-  process.stderr.write(`dashboard.mjs: ${message}\n`);
-}
+const log = logger('dashboard.mjs');
 
-class Failure extends Error {}
 
 function parseArgs(argv) {
   if (argv.length !== 3) {
@@ -310,16 +309,4 @@ async function main() {
   }
 }
 
-const watchdog = setTimeout(() => {
-  log(`gave up after ${OVERALL_TIMEOUT_MS / 1000} s`);
-  process.exit(2);
-}, OVERALL_TIMEOUT_MS);
-watchdog.unref();
-
-try {
-  await main();
-  process.exitCode = 0;
-} catch (error) {
-  log(`FAILED: ${error instanceof Failure ? error.message : (error?.stack ?? error)}`);
-  process.exitCode = 1;
-}
+await runScript(main, { timeoutMs: OVERALL_TIMEOUT_MS, log });

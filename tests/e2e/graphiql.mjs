@@ -11,6 +11,8 @@
 // The browser is never downloaded: playwright-core drives the system binary ($CHROMIUM).
 import { chromium } from 'playwright-core';
 
+import { Failure, logger, runScript } from './script.mjs';
+
 const QUERY = '{ instances(first: 3) { nodes { jobName instanceId status } } }';
 const STEP_TIMEOUT_MS = 30_000;
 const OVERALL_TIMEOUT_MS = 120_000;
@@ -35,11 +37,8 @@ const EXPLORER_ROOT = '.graphiql-explorer-root';
 const EXPLORER_PATH = ['instances', 'nodes', 'status'];
 const RESULT_EDITOR = '.graphiql-response .CodeMirror';
 
-function log(message) {
-  process.stderr.write(`graphiql.mjs: ${message}\n`);
-}
+const log = logger('graphiql.mjs');
 
-class Failure extends Error {}
 
 function parseArgs(argv) {
   if (argv.length !== 2) {
@@ -295,16 +294,4 @@ async function main() {
   }
 }
 
-const watchdog = setTimeout(() => {
-  log(`gave up after ${OVERALL_TIMEOUT_MS / 1000} s`);
-  process.exit(2);
-}, OVERALL_TIMEOUT_MS);
-watchdog.unref();
-
-try {
-  await main();
-  process.exitCode = 0;
-} catch (error) {
-  log(`FAILED: ${error instanceof Failure ? error.message : (error?.stack ?? error)}`);
-  process.exitCode = 1;
-}
+await runScript(main, { timeoutMs: OVERALL_TIMEOUT_MS, log });
