@@ -40,9 +40,26 @@ class Mode:
     wrk_seconds: float
     reuse: bool
     wrk_cap: float = 60.0  # longest load run when a slow contender needs more time
+    seq_minimum: int = 3  # sequential requests at least, however slow
+    two_worker_rounds: int | None = None  # W6 with 2 workers: rounds (None: as --rounds)
+    sqlite_workloads: tuple[str, ...] | None = None  # the SQLite section's (None: all)
 
 
-QUICK = Mode("quick", 20_000, 20_000, 1.5, 3.0, reuse=False, wrk_cap=12.0)
+# Quick: a few seconds per workload and contender, so that all of it stays under 10 minutes on
+# 2 cores: shorter runs, slow contenders capped sooner, W6 with 2 workers in one round and the
+# SQLite section on W1, W3 and W5 (see README, "Benchmarks").
+QUICK = Mode(
+    "quick",
+    20_000,
+    20_000,
+    1.0,
+    2.0,
+    reuse=False,
+    wrk_cap=5.0,
+    seq_minimum=2,
+    two_worker_rounds=1,
+    sqlite_workloads=("W1", "W3", "W5"),
+)
 FULL = Mode("full", 1_000_000, 100_000, 8.0, 12.0, reuse=True)
 
 
@@ -190,12 +207,19 @@ def _main(args: argparse.Namespace) -> int:
                         result.update(round=round_number, workers=1)
                         run.results.append(result)
         if "W6" in only:
-            _two_workers(chosen, servers, url, log_dir, params, mode, stats, run, args.rounds)
+            rounds = mode.two_worker_rounds or args.rounds
+            _two_workers(chosen, servers, url, log_dir, params, mode, stats, run, rounds)
+            if rounds < args.rounds:
+                run.notes.append(f"W6 with 2 workers: {rounds} round(s) in {mode.name} mode")
 
         if not args.no_sqlite:
             for server in servers.values():
                 server.stop()
             run.sqlite = sqlite_section(chosen, sqlite_instances, mode, args, only, log_dir)
+            if mode.sqlite_workloads:
+                run.notes.append(
+                    f"SQLite section: {', '.join(mode.sqlite_workloads)} only in {mode.name} mode"
+                )
 
     except (BenchError, KeyboardInterrupt, SystemExit):
         # What was measured before a failure, Ctrl-C or SIGTERM is still written, marked as partial.
@@ -367,7 +391,13 @@ def measure_one(
 
     if sequential:
         seq = measure.sequential(
-            server.port, "/graphql", body, seconds=mode.seq_seconds, on_start=begin, on_end=end
+            server.port,
+            "/graphql",
+            body,
+            seconds=mode.seq_seconds,
+            minimum=mode.seq_minimum,
+            on_start=begin,
+            on_end=end,
         )
         n = seq["requests"]
         result.update(
@@ -473,7 +503,11 @@ def sqlite_section(
     servers = {c.name: c.server(url, 1, log_dir) for c in jobqls}
     for contender in jobqls:
         servers[contender.name].start()
-    sqlite_cases = [c for c in cases(params) if c.workload in only]
+    sqlite_cases = [
+        c
+        for c in cases(params)
+        if c.workload in only and c.workload in (mode.sqlite_workloads or WORKLOADS)
+    ]
     gate(jobqls, servers, sqlite_cases)
     results = []
     for round_number in range(1, args.rounds + 1):

@@ -19,7 +19,7 @@ from jobql.dashboard import dashboard_routes
 from jobql.overload import ConcurrencyLimit
 from jobql.rest import rest_routes
 from jobql.schema import create_schema
-from jobql.schema.http import GraphQLEndpoint
+from jobql.schema.http import FastLane, GraphQLEndpoint
 from jobql.schema.limits import Limits
 from jobql.schema.persisted import Allowlist, PersistedQueries
 from jobql.settings import Settings
@@ -113,6 +113,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         middleware=[
             Middleware(ConcurrencyLimit, limit=settings.max_concurrency),
+            # Known fast-path documents are answered here, before routing (see FastLane).
+            *(
+                [Middleware(FastLane, endpoint=graphql, access=access)]
+                if settings.fast_lane
+                else []
+            ),
             Middleware(Authentication, access=access),
         ],
     )

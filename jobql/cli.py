@@ -156,6 +156,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level,
+        access_log=settings.access_log,
     )
     return 0
 

@@ -43,6 +43,8 @@ class Settings:
     read_strategy: str = "compiled"
     debug_strategy: bool = False
     fast_path: bool = True
+    fast_lane: bool = True
+    access_log: bool = False
     persisted_queries: bool = True
     persisted_query_cache_size: int = 10_000
     cache_max_age: int = 5
@@ -82,6 +84,8 @@ class Settings:
             read_strategy=env.get("JOBQL_READ_STRATEGY", "compiled").lower(),
             debug_strategy=_bool(env, "JOBQL_DEBUG_STRATEGY", False),
             fast_path=_bool(env, "JOBQL_FAST_PATH", True),
+            fast_lane=_bool(env, "JOBQL_FAST_LANE", True),
+            access_log=_bool(env, "JOBQL_ACCESS_LOG", False),
             persisted_queries=_bool(env, "JOBQL_PERSISTED_QUERIES", True),
             persisted_query_cache_size=_int(
                 env, "JOBQL_PERSISTED_QUERY_CACHE_SIZE", 10_000, minimum=1

@@ -96,9 +96,20 @@ class StatementCounter:
 
 
 @pytest.fixture
-def statements(engine: AsyncEngine) -> Iterator[StatementCounter]:
-    """Every SQL statement the engine sends, counted at SQLAlchemy's cursor-execute event."""
+def statements(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator[StatementCounter]:
+    """Every SQL statement the engine sends, counted at SQLAlchemy's cursor-execute event and,
+    for the compiled reads sent straight to asyncpg, where they leave for the driver."""
+    from jobql.storage.engine import Reader
+
     counter = StatementCounter()
     event.listen(engine.sync_engine, "before_cursor_execute", counter)
+    straight = Reader.fetch_driver
+
+    async def counted(self: Reader, sql: str, args: Any) -> Any:
+        if self._engine is engine:
+            counter(None, None, sql, args)
+        return await straight(self, sql, args)
+
+    monkeypatch.setattr(Reader, "fetch_driver", counted)
     yield counter
     event.remove(engine.sync_engine, "before_cursor_execute", counter)

@@ -86,9 +86,12 @@ def test_serve_creates_migrates_and_seeds_the_default_database(
     assert no_uvicorn[0]["port"] == 8123
     assert no_uvicorn[0]["workers"] == 2
     assert no_uvicorn[0]["factory"] is True
+    assert no_uvicorn[0]["access_log"] is False  # JOBQL_ACCESS_LOG: off unless asked for
     # A second start finds data and seeds nothing more.
+    monkeypatch.setenv("JOBQL_ACCESS_LOG", "true")
     assert main(["serve"]) == 0
     assert count_rows(url, Instance) == 60
+    assert no_uvicorn[1]["access_log"] is True
 
 
 def test_seed_command_adds_instances(

@@ -207,8 +207,9 @@ async def test_one_compiled_root_field_is_one_statement_without_a_transaction(
 ) -> None:
     """The lean path: no BEGIN or ROLLBACK around the one statement of a one-field query.
 
-    Counted at the driver: SQLite's cursor (BEGIN is a statement there) and asyncpg's simple
-    `execute`, which carries BEGIN/ROLLBACK for SQLAlchemy's transactions on PostgreSQL."""
+    Counted at the driver: SQLite's cursor (BEGIN is a statement there), asyncpg's simple
+    `execute`, which carries BEGIN/ROLLBACK for SQLAlchemy's transactions on PostgreSQL, and
+    asyncpg's `fetch`, which the fast path's single statement goes through."""
     import asyncpg
     from sqlalchemy import event
 
@@ -220,6 +221,13 @@ async def test_one_compiled_root_field_is_one_statement_without_a_transaction(
         return await real_execute(self, query, *args, **kwargs)
 
     monkeypatch.setattr(asyncpg.connection.Connection, "execute", recording)
+    real_fetch = asyncpg.connection.Connection.fetch
+
+    async def recording_fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)  # the compiled statement, sent straight to the driver
+        return await real_fetch(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetch", recording_fetch)
     app = create_app(Settings(database_url=engine.url.render_as_string(hide_password=False)))
 
     def cursor(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -238,3 +246,158 @@ async def test_one_compiled_root_field_is_one_statement_without_a_transaction(
     words = [statement.split()[0].upper().rstrip(";") for statement in sent if statement.strip()]
     assert not {"BEGIN", "ROLLBACK", "COMMIT"} & set(words), sent
     assert sum("json" in statement for statement in sent) == 1, sent
+
+
+@pytest.fixture
+async def lanes(engine: AsyncEngine) -> AsyncIterator[tuple[httpx.AsyncClient, ...]]:
+    """One database, one token, through an app with the fast lane and one without it."""
+    url = engine.url.render_as_string(hide_password=False)
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(b"s3cret").hexdigest()
+    tokens = json.dumps([{"sha256": digest, "workspaces": ["*"], "scopes": ["read"]}])
+    apps = [
+        create_app(Settings(database_url=url, fast_lane=on, tokens=tokens, max_body_bytes=2048))
+        for on in (True, False)
+    ]
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[0]), base_url="http://a") as lane,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[1]), base_url="http://b") as full,
+    ):
+        yield lane, full
+    for app in apps:
+        await app.state.engine.dispose()
+
+
+def _variants(workspace: str) -> list[tuple[dict[str, str], bytes]]:
+    """Requests of a known document that the lane must answer exactly as the full stack does
+    (most of them by handing them on to it)."""
+    import json
+
+    good = {"query": LIST, "variables": {"first": 2}}
+    auth = {"authorization": "Bearer s3cret", "workspace": workspace}
+    json_type = {"content-type": "application/json"}
+    body = json.dumps(good).encode()
+    return [
+        ({**auth, **json_type}, body),
+        ({**auth, **json_type, "accept": "application/graphql-response+json"}, body),
+        ({**auth, **json_type, "accept": "text/plain"}, body),  # 406
+        ({**json_type, "workspace": workspace}, body),  # no token: 401
+        ({**json_type, "authorization": "Bearer wrong", "workspace": workspace}, body),
+        ({**auth, "content-type": "text/plain"}, body),
+        ({**auth, **json_type}, b'{"query": '),  # not JSON
+        ({**auth, **json_type}, json.dumps([good]).encode()),  # a batch
+        ({**auth, **json_type}, json.dumps({**good, "extra": 1}).encode()),
+        ({**auth, **json_type}, json.dumps({**good, "operationName": 5}).encode()),
+        ({**auth, **json_type}, json.dumps({**good, "variables": {"first": "x"}}).encode()),
+        ({**auth, **json_type}, json.dumps({**good, "variables": {"first": 0}}).encode()),
+        ({**auth, **json_type}, json.dumps({**good, "variables": [1]}).encode()),
+        ({**auth, **json_type}, json.dumps({**good, "pad": "x" * 4096}).encode()),  # 413
+        (
+            {**auth, **json_type},
+            json.dumps({**good, "extensions": {"persistedQuery": {"version": 1}}}).encode(),
+        ),
+    ]
+
+
+async def test_the_fast_lane_answers_byte_for_byte_like_the_full_stack(
+    lanes: tuple[httpx.AsyncClient, ...],
+    workspace: str,
+    fast_counter: FastCounter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobql.schema import http as endpoint_module
+
+    answered = 0
+    real = endpoint_module.FastLane._answer
+
+    async def counting(self: Any, *args: Any) -> Any:
+        nonlocal answered
+        result = await real(self, *args)
+        answered += result is not None
+        return result
+
+    monkeypatch.setattr(endpoint_module.FastLane, "_answer", counting)
+    lane, full = lanes
+    headers, body = _variants(workspace)[0]
+    for http in (lane, full):  # the first request of the document: the full pipeline
+        assert (await http.post("/graphql", content=body, headers=headers)).status_code == 200
+    assert answered == 0
+    statuses = set()
+    for headers, body in _variants(workspace):
+        one = await lane.post("/graphql", content=body, headers=headers)
+        other = await full.post("/graphql", content=body, headers=headers)
+        assert (one.status_code, one.headers.multi_items(), one.content) == (
+            other.status_code,
+            other.headers.multi_items(),
+            other.content,
+        ), headers
+        statuses.add(one.status_code)
+    assert answered == 2  # the two good requests; every other one went on to the full stack
+    assert statuses >= {200, 400, 401, 406, 413}
+
+
+async def test_the_fast_lane_keeps_the_admission_limit(engine: AsyncEngine, workspace: str) -> None:
+    """Requests the lane answers count against JOBQL_MAX_CONCURRENCY like any other."""
+    url = engine.url.render_as_string(hide_password=False)
+    app = create_app(Settings(database_url=url, max_concurrency=1))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
+    ) as http:
+        await _ask(http, workspace, LIST, {"first": 2})  # now known to the fast path
+        answers = await asyncio.gather(
+            *(_ask(http, workspace, LIST, {"first": 2}) for _ in range(20))
+        )
+    await app.state.engine.dispose()
+    statuses = sorted(status for status, _ in answers)
+    assert 200 in statuses
+    assert 503 in statuses, statuses
+
+
+async def test_a_failed_fast_read_leaves_the_full_pipeline_a_usable_connection(
+    engine: AsyncEngine, workspace: str, monkeypatch: pytest.MonkeyPatch, fast_counter: FastCounter
+) -> None:
+    """Two root fields read in one snapshot transaction; a statement failing there (PostgreSQL
+    then refuses every later statement of that transaction) must not fail the full pipeline's
+    answer that follows."""
+    from sqlalchemy import text
+
+    from jobql.storage import json_sql
+
+    app = create_app(Settings(database_url=engine.url.render_as_string(hide_password=False)))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
+    ) as http:
+        variables = {"job": "nightly", "id": 1}
+        first = await _ask(http, workspace, DETAIL, variables)  # learned by the fast path
+
+        async def failing(reader: Any, *_args: Any, **_kwargs: Any) -> Any:
+            await reader.execute(text("SELECT CAST('x' AS integer)"))  # fails on PostgreSQL
+            raise RuntimeError("the fast read failed")  # SQLite converts instead
+
+        monkeypatch.setattr(json_sql, "read_prepared", failing)
+        second = await _ask(http, workspace, DETAIL, variables)
+    await app.state.engine.dispose()
+    assert first[0] == 200
+    assert "errors" not in first[1]
+    assert second == first
+    assert fast_counter.served == 0
+
+
+async def test_the_fast_lane_can_be_switched_off(engine: AsyncEngine, workspace: str) -> None:
+    from jobql.schema.http import FastLane
+
+    assert Settings.from_env({}).fast_lane is True
+    settings = Settings.from_env(
+        {
+            "JOBQL_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+            "JOBQL_FAST_LANE": "false",
+        }
+    )
+    app = create_app(settings)
+    assert not any(m.cls is FastLane for m in app.user_middleware)
+    on = create_app(Settings(database_url=settings.database_url))
+    assert any(m.cls is FastLane for m in on.user_middleware)
+    for each in (app, on):
+        await each.state.engine.dispose()

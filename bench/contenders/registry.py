@@ -131,11 +131,23 @@ def contenders(only: list[str] | None) -> tuple[list[Contender], list[str]]:
         ),
     ]
     if only:
+        # Ablations, run only when named: what the fast lane and the fast path are worth.
+        found += [
+            Contender(name, "jobql", {"JOBQL_READ_STRATEGY": "compiled", **env})
+            for name, env in ABLATIONS.items()
+            if name in only
+        ]
         unknown = set(only) - {c.name for c in found} - {"jobql-compiled"}
         if unknown:
             raise SystemExit(f"unknown contenders: {', '.join(sorted(unknown))}")
         found = [c for c in found if c.name in only or c.name == "jobql-reference"]
     return found, notes
+
+
+ABLATIONS = {
+    "jobql-compiled-no-lane": {"JOBQL_FAST_LANE": "false"},
+    "jobql-compiled-no-fast-path": {"JOBQL_FAST_PATH": "false"},
+}
 
 
 # --- PostGraphile's response as jobql's JSON -----------------------------------------------------

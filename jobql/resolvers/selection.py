@@ -59,6 +59,7 @@ __all__ = [
     "Nodes",
     "ObjectPlan",
     "PageInfo",
+    "PreparedRead",
     "RootPlan",
     "TotalCount",
     "Workspace",
@@ -68,7 +69,9 @@ __all__ = [
     "may_be_null",
     "node_connection",
     "prepare",
+    "prepare_read",
     "read",
+    "read_prepared",
     "single_by_id",
     "single_instance",
     "single_job",
@@ -300,3 +303,20 @@ async def read(ctx: RequestContext, plan: RootPlan, *, autocommit: bool = False)
     return await json_sql.read_json(
         ctx.reader, plan, workspace=ctx.workspace, secret=ctx.cursors.secret, autocommit=autocommit
     )
+
+
+PreparedRead = json_sql.PreparedRead
+
+
+def prepare_read(ctx: RequestContext, plan: RootPlan) -> json_sql.PreparedRead:
+    """The plan's statement in the form `read_prepared` runs, for the fast path to keep."""
+    return json_sql.prepare_read(
+        ctx.reader, plan, workspace=ctx.workspace, secret=ctx.cursors.secret
+    )
+
+
+async def read_prepared(
+    ctx: RequestContext, prepared: json_sql.PreparedRead, *, alone: bool
+) -> str | None:
+    """`read` of a prepared statement; `alone`: the request's only statement."""
+    return await json_sql.read_prepared(ctx.reader, prepared, alone=alone)

@@ -69,20 +69,9 @@ class Schema(strawberry.Schema):
             and isinstance(context_value, RequestContext)
         )
         if use_fast and isinstance(context_value, RequestContext):
-            known = self._fast.get(fast_key)
-            if known is not None:
-                self._fast.move_to_end(fast_key)
-                fast = await run_fast(
-                    self,
-                    known,
-                    operation_name,
-                    variable_values,
-                    context_value,
-                    max_cost=self.max_cost,
-                    report_strategy=self.report_strategy,
-                )
-                if fast is not None:
-                    return fast
+            fast = await self.execute_fast(query, variable_values, context_value, operation_name)
+            if fast is not None:
+                return fast
         result = await super().execute(
             query,
             variable_values=variable_values,
@@ -100,6 +89,34 @@ class Schema(strawberry.Schema):
                 if len(self._fast) > DOCUMENT_CACHE_SIZE:
                     self._fast.popitem(last=False)
         return result
+
+    async def execute_fast(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None,
+        context_value: RequestContext,
+        operation_name: str | None = None,
+    ) -> ExecutionResult | None:
+        """The fast path's answer, or None when the document is not known to it or anything
+        about this request is unusual (the caller then runs the full pipeline)."""
+        if not self.fast_path:
+            return None
+        try:
+            known = self._fast.get((query, operation_name))
+        except TypeError:  # an unhashable operation name
+            return None
+        if known is None:
+            return None
+        self._fast.move_to_end((query, operation_name))
+        return await run_fast(
+            self,
+            known,
+            operation_name,
+            variable_values,
+            context_value,
+            max_cost=self.max_cost,
+            report_strategy=self.report_strategy,
+        )
 
     @functools.cached_property
     def _fast(self) -> OrderedDict[tuple[str | None, str | None], FastOperation]:

@@ -16,6 +16,9 @@ errors always come from the reference resolvers.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -406,6 +409,19 @@ async def serve(info: Info, name: str) -> orjson.Fragment | None:
 # -- the whole-operation fast path ------------------------------------------------------------
 
 
+# Prepared answers kept per fast document: one per (workspace, scopes, variables) seen lately.
+PREPARED_PER_DOCUMENT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What a request of a fast document with given variables needs besides the database: the
+    coerced cost, and per root field its prepared statement (values bound as parameters)."""
+
+    cost: int
+    reads: tuple[tuple[str, selection.PreparedRead, bool], ...]  # key, read, may be null
+
+
 @dataclass(frozen=True, slots=True)
 class FastOperation:
     """A query document that once ran cleanly with every root field compiled."""
@@ -414,6 +430,11 @@ class FastOperation:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
     roots: tuple[tuple[str, str, FieldNode], ...]  # response key, field name, node
+    # Variable coercion, cost and planning are pure functions of the document, the variables
+    # and the caller's workspace and scopes: a repeated request (a polling dashboard) reuses them.
+    prepared: OrderedDict[Any, Prepared] = dataclasses.field(
+        default_factory=OrderedDict, compare=False
+    )
 
 
 def learn(query: str, operation_name: str | None, result: Any, ctx: Any) -> FastOperation | None:
@@ -466,32 +487,80 @@ async def run_fast(
     None, so that errors always come from the full pipeline. One root field reads in autocommit;
     several read in one read-only snapshot so that they agree."""
     try:
-        coerced = get_variable_values(
-            schema._schema, fast.operation.variable_definitions or (), variables or {}
-        )
-        if isinstance(coerced, list):
-            return None
-        cost = estimate_cost(schema._schema, fast.document, operation_name, variables or {})
-        if cost > max_cost:
-            return None
-        planner = _Planner(schema, fast.fragments, coerced, ctx, schema.compilable)
-        plans = [(key, planner.root(name, [node])) for key, name, node in fast.roots]
+        key = _prepared_key(ctx, variables)
+        prepared = fast.prepared.get(key) if key is not None else None
+        if prepared is None:
+            prepared = _prepare(schema, fast, operation_name, variables, ctx, max_cost=max_cost)
+            if prepared is None:
+                return None
+            if key is not None:
+                fast.prepared[key] = prepared
+                if len(fast.prepared) > PREPARED_PER_DOCUMENT:
+                    fast.prepared.popitem(last=False)
+        else:
+            fast.prepared.move_to_end(key)
+        alone = len(prepared.reads) == 1
         data: dict[str, Any] = {}
-        for key, plan in plans:
-            found = await selection.read(ctx, plan, autocommit=len(plans) == 1)
+        for response_key, read, nullable in prepared.reads:
+            found = await selection.read_prepared(ctx, read, alone=alone)
             if found is None:
-                if not selection.may_be_null(plan):
+                if not nullable:
                     return None
-                data[key] = NULL
+                data[response_key] = NULL
             else:
-                data[key] = orjson.Fragment(found)
-            ctx.note_strategy(key, "compiled")
+                data[response_key] = orjson.Fragment(found)
+            ctx.note_strategy(response_key, "compiled")
     except Exception:
+        # The full pipeline answers instead, on a fresh connection: a statement that failed
+        # inside the snapshot transaction leaves that transaction unusable.
+        with contextlib.suppress(Exception):
+            await ctx.reader.close()
         return None
+    cost = prepared.cost
     extensions: dict[str, Any] = {"cost": cost}
     if report_strategy:
         extensions["strategy"] = dict(ctx.strategies)
     return ExecutionResult(data=data, errors=None, extensions=extensions)
+
+
+def _prepared_key(ctx: RequestContext, variables: Any) -> Any:
+    if variables is None:
+        variables = {}
+    if not isinstance(variables, dict):
+        return None
+    try:
+        text = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+    # The statements also depend on the database and the cursor secret: one schema may serve
+    # several engines (the tests do).
+    return (ctx.reader.dialect, ctx.cursors.secret, ctx.workspace, ctx.scopes, text)
+
+
+def _prepare(
+    schema: Any,
+    fast: FastOperation,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    ctx: RequestContext,
+    *,
+    max_cost: int,
+) -> Prepared | None:
+    """Coerce the variables, check the cost and plan every root field; None: not fast."""
+    coerced = get_variable_values(
+        schema._schema, fast.operation.variable_definitions or (), variables or {}
+    )
+    if isinstance(coerced, list):
+        return None
+    cost = estimate_cost(schema._schema, fast.document, operation_name, variables or {})
+    if cost > max_cost:
+        return None
+    planner = _Planner(schema, fast.fragments, coerced, ctx, schema.compilable)
+    reads = []
+    for key, name, node in fast.roots:
+        plan = planner.root(name, [node])
+        reads.append((key, selection.prepare_read(ctx, plan), selection.may_be_null(plan)))
+    return Prepared(cost, tuple(reads))
 
 
 __all__ = [

@@ -12,6 +12,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from jobql.storage.sqlite_functions import register_sqlite_functions
 
@@ -176,6 +178,42 @@ class Reader:
     @property
     def dialect(self) -> str:
         return self._engine.dialect.name
+
+    async def fetch_driver(self, sql: str, args: Sequence[Any]) -> Sequence[Any]:
+        """Rows of one statement sent straight to asyncpg on the request's pooled connection:
+        no transaction, no SQLAlchemy execution machinery, and asyncpg's prepared-statement
+        cache keyed by the text. For a request whose only statement this is."""
+        async with self._lock:
+            if self._connection is None:
+                self._connection = await self._engine.connect()
+            try:
+                pooled = await self._connection.get_raw_connection()
+                return await pooled.driver_connection.fetch(sql, *args)  # type: ignore[no-any-return,union-attr]
+            finally:
+                if not self._hold:
+                    connection, self._connection = self._connection, None
+                    await connection.close()
+
+    def driver_statement(self, statement: ClauseElement) -> tuple[str, tuple[Any, ...]] | None:
+        """PostgreSQL: the statement as asyncpg takes it ($n text, positional values converted
+        by the same bind processors SQLAlchemy applies); None on other databases."""
+        dialect = self._engine.dialect
+        if dialect.name != "postgresql":
+            return None
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        assert isinstance(compiled, SQLCompiler)
+        values = compiled.construct_params() or {}
+        processors = compiled._bind_processors
+        args: list[Any] = []
+        for name in compiled.positiontup or ():
+            value = values[name]
+            processor = processors.get(name)
+            if processor is not None:
+                if not callable(processor):  # a tuple-valued parameter: SQLAlchemy's path only
+                    return None
+                value = processor(value)
+            args.append(value)
+        return str(compiled), tuple(args)
 
     async def scalar(self, statement: Executable) -> Any:
         rows = await self.execute(statement)

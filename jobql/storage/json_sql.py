@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -481,11 +482,40 @@ async def read_json(
     return None if value is None else str(value)
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedRead:
+    """A plan's statement, built once: the SQLAlchemy form, and on PostgreSQL the driver's."""
+
+    statement: Select[Any]
+    driver: tuple[str, tuple[Any, ...]] | None
+
+
+def prepare_read(reader: Reader, plan: RootPlan, *, workspace: str, secret: str) -> PreparedRead:
+    statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
+    return PreparedRead(statement, reader.driver_statement(statement))
+
+
+async def read_prepared(reader: Reader, prepared: PreparedRead, *, alone: bool) -> str | None:
+    """`read_json` of a prepared statement. `alone`: the request's only statement, sent straight
+    to the driver where there is one (no transaction), else read in autocommit."""
+    if alone and prepared.driver is not None:
+        rows = await reader.fetch_driver(*prepared.driver)
+    else:
+        rows = await reader.execute(prepared.statement, autocommit=alone)
+    if not rows:
+        return None
+    value = rows[0][0]
+    return None if value is None else str(value)
+
+
 __all__ = [
     "InstanceFilter",
     "InstanceOrder",
     "JobFilter",
+    "PreparedRead",
     "TooWide",
     "build_statement",
+    "prepare_read",
     "read_json",
+    "read_prepared",
 ]

@@ -210,9 +210,11 @@ async def test_unexpected_errors_are_masked_as_internal(
     async def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("secret detail: SELECT * FROM instance /srv/jobql/x.py")
 
-    # Both strategies: the loader-based resolvers and the compiled statement.
+    # Both strategies: the loader-based resolvers and the compiled statement (the fast path's
+    # prepared form too: an earlier test may have made the document known to it).
     monkeypatch.setattr(instances, "list_instances", broken)
     monkeypatch.setattr(json_sql, "read_json", broken)
+    monkeypatch.setattr(json_sql, "read_prepared", broken)
     workspace, _ = populated
     result = await execute(engine, "{ instances { nodes { id } } }", workspace=workspace)
     assert error_codes(result) == ["INTERNAL"]
