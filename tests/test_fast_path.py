@@ -401,3 +401,37 @@ async def test_the_fast_lane_can_be_switched_off(engine: AsyncEngine, workspace:
     assert any(m.cls is FastLane for m in on.user_middleware)
     for each in (app, on):
         await each.state.engine.dispose()
+
+
+async def test_prepared_answers_are_bounded_and_reused(
+    engine: AsyncEngine, workspace: str, fast_counter: FastCounter
+) -> None:
+    """Repeats of a document with the same variables reuse one prepared entry; new variables
+    add entries up to the cache's size across all documents, the oldest going first."""
+    from starlette.routing import Route
+
+    app = create_app(Settings(database_url=engine.url.render_as_string(hide_password=False)))
+    endpoint = next(r.endpoint for r in app.routes if isinstance(r, Route) and r.path == "/graphql")
+    cache = endpoint.schema._prepared
+    cache.size = 3
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
+    ) as http:
+        first = await _ask(http, workspace, LIST, {"first": 1})  # the full pipeline learns it
+        for _ in range(3):
+            assert await _ask(http, workspace, LIST, {"first": 1}) == first
+        assert len(cache.entries) == 1
+        answers = {n: await _ask(http, workspace, LIST, {"first": n}) for n in range(2, 7)}
+    await app.state.engine.dispose()
+    assert fast_counter.served == 3 + 5
+    assert len(cache.entries) == 3
+    assert all(
+        len(answer[1]["data"]["instances"]["edges"]) == min(n, 4) for n, answer in answers.items()
+    )
+    kept = [key[-1] for key in cache.entries]
+    assert kept == [b'{"first":4}', b'{"first":5}', b'{"first":6}']
+    for entry in cache.entries.values():
+        ((_, read, _),) = entry.reads
+        # PostgreSQL keeps the driver's text and values only; SQLite the statement.
+        assert (read.driver is not None) == (engine.dialect.name == "postgresql")
+        assert (read.statement is None) == (engine.dialect.name == "postgresql")

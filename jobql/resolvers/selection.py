@@ -308,10 +308,11 @@ async def read(ctx: RequestContext, plan: RootPlan, *, autocommit: bool = False)
 PreparedRead = json_sql.PreparedRead
 
 
-def prepare_read(ctx: RequestContext, plan: RootPlan) -> json_sql.PreparedRead:
-    """The plan's statement in the form `read_prepared` runs, for the fast path to keep."""
+def prepare_read(ctx: RequestContext, plan: RootPlan, *, alone: bool) -> json_sql.PreparedRead:
+    """The plan's statement in the form `read_prepared` runs, for the fast path to keep;
+    `alone`: it will be its request's only statement."""
     return json_sql.prepare_read(
-        ctx.reader, plan, workspace=ctx.workspace, secret=ctx.cursors.secret
+        ctx.reader, plan, workspace=ctx.workspace, secret=ctx.cursors.secret, alone=alone
     )
 
 

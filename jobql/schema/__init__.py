@@ -19,6 +19,7 @@ from jobql.schema.errors import ErrorCodes, SingleOperation
 from jobql.schema.execution import (
     CompiledExecutionContext,
     FastOperation,
+    PreparedCache,
     StrategyReport,
     compilable_fields,
     learn,
@@ -116,7 +117,12 @@ class Schema(strawberry.Schema):
             context_value,
             max_cost=self.max_cost,
             report_strategy=self.report_strategy,
+            cache=self._prepared,
         )
+
+    @functools.cached_property
+    def _prepared(self) -> PreparedCache:
+        return PreparedCache()
 
     @functools.cached_property
     def _fast(self) -> OrderedDict[tuple[str | None, str | None], FastOperation]:

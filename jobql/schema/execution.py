@@ -17,7 +17,6 @@ errors always come from the reference resolvers.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -409,8 +408,10 @@ async def serve(info: Info, name: str) -> orjson.Fragment | None:
 # -- the whole-operation fast path ------------------------------------------------------------
 
 
-# Prepared answers kept per fast document: one per (workspace, scopes, variables) seen lately.
-PREPARED_PER_DOCUMENT = 64
+# Prepared answers kept across all fast documents, least recently used out. An entry is the SQL
+# text and values on PostgreSQL (a few KB), a SQLAlchemy statement elsewhere (up to a few hundred
+# KB for a large selection): this bounds what repeated variations can make a worker hold.
+PREPARED_CACHE_SIZE = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,7 +423,28 @@ class Prepared:
     reads: tuple[tuple[str, selection.PreparedRead, bool], ...]  # key, read, may be null
 
 
-@dataclass(frozen=True, slots=True)
+class PreparedCache:
+    """Variable coercion, cost and planning are pure functions of the document, the variables,
+    the database and the caller's workspace and scopes: a repeated request (a polling
+    dashboard) reuses them."""
+
+    def __init__(self, size: int = PREPARED_CACHE_SIZE) -> None:
+        self.size = size
+        self.entries: OrderedDict[Any, Prepared] = OrderedDict()
+
+    def get(self, key: Any) -> Prepared | None:
+        found = self.entries.get(key)
+        if found is not None:
+            self.entries.move_to_end(key)
+        return found
+
+    def put(self, key: Any, value: Prepared) -> None:
+        self.entries[key] = value
+        if len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity (cache keys)
 class FastOperation:
     """A query document that once ran cleanly with every root field compiled."""
 
@@ -430,11 +452,6 @@ class FastOperation:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
     roots: tuple[tuple[str, str, FieldNode], ...]  # response key, field name, node
-    # Variable coercion, cost and planning are pure functions of the document, the variables
-    # and the caller's workspace and scopes: a repeated request (a polling dashboard) reuses them.
-    prepared: OrderedDict[Any, Prepared] = dataclasses.field(
-        default_factory=OrderedDict, compare=False
-    )
 
 
 def learn(query: str, operation_name: str | None, result: Any, ctx: Any) -> FastOperation | None:
@@ -479,6 +496,7 @@ async def run_fast(
     *,
     max_cost: int,
     report_strategy: bool,
+    cache: PreparedCache,
 ) -> ExecutionResult | None:
     """The operation's answer without graphql-core's executor, or None: run the full pipeline.
 
@@ -487,18 +505,14 @@ async def run_fast(
     None, so that errors always come from the full pipeline. One root field reads in autocommit;
     several read in one read-only snapshot so that they agree."""
     try:
-        key = _prepared_key(ctx, variables)
-        prepared = fast.prepared.get(key) if key is not None else None
+        key = _prepared_key(fast, ctx, variables)
+        prepared = cache.get(key) if key is not None else None
         if prepared is None:
             prepared = _prepare(schema, fast, operation_name, variables, ctx, max_cost=max_cost)
             if prepared is None:
                 return None
             if key is not None:
-                fast.prepared[key] = prepared
-                if len(fast.prepared) > PREPARED_PER_DOCUMENT:
-                    fast.prepared.popitem(last=False)
-        else:
-            fast.prepared.move_to_end(key)
+                cache.put(key, prepared)
         alone = len(prepared.reads) == 1
         data: dict[str, Any] = {}
         for response_key, read, nullable in prepared.reads:
@@ -523,7 +537,7 @@ async def run_fast(
     return ExecutionResult(data=data, errors=None, extensions=extensions)
 
 
-def _prepared_key(ctx: RequestContext, variables: Any) -> Any:
+def _prepared_key(fast: FastOperation, ctx: RequestContext, variables: Any) -> Any:
     if variables is None:
         variables = {}
     if not isinstance(variables, dict):
@@ -534,7 +548,7 @@ def _prepared_key(ctx: RequestContext, variables: Any) -> Any:
         return None
     # The statements also depend on the database and the cursor secret: one schema may serve
     # several engines (the tests do).
-    return (ctx.reader.dialect, ctx.cursors.secret, ctx.workspace, ctx.scopes, text)
+    return (fast, ctx.reader.dialect, ctx.cursors.secret, ctx.workspace, ctx.scopes, text)
 
 
 def _prepare(
@@ -556,10 +570,12 @@ def _prepare(
     if cost > max_cost:
         return None
     planner = _Planner(schema, fast.fragments, coerced, ctx, schema.compilable)
+    alone = len(fast.roots) == 1
     reads = []
     for key, name, node in fast.roots:
         plan = planner.root(name, [node])
-        reads.append((key, selection.prepare_read(ctx, plan), selection.may_be_null(plan)))
+        read = selection.prepare_read(ctx, plan, alone=alone)
+        reads.append((key, read, selection.may_be_null(plan)))
     return Prepared(cost, tuple(reads))
 
 
@@ -567,6 +583,7 @@ __all__ = [
     "ROOTS",
     "CompiledExecutionContext",
     "FastOperation",
+    "PreparedCache",
     "StrategyReport",
     "Unsupported",
     "compilable_fields",

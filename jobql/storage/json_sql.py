@@ -484,23 +484,29 @@ async def read_json(
 
 @dataclass(frozen=True, slots=True)
 class PreparedRead:
-    """A plan's statement, built once: the SQLAlchemy form, and on PostgreSQL the driver's."""
+    """A plan's statement, built once: on PostgreSQL the driver's form (text and values); the
+    SQLAlchemy form where that is what runs (other databases, several statements)."""
 
-    statement: Select[Any]
+    statement: Select[Any] | None
     driver: tuple[str, tuple[Any, ...]] | None
 
 
-def prepare_read(reader: Reader, plan: RootPlan, *, workspace: str, secret: str) -> PreparedRead:
+def prepare_read(
+    reader: Reader, plan: RootPlan, *, workspace: str, secret: str, alone: bool
+) -> PreparedRead:
+    """`alone`: the request's only statement, sent straight to the driver where there is one."""
     statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
-    return PreparedRead(statement, reader.driver_statement(statement))
+    driver = reader.driver_statement(statement) if alone else None
+    return PreparedRead(None if driver is not None else statement, driver)
 
 
 async def read_prepared(reader: Reader, prepared: PreparedRead, *, alone: bool) -> str | None:
     """`read_json` of a prepared statement. `alone`: the request's only statement, sent straight
     to the driver where there is one (no transaction), else read in autocommit."""
-    if alone and prepared.driver is not None:
+    if prepared.driver is not None:
         rows = await reader.fetch_driver(*prepared.driver)
     else:
+        assert prepared.statement is not None
         rows = await reader.execute(prepared.statement, autocommit=alone)
     if not rows:
         return None
