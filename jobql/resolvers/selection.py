@@ -36,6 +36,7 @@ from jobql.storage.plan import (
     InstanceLookup,
     JobLookup,
     Link,
+    ManyPlan,
     Nodes,
     ObjectPlan,
     PageInfo,
@@ -66,6 +67,7 @@ __all__ = [
     "instance_connection",
     "job_connection",
     "link",
+    "many_by_id",
     "may_be_null",
     "node_connection",
     "prepare",
@@ -182,6 +184,7 @@ COMPOSITES: dict[tuple[str, str], tuple[str, str]] = {
     ("Query", "instance"): ("single", "Instance"),
     ("Query", "job"): ("single", "Job"),
     ("Query", "node"): ("single", "Node"),
+    ("Query", "nodes"): ("many", "Node"),
 }
 FACET_COLUMNS = {"Dispatch": DISPATCH_COLUMNS, "StreamRuntime": RUNTIME_COLUMNS}
 LINK_COLUMNS = {("Instance", "job"): "job_id", ("Job", "parent"): "parent_id"}
@@ -277,6 +280,23 @@ def single_job(name: str, fields: Fields) -> SinglePlan:
 def single_by_id(type_name: str, key: int, fields: Fields) -> SinglePlan:
     entity = ENTITIES[type_name]
     return SinglePlan(IdLookup(entity, key), ObjectPlan(entity, fields))  # type: ignore[arg-type]
+
+
+def many_by_id(selections: dict[str, Fields], order: list[tuple[str, int] | None]) -> ManyPlan:
+    """`nodes(ids:)`: `selections` per type named by the ids; `order` the (type, key) of each
+    requested id, None for an id that names no object type."""
+    types = list(selections)
+    keys: dict[str, set[int]] = {type_name: set() for type_name in types}
+    for at in order:
+        if at is not None:
+            keys[at[0]].add(at[1])
+    groups = tuple(
+        (ObjectPlan(ENTITIES[t], selections[t]), tuple(sorted(keys[t])))  # type: ignore[arg-type]
+        for t in types
+    )
+    return ManyPlan(
+        groups, tuple(None if at is None else (types.index(at[0]), at[1]) for at in order)
+    )
 
 
 def _cursor_spec(context: CursorContext) -> CursorSpec:

@@ -1,8 +1,9 @@
 """The compiled read strategy's GraphQL side.
 
-A root field (`instances`, `instance`, `jobs`, `job`) whose whole selection is plain stored data is
-answered by one SQL statement that returns the finished JSON of its subtree
-(`jobql.resolvers.selection`, `jobql.storage.json_sql`). Its resolver returns that text as an
+A root field (`instances`, `instance`, `jobs`, `job`, `node`, `nodes`) whose whole selection is
+plain stored data is answered by one SQL statement that returns the finished JSON of its subtree
+(`nodes(ids:)`: one row per object, joined in the ids' order) (`jobql.resolvers.selection`,
+`jobql.storage.json_sql`). Its resolver returns that text as an
 `orjson.Fragment`; `CompiledExecutionContext` hands the fragment back unchanged instead of
 walking it, and the endpoint's orjson encoder embeds it verbatim.
 
@@ -51,7 +52,7 @@ from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import selection
 from jobql.resolvers.context import RequestContext
 from jobql.resolvers.nodes import status_names
-from jobql.resolvers.objects import parse_global_id
+from jobql.resolvers.objects import MAX_IDS, parse_global_id
 from jobql.resolvers.pagination import PageArgs
 from jobql.schema.context import Info
 from jobql.schema.limits import estimate_cost
@@ -65,7 +66,7 @@ CONNECTIONS = {
 CONNECTION_PARTS = ("edges", "nodes", "pageInfo", "totalCount")
 EDGE_PARTS = ("cursor", "node")
 PAGE_INFO_PARTS = ("hasNextPage", "hasPreviousPage", "startCursor", "endCursor")
-ROOTS = ("instances", "instance", "jobs", "job", "node")
+ROOTS = ("instances", "instance", "jobs", "job", "node", "nodes")
 NULL = orjson.Fragment(b"null")
 
 
@@ -357,6 +358,21 @@ class _Planner:
         if kind == "connection":
             return self.connection("Query", name, target, nodes)
         kwargs = self.arguments("Query", name, nodes[0])
+        if name == "nodes":
+            ids = kwargs["ids"]
+            if len(ids) > MAX_IDS:
+                raise Unsupported("too many ids: the resolver reports it")
+            order: list[tuple[str, int] | None] = []
+            for text in ids:
+                type_name, key = parse_global_id(text)  # a malformed id: the resolver reports it
+                if key is not None and type_name in selection.ENTITIES:
+                    order.append((type_name, key))
+                else:
+                    order.append(None)
+            named = {at[0] for at in order if at is not None}
+            return selection.many_by_id(
+                {type_name: self.object(type_name, nodes) for type_name in sorted(named)}, order
+            )
         if name == "node":
             type_name, key = parse_global_id(kwargs["id"])
             if key is None or type_name not in selection.ENTITIES:

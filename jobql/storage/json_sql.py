@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    CompoundSelect,
     FromClause,
     Integer,
     LargeBinary,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     null,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
@@ -63,6 +65,7 @@ from jobql.storage.plan import (
     InstanceLookup,
     JobLookup,
     Link,
+    ManyPlan,
     Nodes,
     ObjectPlan,
     PageInfo,
@@ -372,15 +375,42 @@ class _Builder:
             found = found.where(Job.name == lookup.name)
         else:  # by id, confined to the workspace like the by-id loaders
             assert isinstance(lookup, IdLookup)
-            base, key = {
-                "instance": (instances.base_query, Instance.__table__.c.id),
-                "job": (jobs.base_query, Job.__table__.c.id),
-                "node": (nodes.base_query, InstanceNode.__table__.c.id),
-            }[lookup.entity]
+            base, key = BY_ID[lookup.entity]
             found = _prune(base(self.workspace), _needed([plan.item.fields]))
             found = found.where(key == lookup.key)
         r = found.subquery()
         return select(self.object(plan.item, _columns(r), r)).select_from(r)
+
+    def many(self, plan: ManyPlan) -> Select[Any] | CompoundSelect[Any]:
+        """One row per object found: (its group's index, its key, its JSON)."""
+        parts = []
+        for index, (item, keys) in enumerate(plan.groups):
+            base, key = BY_ID[item.entity]
+            found = _prune(base(self.workspace), _needed([item.fields])).where(key.in_(keys))
+            r = found.subquery()
+            value = self.object(item, _columns(r), r)
+            parts.append(
+                select(
+                    literal_column(str(index), Integer).label("g"),
+                    r.c.id.label("k"),
+                    (cast(value, Text) if self.pg else value).label("v"),
+                ).select_from(r)
+            )
+        if not parts:  # no id names an object: one statement that finds nothing
+            nothing: list[Any] = [
+                literal_column("0", Integer),
+                literal_column("0", Integer),
+                null(),
+            ]
+            return select(*nothing).where(false())
+        return parts[0] if len(parts) == 1 else union_all(*parts)
+
+
+BY_ID = {
+    "instance": (instances.base_query, Instance.__table__.c.id),
+    "job": (jobs.base_query, Job.__table__.c.id),
+    "node": (nodes.base_query, InstanceNode.__table__.c.id),
+}
 
 
 def _row_fields(plan: ConnectionPlan) -> list[Fields]:
@@ -437,10 +467,12 @@ def _as_int(value: ColumnElement[Any] | int) -> ColumnElement[Any]:
 # SQLAlchemy construction; a repeated request (a dashboard polling, the next request of a page
 # that did not move) reuses it, and SQLAlchemy's compiled cache keys its SQL text by shape.
 STATEMENT_CACHE_SIZE = 512
-_statements: OrderedDict[tuple[Any, ...], Select[Any]] = OrderedDict()
+_statements: OrderedDict[tuple[Any, ...], Select[Any] | CompoundSelect[Any]] = OrderedDict()
 
 
-def build_statement(plan: RootPlan, *, dialect: str, workspace: str, secret: str) -> Select[Any]:
+def build_statement(
+    plan: RootPlan, *, dialect: str, workspace: str, secret: str
+) -> Select[Any] | CompoundSelect[Any]:
     key = (plan, dialect, workspace, secret)
     try:
         cached = _statements[key]
@@ -459,8 +491,12 @@ def build_statement(plan: RootPlan, *, dialect: str, workspace: str, secret: str
     return statement
 
 
-def _build(plan: RootPlan, *, dialect: str, workspace: str, secret: str) -> Select[Any]:
+def _build(
+    plan: RootPlan, *, dialect: str, workspace: str, secret: str
+) -> Select[Any] | CompoundSelect[Any]:
     builder = _Builder(dialect, workspace, secret)
+    if isinstance(plan, ManyPlan):
+        return builder.many(plan)
     statement = (
         builder.single(plan) if isinstance(plan, SinglePlan) else builder.connection(plan, None)
     )
@@ -475,7 +511,13 @@ async def read_json(
 ) -> str | None:
     """The JSON text of the plan's root value; None when a lookup finds nothing."""
     statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
-    rows = await reader.execute(statement, autocommit=autocommit)
+    return _json_of(plan, await reader.execute(statement, autocommit=autocommit))
+
+
+def _json_of(plan: RootPlan, rows: Sequence[Any]) -> str | None:
+    if isinstance(plan, ManyPlan):
+        found = {(group, key): str(value) for group, key, value in rows}
+        return "[" + ",".join(found.get(at, "null") if at else "null" for at in plan.order) + "]"
     if not rows:
         return None
     value = rows[0][0]
@@ -487,7 +529,8 @@ class PreparedRead:
     """A plan's statement, built once: on PostgreSQL the driver's form (text and values); the
     SQLAlchemy form where that is what runs (other databases, several statements)."""
 
-    statement: Select[Any] | None
+    plan: RootPlan
+    statement: Select[Any] | CompoundSelect[Any] | None
     driver: tuple[str, tuple[Any, ...]] | None
 
 
@@ -497,7 +540,7 @@ def prepare_read(
     """`alone`: the request's only statement, sent straight to the driver where there is one."""
     statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
     driver = reader.driver_statement(statement) if alone else None
-    return PreparedRead(None if driver is not None else statement, driver)
+    return PreparedRead(plan, None if driver is not None else statement, driver)
 
 
 async def read_prepared(reader: Reader, prepared: PreparedRead, *, alone: bool) -> str | None:
@@ -508,10 +551,7 @@ async def read_prepared(reader: Reader, prepared: PreparedRead, *, alone: bool) 
     else:
         assert prepared.statement is not None
         rows = await reader.execute(prepared.statement, autocommit=alone)
-    if not rows:
-        return None
-    value = rows[0][0]
-    return None if value is None else str(value)
+    return _json_of(prepared.plan, rows)
 
 
 __all__ = [

@@ -142,6 +142,15 @@ class SinglePlan:
     item: ObjectPlan
 
 
+@dataclass(frozen=True, slots=True)
+class ManyPlan:
+    """Objects by global id (`nodes(ids:)`), in the order asked, null where an id names nothing
+    in the workspace: per entity its selection and keys; per requested id its (group, key)."""
+
+    groups: tuple[tuple[ObjectPlan, tuple[int, ...]], ...]
+    order: tuple[tuple[int, int] | None, ...]
+
+
 Value = Column | Const | GlobalId | Duration | Facet | Link | ObjectPlan | ConnectionPlan
 Fields = tuple[tuple[str, Value], ...]
-RootPlan = ConnectionPlan | SinglePlan
+RootPlan = ConnectionPlan | SinglePlan | ManyPlan

@@ -112,7 +112,7 @@ async def test_the_strategy_of_each_root_field_is_reported(
         "split": "reference",  # packages is a split of the stored text, not a column
         "jobs": "compiled",
         "node": "compiled",  # a Job id: the type is known from the id
-        "nodes": "reference",
+        "nodes": "compiled",  # each id names its type
     }
     assert result.data["node"] is None  # Job 1 is not in this workspace
     off = create_schema(read_strategy="reference", report_strategy=True)
@@ -170,3 +170,81 @@ async def test_an_object_too_wide_for_one_sql_json_constructor_is_served_by_the_
     assert result.errors is None, result.errors
     assert result.extensions["strategy"] == {"instances": "reference"}
     assert [len(node) for node in result.data["instances"]["nodes"]] == [61, 61]
+
+
+NODES = """query($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    __typename id
+    ... on Instance { instanceId status job { name } nodes(first: 1) { nodes { name } } }
+    ... on Job { name instances(first: 1) { totalCount } }
+    ... on InstanceNode { name instance { instanceId } }
+  }
+}"""
+
+
+async def test_nodes_by_ids_is_one_statement_in_the_order_asked(
+    engine: AsyncEngine, workspace: str, statements: Any
+) -> None:
+    """Mixed types, repeats, ids of no object, of another workspace and of an unknown type:
+    one statement, the reference strategy's answer (checked by `execute`), in the ids' order."""
+    from jobql.storage.identifiers import encode_global_id
+
+    listing = await data_of(
+        engine,
+        "{ jobs { nodes { id } } instances { nodes { id nodes { nodes { id } } } } }",
+        workspace=workspace,
+    )
+    job = listing["jobs"]["nodes"][0]["id"]
+    runs = [item["id"] for item in listing["instances"]["nodes"]]
+    step = listing["instances"]["nodes"][0]["nodes"]["nodes"][0]["id"]
+    other = await new_workspace(engine)
+    foreign_job = await make_job(engine, other, "elsewhere")
+    ids = [
+        runs[1],
+        job,
+        step,
+        runs[1],  # asked twice: answered twice
+        encode_global_id("Instance", 2**62),  # no such row
+        encode_global_id("Job", foreign_job.id),  # another workspace's
+        encode_global_id("Pipeline", 1),  # a type that does not exist
+        runs[0],
+    ]
+    compiled = create_schema(report_strategy=True)
+    statements.reset()
+    result = await execute(engine, NODES, {"ids": ids}, workspace=workspace, using=compiled)
+    assert result.errors is None, result.errors
+    assert result.extensions["strategy"] == {"nodes": "compiled"}
+    assert statements.count == 1, statements.statements
+    got = result.data["nodes"]
+    assert [None if item is None else item["id"] for item in got] == [
+        runs[1], job, step, runs[1], None, None, None, runs[0]
+    ]  # fmt: skip
+    assert got[0] == got[3]
+    assert got[1]["__typename"] == "Job"
+    assert got[1]["name"] == "nightly"
+    assert got[2]["instance"]["instanceId"] in range(1, 6)
+    # The same answer as the reference strategy (factories.execute compares every query too).
+    reference = await execute(
+        engine, NODES, {"ids": ids}, workspace=workspace, using=reference_schema
+    )
+    assert reference.data == result.data
+    for odd in ([], [encode_global_id("Pipeline", 1)]):
+        statements.reset()
+        empty = await execute(engine, NODES, {"ids": odd}, workspace=workspace, using=compiled)
+        assert empty.data == {"nodes": [None] * len(odd)}
+        assert empty.extensions["strategy"] == {"nodes": "compiled"}
+
+
+@pytest.mark.parametrize("ids", [["not an id"], ["SW5zdGFuY2U6MQ=="] * 1001])
+async def test_bad_ids_of_nodes_are_the_reference_strategys_errors(
+    engine: AsyncEngine, workspace: str, ids: list[str]
+) -> None:
+    compiled = create_schema(report_strategy=True)
+    result = await execute(engine, NODES, {"ids": ids}, workspace=workspace, using=compiled)
+    reference = await execute(
+        engine, NODES, {"ids": ids}, workspace=workspace, using=reference_schema
+    )
+    assert result.data == reference.data
+    assert [e.extensions["code"] for e in result.errors] == ["BAD_USER_INPUT"]
+    assert [e.message for e in result.errors] == [e.message for e in reference.errors]
+    assert result.extensions["strategy"] == {"nodes": "reference"}
