@@ -38,7 +38,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     access = Access.from_config(settings.tokens, settings.tokens_file)
     engine = create_engine(
-        settings.database_url, pool_size=settings.pool_size, pool_timeout=settings.pool_timeout
+        settings.database_url,
+        pool_size=settings.pool_size,
+        pool_timeout=settings.pool_timeout,
+        plan_cache_mode=settings.plan_cache_mode,
     )
     limits = Limits(
         max_depth=settings.max_depth,

@@ -15,6 +15,7 @@ DEFAULT_CURSOR_SECRET = "jobql-cursor-v1"
 # compiled: one SQL statement per root field where the selection allows; reference: resolvers and
 # loaders for everything (the specification the compiled strategy is tested against).
 READ_STRATEGIES = ("compiled", "reference")
+PLAN_CACHE_MODES = ("auto", "force_generic_plan", "force_custom_plan")
 
 
 class SettingsError(ValueError):
@@ -44,6 +45,7 @@ class Settings:
     debug_strategy: bool = False
     fast_path: bool = True
     fast_lane: bool = True
+    plan_cache_mode: str = "auto"
     access_log: bool = False
     persisted_queries: bool = True
     persisted_query_cache_size: int = 10_000
@@ -85,6 +87,7 @@ class Settings:
             debug_strategy=_bool(env, "JOBQL_DEBUG_STRATEGY", False),
             fast_path=_bool(env, "JOBQL_FAST_PATH", True),
             fast_lane=_bool(env, "JOBQL_FAST_LANE", True),
+            plan_cache_mode=env.get("JOBQL_PLAN_CACHE_MODE", "auto").lower(),
             access_log=_bool(env, "JOBQL_ACCESS_LOG", False),
             persisted_queries=_bool(env, "JOBQL_PERSISTED_QUERIES", True),
             persisted_query_cache_size=_int(
@@ -104,6 +107,11 @@ class Settings:
             raise SettingsError(
                 f"JOBQL_READ_STRATEGY={settings.read_strategy!r} must be one of "
                 + ", ".join(READ_STRATEGIES)
+            )
+        if settings.plan_cache_mode not in PLAN_CACHE_MODES:
+            raise SettingsError(
+                f"JOBQL_PLAN_CACHE_MODE={settings.plan_cache_mode!r} must be one of "
+                + ", ".join(PLAN_CACHE_MODES)
             )
         if not settings.cursor_secret:
             raise SettingsError("JOBQL_CURSOR_SECRET must not be empty")

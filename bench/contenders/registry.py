@@ -147,6 +147,7 @@ def contenders(only: list[str] | None) -> tuple[list[Contender], list[str]]:
 ABLATIONS = {
     "jobql-compiled-no-lane": {"JOBQL_FAST_LANE": "false"},
     "jobql-compiled-no-fast-path": {"JOBQL_FAST_PATH": "false"},
+    "jobql-compiled-generic-plans": {"JOBQL_PLAN_CACHE_MODE": "force_generic_plan"},
 }
 
 

@@ -26,7 +26,11 @@ logger = logging.getLogger("jobql")
 
 
 def create_engine(
-    database_url: str, *, pool_size: int = 10, pool_timeout: float = 5.0
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 5.0,
+    plan_cache_mode: str = "auto",
 ) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -41,7 +45,13 @@ def create_engine(
             max_overflow=0,
             # A checkout that waits longer fails (never hangs); so does a connect attempt.
             pool_timeout=pool_timeout,
-            connect_args={"timeout": pool_timeout},
+            connect_args={
+                "timeout": pool_timeout,
+                # PostgreSQL's choice for prepared statements (asyncpg prepares every one):
+                # `auto` plans the first five executions for their values and then may keep
+                # replanning; `force_generic_plan` plans each statement once per connection.
+                "server_settings": {"plan_cache_mode": plan_cache_mode},
+            },
             # A connection the server dropped (a restart) is noticed before use: recovery
             # without restarting jobql. The ping is one round trip (see _lean_ping).
             pool_pre_ping=True,
