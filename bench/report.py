@@ -113,9 +113,25 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     key=str,
                 ),
                 "failed": sum(i["wrk_failures"] + i["wrk_socket_errors"] for i in items),
+                "failed_by": _failed_by(items),
             }
         )
     return rows
+
+
+def _failed_by(items: list[dict[str, Any]]) -> str:
+    """What the failures were (`3x 503, 1x socket`), summed over the rounds."""
+    kinds: dict[str, int] = {}
+    for item in items:
+        for kind, count in (item.get("wrk_failed_by") or {}).items():
+            kinds[kind] = kinds.get(kind, 0) + count
+        if item.get("wrk_socket_errors"):
+            kinds["socket"] = kinds.get("socket", 0) + item["wrk_socket_errors"]
+    return ", ".join(f"{count}x {kind}" for kind, count in kinds.items())
+
+
+def _kinds(failed_by: str) -> str:
+    return f" ({failed_by})" if failed_by else ""
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -143,7 +159,8 @@ def _table(rows: list[dict[str, Any]], jobql_names: set[str]) -> list[str]:
             f"| {'/'.join(str(c) for c in row['clients'])} "
             f"| {_fmt(row['p50_ms'], 2)} | {_fmt(row['p99_ms'], 2)} "
             f"| {_fmt(row['cpu_server_ms'], 2)} | {_fmt(row['cpu_db_ms'], 2)} "
-            f"| {_fmt(row['statements_per_req'], 2)} | {_fmt(row['rss_mb'], 0)} | {row['failed']} "
+            f"| {_fmt(row['statements_per_req'], 2)} | {_fmt(row['rss_mb'], 0)} "
+            f"| {row['failed']}{_kinds(row['failed_by'])} "
             f"| {', '.join(str(v) for v in row['req_s_rounds'])} |"
         )
     return lines
@@ -218,9 +235,9 @@ def write(run: Run, folder: Path, stem: str | None = None) -> Path:
         "interleaved per round; figures are medians over the rounds.",
         "",
         "Columns: req/s from `wrk -t2` counting only 200 responses without `errors` (the others "
-        "are in `failed`: non-200 or `errors` bodies, plus socket errors); p50/p99 from one "
-        "sequential keep-alive client (`wrk -c` says `seq` where not one answer came within the "
-        "longest load run: req/s is then the sequential rate); CPU per request from /proc over "
+        "are in `failed`: non-200 or `errors` bodies, plus socket errors, by kind); p50/p99 from "
+        "one sequential keep-alive client (`wrk -c` says `seq` where not one answer came within "
+        "the longest load run: req/s is then the sequential rate); CPU per request from /proc over "
         "the sequential requests "
         "(W6: over the wrk run) for the server process and its workers, and for PostgreSQL "
         "(the private cluster's processes); "

@@ -447,6 +447,7 @@ def measure_one(
         req_s=load["req_s"],
         wrk_requests=load["responses"],
         wrk_failures=load["failures"],
+        wrk_failed_by={k: v for k, v in load.get("failed_by", {}).items() if v},
         wrk_socket_errors=load["socket_errors"],
         wrk_p50_ms=load["p50_us"] / 1000,
         wrk_p99_ms=load["p99_us"] / 1000,
@@ -458,8 +459,10 @@ def measure_one(
     )
     if load["failures"] or load["socket_errors"]:
         # Recorded, not fatal: a server that sheds load (503) under 64 clients is a result.
+        kinds = ", ".join(f"{v} {k}" for k, v in result["wrk_failed_by"].items())
         print(
-            f"[{name} c{connections}] {contender.name}: {load['failures']} failed responses, "
+            f"[{name} c{connections}] {contender.name}: {load['failures']} failed responses "
+            f"({kinds or 'none'}), "
             f"{load['socket_errors']} socket errors (not counted in req/s); "
             f"see {server.log_path}",
             flush=True,
