@@ -6,9 +6,9 @@ answered by one statement that limits per parent with row_number().
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
@@ -116,27 +116,45 @@ class NodeCountByInstanceIdLoader(_Loader):
         return await _grouped(keys, fetch)
 
 
-@dataclass(slots=True)
 class Loaders:
-    """The loaders of one request. Never share them: they cache rows of one workspace."""
+    """The loaders of one request. Never share them: they cache rows of one workspace.
 
-    job_by_id: JobByIdLoader
-    instance_by_id: InstanceByIdLoader
-    node_by_id: NodeByIdLoader
-    instances_by_job_id: InstancesByJobIdLoader
-    instance_count_by_job_id: InstanceCountByJobIdLoader
-    nodes_by_instance_id: NodesByInstanceIdLoader
-    node_count_by_instance_id: NodeCountByInstanceIdLoader
+    Each is made on first use: a request the compiled strategy answers needs none of them."""
+
+    def __init__(self, reader: Reader, workspace: str, *, cache: bool = True) -> None:
+        self._reader = reader
+        self._workspace = workspace
+        self._cache = cache
 
     @classmethod
     def create(cls, reader: Reader, workspace: str, *, cache: bool = True) -> Loaders:
         """Loaders that batch; `cache=False` for contexts that outlive one operation."""
-        return cls(
-            job_by_id=JobByIdLoader(reader, workspace, cache=cache),
-            instance_by_id=InstanceByIdLoader(reader, workspace, cache=cache),
-            node_by_id=NodeByIdLoader(reader, workspace, cache=cache),
-            instances_by_job_id=InstancesByJobIdLoader(reader, workspace, cache=cache),
-            instance_count_by_job_id=InstanceCountByJobIdLoader(reader, workspace, cache=cache),
-            nodes_by_instance_id=NodesByInstanceIdLoader(reader, workspace, cache=cache),
-            node_count_by_instance_id=NodeCountByInstanceIdLoader(reader, workspace, cache=cache),
-        )
+        return cls(reader, workspace, cache=cache)
+
+    @functools.cached_property
+    def job_by_id(self) -> JobByIdLoader:
+        return JobByIdLoader(self._reader, self._workspace, cache=self._cache)
+
+    @functools.cached_property
+    def instance_by_id(self) -> InstanceByIdLoader:
+        return InstanceByIdLoader(self._reader, self._workspace, cache=self._cache)
+
+    @functools.cached_property
+    def node_by_id(self) -> NodeByIdLoader:
+        return NodeByIdLoader(self._reader, self._workspace, cache=self._cache)
+
+    @functools.cached_property
+    def instances_by_job_id(self) -> InstancesByJobIdLoader:
+        return InstancesByJobIdLoader(self._reader, self._workspace, cache=self._cache)
+
+    @functools.cached_property
+    def instance_count_by_job_id(self) -> InstanceCountByJobIdLoader:
+        return InstanceCountByJobIdLoader(self._reader, self._workspace, cache=self._cache)
+
+    @functools.cached_property
+    def nodes_by_instance_id(self) -> NodesByInstanceIdLoader:
+        return NodesByInstanceIdLoader(self._reader, self._workspace, cache=self._cache)
+
+    @functools.cached_property
+    def node_count_by_instance_id(self) -> NodeCountByInstanceIdLoader:
+        return NodeCountByInstanceIdLoader(self._reader, self._workspace, cache=self._cache)

@@ -125,3 +125,16 @@ async def test_nested_pages_continue_from_their_cursor(
     tail = rest["instances"]["nodes"][0]["nodes"]
     assert [n["name"] for n in tail["nodes"]] == [f"step_{p}" for p in range(20, 25)]
     assert tail["pageInfo"]["hasNextPage"] is False
+
+
+def test_loaders_are_made_on_first_use_and_kept_for_the_request() -> None:
+    """A request the compiled strategy answers builds none of them."""
+    from jobql.storage.engine import Reader
+    from jobql.storage.loaders import Loaders, NodeByIdLoader
+
+    loaders = Loaders.create(Reader.__new__(Reader), "default")
+    assert "node_by_id" not in vars(loaders)
+    first = loaders.node_by_id
+    assert isinstance(first, NodeByIdLoader)
+    assert loaders.node_by_id is first
+    assert set(vars(loaders)) - {"_reader", "_workspace", "_cache"} == {"node_by_id"}
