@@ -236,8 +236,9 @@ def write(run: Run, folder: Path, stem: str | None = None) -> Path:
         "",
         "Columns: req/s from `wrk -t2` counting only 200 responses without `errors` (the others "
         "are in `failed`: non-200 or `errors` bodies, plus socket errors, by kind); p50/p99 from "
-        "one sequential keep-alive client (`wrk -c` says `seq` where not one answer came within "
-        "the longest load run: req/s is then the sequential rate); CPU per request from /proc over "
+        "one sequential keep-alive client (`wrk -c` says `seq` where no load run was made, or not "
+        "one answer came within the longest load run: req/s is then the sequential rate); CPU "
+        "per request from /proc over "
         "the sequential requests "
         "(W6: over the wrk run) for the server process and its workers, and for PostgreSQL "
         "(the private cluster's processes); "

@@ -43,22 +43,36 @@ class Mode:
     seq_minimum: int = 3  # sequential requests at least, however slow
     two_worker_rounds: int | None = None  # W6 with 2 workers: rounds (None: as --rounds)
     sqlite_workloads: tuple[str, ...] | None = None  # the SQLite section's (None: all)
+    # Sequential p50 (s) above which no load run is made; the sequential rate stands for it.
+    sequential_only_above: float | None = None
+
+
+NO_LOAD: dict[str, Any] = {
+    "req_s": 0.0,
+    "responses": 0,
+    "failures": 0,
+    "failed_by": {},
+    "socket_errors": 0,
+    "p50_us": 0,
+    "p99_us": 0,
+}
 
 
 # Quick: a few seconds per workload and contender, so that all of it stays under 10 minutes on
-# 2 cores: shorter runs, slow contenders capped sooner, W6 with 2 workers in one round and the
-# SQLite section on W1, W3 and W5 (see README, "Benchmarks").
+# 2 cores: 1 s runs, no load run for a contender slower than 1 s a request (its sequential rate
+# stands), W6 with 2 workers in one round, the SQLite section on W1 and W3 (README, "Benchmarks").
 QUICK = Mode(
     "quick",
     20_000,
     20_000,
     1.0,
-    2.0,
+    1.0,
     reuse=False,
-    wrk_cap=5.0,
+    wrk_cap=4.0,
     seq_minimum=2,
     two_worker_rounds=1,
-    sqlite_workloads=("W1", "W3", "W5"),
+    sqlite_workloads=("W1", "W3"),
+    sequential_only_above=1.0,
 )
 FULL = Mode("full", 1_000_000, 100_000, 8.0, 12.0, reuse=True)
 
@@ -427,7 +441,12 @@ def measure_one(
     measure.settle(pid)
     if not sequential:
         begin()
-    load = measure.wrk(server.url + "/graphql", body, connections=used, seconds=seconds)
+    if sequential and mode.sequential_only_above is not None and p50_s > mode.sequential_only_above:
+        # Too slow for a load run this short: the sequential rate stands for it (marked `seq`).
+        load = dict(NO_LOAD)
+        result["wrk_seconds"] = 0
+    else:
+        load = measure.wrk(server.url + "/graphql", body, connections=used, seconds=seconds)
     if not sequential:
         end()
         # No completed response: no per-request figure (None below).
