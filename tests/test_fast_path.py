@@ -435,3 +435,33 @@ async def test_prepared_answers_are_bounded_and_reused(
         # PostgreSQL keeps the driver's text and values only; SQLite the statement.
         assert (read.driver is not None) == (engine.dialect.name == "postgresql")
         assert (read.statement is None) == (engine.dialect.name == "postgresql")
+
+
+async def test_the_fast_lane_cancels_a_request_at_the_timeout(
+    engine: AsyncEngine, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JOBQL_REQUEST_TIMEOUT holds on the lane: 504 TIMEOUT, as from the endpoint."""
+    url = engine.url.render_as_string(hide_password=False)
+    app = create_app(Settings(database_url=url, request_timeout=0.2))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
+    ) as http:
+        assert (await _ask(http, workspace, LIST, {"first": 2}))[0] == 200  # learned
+        real = jobql.schema.run_fast
+
+        async def slow(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(5)
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(jobql.schema, "run_fast", slow)
+        status, body = await _ask(http, workspace, LIST, {"first": 2})
+    await app.state.engine.dispose()
+    assert status == 504
+    assert body == {
+        "errors": [
+            {
+                "message": "The request took longer than 0.2 s and was cancelled.",
+                "extensions": {"code": "TIMEOUT"},
+            }
+        ]
+    }

@@ -162,12 +162,7 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         except BodyTooLarge:
             response = self._too_large_response(request.state.media_type)
         except TimeoutError:
-            response = error_response(
-                504,
-                f"The request took longer than {self.timeout:g} s and was cancelled.",
-                request.state.media_type,
-                code="TIMEOUT",
-            )
+            response = self.timeout_response(request.state.media_type)
         except HTTPException as exc:
             status = exc.status_code
             if request.method == "GET" and "not allowed when using GET" in exc.reason:
@@ -186,6 +181,14 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = getattr(request.state, "media_type", JSON)
         return sub_response
+
+    def timeout_response(self, media_type: str) -> Response:
+        return error_response(
+            504,
+            f"The request took longer than {self.timeout:g} s and was cancelled.",
+            media_type,
+            code="TIMEOUT",
+        )
 
     def _too_large_response(self, media_type: str) -> Response:
         return error_response(
@@ -388,21 +391,7 @@ class FastLane:
             async with asyncio.timeout(endpoint.timeout):
                 result = await self.schema.execute_fast(query, variables, context, operation_name)
         except TimeoutError:
-            return (
-                504,
-                orjson.dumps(
-                    {
-                        "errors": [
-                            {
-                                "message": f"The request took longer than {endpoint.timeout:g} "
-                                "s and was cancelled.",
-                                "extensions": {"code": "TIMEOUT"},
-                            }
-                        ]
-                    }
-                ),
-                [],
-            )
+            return 504, bytes(endpoint.timeout_response(media_type).body), []
         finally:
             await context.close()
         if result is None or result.errors:
