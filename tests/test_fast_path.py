@@ -8,6 +8,7 @@ the full pipeline gives them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -60,12 +61,27 @@ def fast_counter(monkeypatch: pytest.MonkeyPatch) -> FastCounter:
 async def clients(engine: AsyncEngine) -> AsyncIterator[tuple[httpx.AsyncClient, ...]]:
     """The same database through an app with the fast path and one without."""
     url = engine.url.render_as_string(hide_password=False)
-    apps = [create_app(Settings(database_url=url, fast_path=on)) for on in (True, False)]
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[0]), base_url="http://a") as fast,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[1]), base_url="http://b") as full,
-    ):
-        yield fast, full
+    async with _side_by_side(
+        *(Settings(database_url=url, fast_path=on) for on in (True, False))
+    ) as both:
+        yield both
+
+
+@contextlib.asynccontextmanager
+async def _side_by_side(*settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, ...]]:
+    """A client per app, one app per settings, all on the test's database."""
+    apps = [create_app(each) for each in settings]
+    async with contextlib.AsyncExitStack() as stack:
+        yield tuple(
+            [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
+                    )
+                )
+                for app in apps
+            ]
+        )
     for app in apps:
         await app.state.engine.dispose()
 
@@ -257,17 +273,13 @@ async def lanes(engine: AsyncEngine) -> AsyncIterator[tuple[httpx.AsyncClient, .
 
     digest = hashlib.sha256(b"s3cret").hexdigest()
     tokens = json.dumps([{"sha256": digest, "workspaces": ["*"], "scopes": ["read"]}])
-    apps = [
-        create_app(Settings(database_url=url, fast_lane=on, tokens=tokens, max_body_bytes=2048))
-        for on in (True, False)
-    ]
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[0]), base_url="http://a") as lane,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[1]), base_url="http://b") as full,
-    ):
-        yield lane, full
-    for app in apps:
-        await app.state.engine.dispose()
+    async with _side_by_side(
+        *(
+            Settings(database_url=url, fast_lane=on, tokens=tokens, max_body_bytes=2048)
+            for on in (True, False)
+        )
+    ) as both:
+        yield both
 
 
 def _variants(workspace: str) -> list[tuple[dict[str, str], bytes]]:

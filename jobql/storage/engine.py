@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Executable, event
@@ -169,21 +170,28 @@ class Reader:
         self._connection: AsyncConnection | None = None
         self._lock = asyncio.Lock()
 
-    async def execute(self, statement: Executable, *, autocommit: bool = False) -> Sequence[Any]:
-        """Rows of one statement. `autocommit`: when this opens the request's connection, no
-        transaction is begun (nor rolled back): for a request that reads with one statement."""
+    @contextlib.asynccontextmanager
+    async def _connected(self, *, autocommit: bool = False) -> AsyncIterator[AsyncConnection]:
+        """The request's connection, in turn with the other statements of the request; opened
+        here on first use (`autocommit`: no transaction begun), returned after each statement
+        when the reader does not hold it."""
         async with self._lock:
             if self._connection is None:
                 self._connection = await self._engine.connect()
                 if autocommit:
                     await self._connection.execution_options(isolation_level="AUTOCOMMIT")
             try:
-                result = await self._connection.execute(statement)
-                return result.all()
+                yield self._connection
             finally:
                 if not self._hold:
                     connection, self._connection = self._connection, None
                     await connection.close()
+
+    async def execute(self, statement: Executable, *, autocommit: bool = False) -> Sequence[Any]:
+        """Rows of one statement. `autocommit`: when this opens the request's connection, no
+        transaction is begun (nor rolled back): for a request that reads with one statement."""
+        async with self._connected(autocommit=autocommit) as connection:
+            return (await connection.execute(statement)).all()
 
     @property
     def dialect(self) -> str:
@@ -193,16 +201,9 @@ class Reader:
         """Rows of one statement sent straight to asyncpg on the request's pooled connection:
         no transaction, no SQLAlchemy execution machinery, and asyncpg's prepared-statement
         cache keyed by the text. For a request whose only statement this is."""
-        async with self._lock:
-            if self._connection is None:
-                self._connection = await self._engine.connect()
-            try:
-                pooled = await self._connection.get_raw_connection()
-                return await pooled.driver_connection.fetch(sql, *args)  # type: ignore[no-any-return,union-attr]
-            finally:
-                if not self._hold:
-                    connection, self._connection = self._connection, None
-                    await connection.close()
+        async with self._connected() as connection:
+            pooled = await connection.get_raw_connection()
+            return await pooled.driver_connection.fetch(sql, *args)  # type: ignore[no-any-return,union-attr]
 
     def driver_statement(self, statement: ClauseElement) -> tuple[str, tuple[Any, ...]] | None:
         """PostgreSQL: the statement as asyncpg takes it ($n text, positional values converted

@@ -6,10 +6,9 @@ answered by one statement that limits per parent with row_number().
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 from sqlalchemy import Row
@@ -25,6 +24,7 @@ MAX_BATCH = 5_000
 K = TypeVar("K", bound=Hashable)
 A = TypeVar("A", bound=Hashable)
 V = TypeVar("V")
+L = TypeVar("L", bound="_Loader")
 
 
 class _Loader(DataLoader[Any, Any]):
@@ -116,10 +116,33 @@ class NodeCountByInstanceIdLoader(_Loader):
         return await _grouped(keys, fetch)
 
 
+class _MadeOnFirstUse(Generic[L]):
+    """A `Loaders` attribute: its loader is made on first access and kept for the request."""
+
+    def __init__(self, loader: type[L]) -> None:
+        self.loader = loader
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, loaders: Loaders, owner: type | None = None) -> L:
+        made = self.loader(loaders._reader, loaders._workspace, cache=loaders._cache)
+        loaders.__dict__[self.name] = made  # later lookups find the instance attribute first
+        return made
+
+
 class Loaders:
     """The loaders of one request. Never share them: they cache rows of one workspace.
 
     Each is made on first use: a request the compiled strategy answers needs none of them."""
+
+    job_by_id = _MadeOnFirstUse(JobByIdLoader)
+    instance_by_id = _MadeOnFirstUse(InstanceByIdLoader)
+    node_by_id = _MadeOnFirstUse(NodeByIdLoader)
+    instances_by_job_id = _MadeOnFirstUse(InstancesByJobIdLoader)
+    instance_count_by_job_id = _MadeOnFirstUse(InstanceCountByJobIdLoader)
+    nodes_by_instance_id = _MadeOnFirstUse(NodesByInstanceIdLoader)
+    node_count_by_instance_id = _MadeOnFirstUse(NodeCountByInstanceIdLoader)
 
     def __init__(self, reader: Reader, workspace: str, *, cache: bool = True) -> None:
         self._reader = reader
@@ -130,31 +153,3 @@ class Loaders:
     def create(cls, reader: Reader, workspace: str, *, cache: bool = True) -> Loaders:
         """Loaders that batch; `cache=False` for contexts that outlive one operation."""
         return cls(reader, workspace, cache=cache)
-
-    @functools.cached_property
-    def job_by_id(self) -> JobByIdLoader:
-        return JobByIdLoader(self._reader, self._workspace, cache=self._cache)
-
-    @functools.cached_property
-    def instance_by_id(self) -> InstanceByIdLoader:
-        return InstanceByIdLoader(self._reader, self._workspace, cache=self._cache)
-
-    @functools.cached_property
-    def node_by_id(self) -> NodeByIdLoader:
-        return NodeByIdLoader(self._reader, self._workspace, cache=self._cache)
-
-    @functools.cached_property
-    def instances_by_job_id(self) -> InstancesByJobIdLoader:
-        return InstancesByJobIdLoader(self._reader, self._workspace, cache=self._cache)
-
-    @functools.cached_property
-    def instance_count_by_job_id(self) -> InstanceCountByJobIdLoader:
-        return InstanceCountByJobIdLoader(self._reader, self._workspace, cache=self._cache)
-
-    @functools.cached_property
-    def nodes_by_instance_id(self) -> NodesByInstanceIdLoader:
-        return NodesByInstanceIdLoader(self._reader, self._workspace, cache=self._cache)
-
-    @functools.cached_property
-    def node_count_by_instance_id(self) -> NodeCountByInstanceIdLoader:
-        return NodeCountByInstanceIdLoader(self._reader, self._workspace, cache=self._cache)
