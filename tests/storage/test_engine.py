@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.settings import Settings, SettingsError
-from jobql.storage.engine import create_engine
+from jobql.storage.engine import Reader, create_engine, is_unavailable
 
 
 @pytest.mark.parametrize("mode", ["force_generic_plan", "auto"])
@@ -32,3 +35,77 @@ def test_the_plan_cache_mode_setting_is_checked() -> None:
     assert chosen.plan_cache_mode == "force_generic_plan"
     with pytest.raises(SettingsError, match="JOBQL_PLAN_CACHE_MODE='sometimes'"):
         Settings.from_env({"JOBQL_PLAN_CACHE_MODE": "sometimes"})
+
+
+def _postgresql_only(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the driver pool is PostgreSQL's; SQLite reads through SQLAlchemy")
+
+
+async def _backend_pids(engine: AsyncEngine) -> set[int]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        return {row[0] for row in rows}
+
+
+async def test_a_driver_read_survives_a_connection_the_server_dropped(
+    engine: AsyncEngine,
+) -> None:
+    _postgresql_only(engine)
+    configured = create_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+    reader = Reader(configured)
+    try:
+        first = (await reader.fetch_driver("SELECT pg_backend_pid()", ()))[0][0]
+        async with engine.connect() as admin:
+            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        # The one pooled connection is gone; the read runs on a fresh one without an error.
+        again = (await reader.fetch_driver("SELECT pg_backend_pid(), $1::int + 1", (41,)))[0]
+    finally:
+        await configured.dispose()
+    assert again[0] != first
+    assert again[1] == 42
+
+
+async def test_the_driver_pool_closes_with_its_engine(engine: AsyncEngine) -> None:
+    _postgresql_only(engine)
+    configured = create_engine(engine.url.render_as_string(hide_password=False))
+    before = await _backend_pids(engine)
+    try:
+        pid = (await Reader(configured).fetch_driver("SELECT pg_backend_pid()", ()))[0][0]
+        assert pid in await _backend_pids(engine) - before
+    finally:
+        await configured.dispose()
+    for _ in range(50):  # the server notices the closed socket a moment later
+        if pid not in await _backend_pids(engine):
+            break
+        await asyncio.sleep(0.02)
+    assert pid not in await _backend_pids(engine)
+    # A disposed engine opens a new driver pool on its next read, like its own pool.
+    try:
+        assert (await Reader(configured).fetch_driver("SELECT 7", ()))[0][0] == 7
+    finally:
+        await configured.dispose()
+
+
+async def test_the_driver_pool_has_the_plan_cache_mode(engine: AsyncEngine) -> None:
+    _postgresql_only(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    configured = create_engine(url, plan_cache_mode="force_generic_plan")
+    try:
+        rows = await Reader(configured).fetch_driver("SHOW plan_cache_mode", ())
+    finally:
+        await configured.dispose()
+    assert rows[0][0] == "force_generic_plan"
+
+
+def test_a_lost_driver_connection_is_unavailability_and_a_timeout_is_not() -> None:
+    assert is_unavailable(asyncpg.exceptions.AdminShutdownError("shutting down"))
+    assert is_unavailable(asyncpg.exceptions.ConnectionDoesNotExistError("closed"))
+    assert is_unavailable(asyncpg.exceptions.InterfaceError("connection is closed"))
+    assert not is_unavailable(asyncpg.exceptions.QueryCanceledError("statement timeout"))
+    assert not is_unavailable(asyncpg.exceptions.UndefinedColumnError("no such column"))
