@@ -82,6 +82,9 @@ NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 # json_build_object takes at most 100 arguments; SQLite's json_object at most 127.
 MAX_PAIRS = 50
 PG_TIME = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
+# Constants of the SQL are written into its text, not bound: fewer values to send and bind.
+PG_TIME_LITERAL: ColumnElement[str] = literal_column(f"'{PG_TIME}'")
+BASE64: ColumnElement[str] = literal_column("'base64'")
 
 Row = Callable[[str], ColumnElement[Any]]
 
@@ -126,23 +129,23 @@ class _Builder:
     def array(
         self,
         item: ColumnElement[Any],
-        number: ColumnElement[Any],
+        order: list[ColumnElement[Any]],
         *,
-        descending: bool,
-        kept: ColumnElement[bool],
+        kept: ColumnElement[bool] | None,
     ) -> ColumnElement[Any]:
         if self.pg:
-            order = number.desc() if descending else number.asc()
-            aggregated = func.json_agg(aggregate_order_by(item, order)).filter(kept)
-            return func.coalesce(aggregated, literal_column("'[]'::json"))
+            aggregated = func.json_agg(aggregate_order_by(item, *order))
+            kept_only = aggregated if kept is None else aggregated.filter(kept)
+            return func.coalesce(kept_only, literal_column("'[]'::json"))
         # SQLite aggregates in the order of its ordered FROM subquery (see `_connection`).
-        return func.json_group_array(func.json(item)).filter(kept)
+        grouped = func.json_group_array(func.json(item))
+        return grouped if kept is None else grouped.filter(kept)
 
     # -- scalars ----------------------------------------------------------------------------
 
     def time(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         if self.pg:
-            return func.to_char(func.timezone(literal_column("'UTC'"), column), PG_TIME)
+            return func.to_char(func.timezone(literal_column("'UTC'"), column), PG_TIME_LITERAL)
         return column  # stored as that very text
 
     def column(self, row: Row, spec: Column) -> ColumnElement[Any]:
@@ -158,7 +161,7 @@ class _Builder:
             raise ValueError(f"not a GraphQL name: {type_name!r}")
         text = literal_column(f"'{type_name}:'").op("||")(cast(key, Text))
         if self.pg:
-            return func.encode(func.convert_to(text, literal_column("'UTF8'")), "base64")
+            return func.encode(func.convert_to(text, literal_column("'UTF8'")), BASE64)
         return func.jobql_global_id(text)
 
     def duration(self, row: Row) -> ColumnElement[Any]:
@@ -198,7 +201,7 @@ class _Builder:
         data = func.convert_to(payload, literal_column("'UTF8'"))
         secret = cast(bindparam(None, self.secret.encode(), type_=LargeBinary), LargeBinary)
         check = func.substring(func.sha256(secret.op("||")(data)), 1, CHECK_BYTES)
-        encoded = func.encode(data.op("||")(check), "base64")
+        encoded = func.encode(data.op("||")(check), BASE64)
         # base64url without padding; PostgreSQL wraps base64 lines every 76 characters.
         return func.translate(
             func.rtrim(encoded, "="), literal_column("'+/' || chr(10)"), literal_column("'-_'")
@@ -283,26 +286,41 @@ class _Builder:
     def connection(self, plan: ConnectionPlan, parent: FromClause | None) -> Select[Any]:
         rows, key, counted = self.source(plan, parent)
         window = plan.window
-        page = apply_window(rows, key, window, numbered=True)
+        asked = [
+            name for _, part in plan.fields if isinstance(part, PageInfo) for _, name in part.fields
+        ]
+        # The page's row count is only needed to find the last kept row's cursor.
+        ends = any(name in ("startCursor", "endCursor") for name in asked)
+        # Lean: nothing asks whether there is more, nor for the page's end cursors, so the
+        # page is exactly the rows shown: no extra row, no numbering, no filter, aggregated in
+        # the sort key's own order (about a fifth less database CPU on W1's nested nodes).
+        # A nullable key (two ranges, nulls apart) keeps the numbered form.
+        lean = not ends and not key.nullable
+        lean = lean and not any(name in ("hasNextPage", "hasPreviousPage") for name in asked)
+        page = apply_window(rows, key, window, numbered=not lean, peek=not lean, inline_limit=True)
         if parent is not None:
             page = page.correlate(parent)
-        numbered = page.subquery()
-        # The page's row count is only needed to find the last kept row's cursor.
-        ends = any(
-            isinstance(part, PageInfo)
-            and any(name in ("startCursor", "endCursor") for _, name in part.fields)
-            for _, part in plan.fields
-        )
-        framed = select(numbered, func.count().over().label("_c")) if ends else select(numbered)
+        fetched = page.subquery()
+        framed = select(fetched, func.count().over().label("_c")) if ends else select(fetched)
         from_end = window.from_end
+
+        def shown_order(source: FromClause) -> list[ColumnElement[Any]]:
+            if lean:
+                columns = (source.c[key.column.key], source.c[key.id.key])
+                return [c.desc() if key.descending else c.asc() for c in columns]
+            return [source.c._n.desc() if from_end else source.c._n.asc()]
+
         if not self.pg:
             # SQLite before 3.44 has no ORDER BY inside aggregates: it aggregates in FROM order.
-            framed = framed.order_by(numbered.c._n.desc() if from_end else numbered.c._n.asc())
+            framed = framed.order_by(*shown_order(fetched))
         r = framed.subquery()
         row = _columns(r)
-        limit = window.limit
-        number = r.c._n
-        kept = number <= limit
+        # The page size is written into the SQL, not bound: with a bound LIMIT, PostgreSQL's
+        # generic plan cannot know how few rows are wanted, so it replans every execution.
+        limit = _as_int(window.limit)
+        order = shown_order(r)
+        number = null() if lean else r.c._n  # used only when not lean
+        kept = None if lean else number <= limit
         last_kept: ColumnElement[Any] = null()  # used only when a cursor of the page's ends is
         if ends:
             last_kept = func.least(r.c._c, limit) if self.pg else func.min(r.c._c, limit)
@@ -327,14 +345,10 @@ class _Builder:
                     else:
                         edge_pairs.append((edge_key, self.object(edge_part, row, r)))
                 item = self.obj(edge_pairs)
-                pairs.append(
-                    (response_key, self.array(item, number, descending=from_end, kept=kept))
-                )
+                pairs.append((response_key, self.array(item, order, kept=kept)))
             elif isinstance(part, Nodes):
                 item = self.object(part.item, row, r)
-                pairs.append(
-                    (response_key, self.array(item, number, descending=from_end, kept=kept))
-                )
+                pairs.append((response_key, self.array(item, order, kept=kept)))
             elif isinstance(part, PageInfo):
                 info: list[tuple[str, ColumnElement[Any]]] = []
                 for info_key, name in part.fields:

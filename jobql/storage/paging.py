@@ -13,11 +13,13 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Row,
     and_,
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
     true,
@@ -131,12 +133,20 @@ def window_condition(key: SortKey, window: KeysetWindow) -> ColumnElement[bool]:
 
 
 def apply_window(
-    statement: Select[Any], key: SortKey, window: Window, *, numbered: bool = False
+    statement: Select[Any],
+    key: SortKey,
+    window: Window,
+    *,
+    numbered: bool = False,
+    peek: bool = True,
+    inline_limit: bool = False,
 ) -> Select[Any]:
-    """Order and limit one statement; a keyset window fetches one extra row to see beyond it.
+    """Order and limit one statement; a keyset window fetches one extra row to see beyond it
+    (`peek`: a reader that does not ask whether there is more passes False).
 
     `numbered` adds `_n`, the row's place in the fetch order (1, 2, ...), for statements that
-    aggregate the page (the compiled strategy).
+    aggregate the page (the compiled strategy). `inline_limit` writes the LIMIT into the SQL
+    text instead of binding it (see `json_sql`).
 
     With a nullable sort key the window is read as two index-bounded ranges (values, then nulls;
     the other way round when reading from the end) joined by UNION ALL, so that neither range
@@ -144,7 +154,8 @@ def apply_window(
     """
     if isinstance(window, OffsetWindow):
         return statement.order_by(*key.order_by()).limit(window.limit).offset(window.offset)
-    limit = window.limit + 1
+    count = window.limit + 1 if peek else window.limit
+    limit: int | ColumnElement[Any] = literal_column(str(count), Integer) if inline_limit else count
     reverse = window.from_end
     descending = key.descending != reverse
     values = key.value_range(window)

@@ -248,3 +248,31 @@ async def test_bad_ids_of_nodes_are_the_reference_strategys_errors(
     assert [e.extensions["code"] for e in result.errors] == ["BAD_USER_INPUT"]
     assert [e.message for e in result.errors] == [e.message for e in reference.errors]
     assert result.extensions["strategy"] == {"nodes": "reference"}
+
+
+@pytest.mark.parametrize(
+    ("document", "numbered"),
+    [
+        ("{ instances(first: 2) { nodes { instanceId nodes(first: 2) { nodes { name } } } } }", 0),
+        ("{ instances(last: 2) { nodes { instanceId nodes(last: 2) { nodes { name } } } } }", 0),
+        ("{ instances(first: 2) { edges { cursor node { instanceId } } } }", 0),
+        ("{ instances(first: 2) { pageInfo { hasNextPage } nodes { instanceId } } }", 1),
+        ("{ instances(last: 2) { pageInfo { endCursor } nodes { instanceId } } }", 1),
+    ],
+)
+async def test_a_page_nobody_asks_beyond_is_read_exactly(
+    engine: AsyncEngine, workspace: str, statements: Any, document: str, numbered: int
+) -> None:
+    """Without hasNextPage/hasPreviousPage or the page's end cursors, the compiled statement
+    reads exactly the rows shown (no extra row, no numbering); the page size is in its text.
+    `execute` checks each answer against the reference strategy."""
+    compiled = create_schema(report_strategy=True)
+    statements.reset()
+    result = await execute(engine, document, workspace=workspace, using=compiled)
+    assert result.errors is None, result.errors
+    assert result.extensions["strategy"] == {"instances": "compiled"}
+    assert len(result.data["instances"].get("nodes") or result.data["instances"]["edges"]) == 2
+    (sql,) = statements.statements
+    assert sql.count("row_number()") == numbered, sql
+    assert ("LIMIT 3" in sql) == bool(numbered), sql
+    assert ("LIMIT 2" in sql) == (not numbered), sql
