@@ -99,6 +99,7 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "req_s_rounds": [round(i["req_s"], 1) for i in items],
                 "p50_ms": _median([i.get("p50_ms") for i in items]),
                 "p99_ms": _median([i.get("p99_ms") for i in items]),
+                "wrk_p99_ms": _median([i.get("wrk_p99_ms") for i in items]),
                 "cpu_server_ms": _median([i.get("cpu_server_ms") for i in items]),
                 "cpu_db_ms": _median([i.get("cpu_db_ms") for i in items]),
                 "statements_per_req": _median([i.get("statements_per_req") for i in items]),
@@ -148,9 +149,11 @@ def _table(rows: list[dict[str, Any]], jobql_names: set[str]) -> list[str]:
         lines.append(f"Ratios are req/s against **{best['contender']}** (the best jobql here).")
         lines.append("")
     lines += [
-        "| contender | req/s | ratio | wrk -c | p50 ms | p99 ms | CPU ms/req server "
-        "| CPU ms/req db | stmts/req | peak RSS MiB | failed | req/s per round |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| contender | req/s | ratio | wrk -c | p50 ms | p99 ms | p99 ms under load "
+        "| CPU ms/req server | CPU ms/req db | stmts/req | peak RSS MiB | failed "
+        "| req/s per round |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| --- |",
     ]
     for row in rows:
         ratio = row["req_s"] / best["req_s"] if best and row["req_s"] is not None else None
@@ -158,6 +161,7 @@ def _table(rows: list[dict[str, Any]], jobql_names: set[str]) -> list[str]:
             f"| {row['contender']} | {_fmt(row['req_s'])} | {_fmt(ratio, 2)} "
             f"| {'/'.join(str(c) for c in row['clients'])} "
             f"| {_fmt(row['p50_ms'], 2)} | {_fmt(row['p99_ms'], 2)} "
+            f"| {_fmt(row.get('wrk_p99_ms'), 2)} "
             f"| {_fmt(row['cpu_server_ms'], 2)} | {_fmt(row['cpu_db_ms'], 2)} "
             f"| {_fmt(row['statements_per_req'], 2)} | {_fmt(row['rss_mb'], 0)} "
             f"| {row['failed']}{_kinds(row['failed_by'])} "
@@ -237,7 +241,8 @@ def write(run: Run, folder: Path, stem: str | None = None) -> Path:
         "Columns: req/s from `wrk -t2` counting only 200 responses without `errors` (the others "
         "are in `failed`: non-200 or `errors` bodies, plus socket errors, by kind); p50/p99 from "
         "one sequential keep-alive client (`wrk -c` says `seq` where no load run was made, or not "
-        "one answer came within the longest load run: req/s is then the sequential rate); CPU "
+        "one answer came within the longest load run: req/s is then the sequential rate); "
+        "p99 under load from wrk over the load run at `wrk -c` clients (W6: the only latency); CPU "
         "per request from /proc over "
         "the sequential requests "
         "(W6: over the wrk run) for the server process and its workers, and for PostgreSQL "

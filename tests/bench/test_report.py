@@ -1,0 +1,33 @@
+"""The benchmark's tables: what a reader of bench/results sees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import _table, aggregate
+
+
+def _result(round_: int, p99: float) -> dict[str, Any]:
+    return {
+        "case": "W6",
+        "connections": 64,
+        "workers": 2,
+        "contender": "jobql-compiled",
+        "round": round_,
+        "req_s": 400.0 + round_,
+        "wrk_p99_ms": p99,
+        "rss_mb": 250,
+        "wrk_failures": 0,
+        "wrk_socket_errors": 0,
+    }
+
+
+def test_the_p99_under_load_is_in_the_table_where_no_sequential_p99_is() -> None:
+    rows = aggregate([_result(1, 120.0), _result(2, 480.0), _result(3, 300.0)])
+    header, rule, row = _table(rows, {"jobql-compiled"})[2:]
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert len(columns) == len(cells) == rule.count("|") - 1
+    shown = dict(zip(columns, cells, strict=True))
+    assert shown["p99 ms"] == "–"  # W6 makes no sequential run
+    assert shown["p99 ms under load"] == "300.00"  # the median over the rounds
