@@ -43,28 +43,34 @@ def create_engine(
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
     if url.get_backend_name() == "postgresql":
+        # For both pools, SQLAlchemy's and the DriverPool.
+        connect_args: dict[str, Any] = {
+            # A connect attempt that takes longer fails (never hangs).
+            "timeout": pool_timeout,
+            # PostgreSQL's choice for prepared statements (asyncpg prepares every one):
+            # `auto` plans the first five executions for their values and then may keep
+            # replanning; `force_generic_plan` plans each statement once per connection.
+            "server_settings": {"plan_cache_mode": plan_cache_mode},
+        }
         engine = create_async_engine(
             url,
             pool_size=pool_size,
             max_overflow=0,
-            # A checkout that waits longer fails (never hangs); so does a connect attempt.
+            # A checkout that waits longer fails (never hangs).
             pool_timeout=pool_timeout,
-            connect_args={
-                "timeout": pool_timeout,
-                # PostgreSQL's choice for prepared statements (asyncpg prepares every one):
-                # `auto` plans the first five executions for their values and then may keep
-                # replanning; `force_generic_plan` plans each statement once per connection.
-                "server_settings": {"plan_cache_mode": plan_cache_mode},
-            },
+            connect_args=connect_args,
             # A connection the server dropped (a restart) is noticed before use: recovery
             # without restarting jobql. The ping is one round trip (see _lean_ping).
             pool_pre_ping=True,
         )
         _use_lean_ping()
-        connect = dict(engine.dialect.create_connect_args(url)[1])
-        connect.update(timeout=pool_timeout, server_settings={"plan_cache_mode": plan_cache_mode})
+        connect = {
+            key: value
+            for key, value in engine.dialect.create_connect_args(url)[1].items()
+            if key not in _SQLALCHEMY_ONLY
+        }
         _DRIVER_POOLS[engine.sync_engine] = DriverPool(
-            connect, size=pool_size, timeout=pool_timeout
+            connect | connect_args, size=pool_size, timeout=pool_timeout
         )
         event.listen(engine.sync_engine, "engine_disposed", _close_driver_pool)
         return engine
@@ -115,7 +121,7 @@ class DriverPool:
                 try:
                     return await connection.fetch(sql, *args)  # type: ignore[no-any-return]
                 except Exception as exc:
-                    if not _connection_lost(exc):
+                    if not (_connection_lost(exc) or _closed(connection)):
                         raise
                     # The pool opens a fresh one on the next acquire. A connection asyncpg saw
                     # close is already back in the pool, and says so.
@@ -140,28 +146,48 @@ class DriverPool:
             return self._pool
 
     async def close(self) -> None:
+        """Close the connections, waiting for reads in flight at most the pool timeout (then
+        cutting them), as SQLAlchemy's dispose never waits for a checked-out connection."""
         pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), self._timeout)
+        except TimeoutError:
+            pool.terminate()
 
 
 async def _keep_session(_connection: Any) -> None:
     return None
 
 
-def _connection_lost(exc: Exception) -> bool:
-    """The connection is unusable (the server closed it, restarted, or its protocol state is
-    broken after an unsolicited FATAL), as opposed to an error of the statement itself."""
-    if isinstance(exc, asyncpg.exceptions.QueryCanceledError):  # a timeout: never run twice
-        return False
+# URL options that SQLAlchemy's asyncpg dialect takes for itself; asyncpg refuses them.
+_SQLALCHEMY_ONLY = {"prepared_statement_cache_size", "prepared_statement_name_func"}
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """The server closed the connection or cannot take one now (restart, shutdown, terminated
+    backend), or asyncpg's protocol state broke on an unsolicited FATAL, as opposed to an error
+    of the statement itself: those, and a timeout (never run twice), are not retried."""
     return isinstance(
         exc,
         asyncpg.exceptions.PostgresConnectionError  # class 08
-        | asyncpg.exceptions.OperatorInterventionError  # class 57: shutdown, crash, restart
-        | asyncpg.exceptions.InterfaceError
+        | asyncpg.exceptions.AdminShutdownError
+        | asyncpg.exceptions.CrashShutdownError
+        | asyncpg.exceptions.CannotConnectNowError
+        | asyncpg.exceptions.IdleSessionTimeoutError
         | asyncpg.exceptions.InternalClientError
-        | OSError,
+        | ConnectionError,
     )
+
+
+def _closed(connection: Any) -> bool:
+    """asyncpg's own "connection is closed" errors: the connection says it is closed, or it is
+    already back in the pool (asyncpg releases a connection it saw close)."""
+    try:
+        return bool(connection.is_closed())
+    except asyncpg.exceptions.InterfaceError:
+        return True
 
 
 _DRIVER_POOLS: weakref.WeakKeyDictionary[Any, DriverPool] = weakref.WeakKeyDictionary()
@@ -170,9 +196,14 @@ _DRIVER_POOLS: weakref.WeakKeyDictionary[Any, DriverPool] = weakref.WeakKeyDicti
 def _close_driver_pool(sync_engine: Any) -> None:
     # Engine.dispose runs in SQLAlchemy's greenlet bridge (AsyncEngine.dispose), where await_
     # may wait for the pool's connections to close.
-    pool = _DRIVER_POOLS.get(sync_engine)
+    pool = _DRIVER_POOLS.get(_base_engine(sync_engine))
     if pool is not None:
         await_(pool.close())
+
+
+def _base_engine(sync_engine: Any) -> Any:
+    """The engine an `execution_options()` copy (an OptionEngine) stands for."""
+    return getattr(sync_engine, "_proxied", sync_engine)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -231,7 +262,7 @@ def is_unavailable(exc: BaseException) -> bool:
     """The database cannot be reached right now (down, restarting, pool exhausted)."""
     if isinstance(exc, SQLAlchemyTimeoutError | OSError | asyncio.TimeoutError):
         return True
-    if isinstance(exc, Exception) and _connection_lost(exc):  # asyncpg's own, from DriverPool
+    if _connection_lost(exc):  # asyncpg's own, from DriverPool
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated or isinstance(exc, InterfaceError):
@@ -300,7 +331,12 @@ class Reader:
         transaction, no SQLAlchemy execution machinery or pool checkout, and asyncpg's
         prepared-statement cache keyed by the text. For a request whose only statement this
         is (it does not use the request's connection)."""
-        return await _DRIVER_POOLS[self._engine.sync_engine].fetch(sql, args)
+        pool = _DRIVER_POOLS.get(_base_engine(self._engine.sync_engine))
+        if pool is None:  # an engine create_engine did not make: its own pooled connection
+            async with self._connected() as connection:
+                pooled = await connection.get_raw_connection()
+                return await pooled.driver_connection.fetch(sql, *args)  # type: ignore[no-any-return,union-attr]
+        return await pool.fetch(sql, args)
 
     def driver_statement(self, statement: ClauseElement) -> tuple[str, tuple[Any, ...]] | None:
         """PostgreSQL: the statement as asyncpg takes it ($n text, positional values converted

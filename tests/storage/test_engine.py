@@ -7,10 +7,10 @@ import asyncio
 import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jobql.settings import Settings, SettingsError
-from jobql.storage.engine import Reader, create_engine, is_unavailable
+from jobql.storage.engine import Reader, _connection_lost, create_engine, is_unavailable
 
 
 @pytest.mark.parametrize("mode", ["force_generic_plan", "auto"])
@@ -103,9 +103,35 @@ async def test_the_driver_pool_has_the_plan_cache_mode(engine: AsyncEngine) -> N
     assert rows[0][0] == "force_generic_plan"
 
 
-def test_a_lost_driver_connection_is_unavailability_and_a_timeout_is_not() -> None:
+def test_a_lost_driver_connection_is_unavailability_and_a_statement_error_is_not() -> None:
     assert is_unavailable(asyncpg.exceptions.AdminShutdownError("shutting down"))
     assert is_unavailable(asyncpg.exceptions.ConnectionDoesNotExistError("closed"))
-    assert is_unavailable(asyncpg.exceptions.InterfaceError("connection is closed"))
+    assert is_unavailable(ConnectionResetError("reset by peer"))
     assert not is_unavailable(asyncpg.exceptions.QueryCanceledError("statement timeout"))
     assert not is_unavailable(asyncpg.exceptions.UndefinedColumnError("no such column"))
+    assert not is_unavailable(asyncpg.exceptions.DataError("invalid input for query argument"))
+    # Never run a statement twice that timed out, nor one whose arguments were wrong.
+    assert not _connection_lost(TimeoutError())
+    assert not _connection_lost(asyncpg.exceptions.DataError("invalid input"))
+
+
+async def test_driver_reads_work_from_every_postgresql_engine(engine: AsyncEngine) -> None:
+    """An `execution_options()` copy shares its engine's driver pool; a URL option only
+    SQLAlchemy knows does not reach asyncpg; an engine made elsewhere reads on its own pool."""
+    _postgresql_only(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    configured = create_engine(url + "?prepared_statement_cache_size=50")
+    elsewhere = create_async_engine(url)
+    try:
+        copy = configured.execution_options(isolation_level="AUTOCOMMIT")
+        first = (await Reader(configured).fetch_driver("SELECT pg_backend_pid()", ()))[0][0]
+        again = (await Reader(copy).fetch_driver("SELECT pg_backend_pid()", ()))[0][0]
+        assert again == first  # the one pooled connection of the same driver pool
+        own = Reader(elsewhere)
+        try:
+            assert (await own.fetch_driver("SELECT $1::int * 2", (21,)))[0][0] == 42
+        finally:
+            await own.close()  # a request's reader is closed at its end
+    finally:
+        await configured.dispose()
+        await elsewhere.dispose()
