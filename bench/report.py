@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -70,9 +71,20 @@ def versions(stats: PgStats | None, pg_version: str) -> dict[str, str]:
         manifest = POSTGRAPHILE_DIR / "node_modules" / package / "package.json"
         if manifest.exists():
             found[package] = json.loads(manifest.read_text())["version"]
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
-    found["wrk"] = (wrk.stdout + wrk.stderr).split("[")[0].replace("wrk", "").strip() or "?"
+    found["wrk"] = wrk_version()
     return found
+
+
+def wrk_version() -> str:
+    """`wrk -v`'s version, or `missing` where no wrk is on PATH (the gate needs none)."""
+    path = shutil.which("wrk")
+    if path is None:
+        return "missing"
+    try:
+        done = subprocess.run([path, "-v"], capture_output=True, text=True, check=False, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "missing"
+    return (done.stdout + done.stderr).split("[")[0].replace("wrk", "").strip() or "?"
 
 
 def _median(values: list[float | None]) -> float | None:

@@ -198,6 +198,7 @@ def _main(args: argparse.Namespace) -> int:
     _postgraphile_cursors(chosen, servers, all_cases)
     gate(chosen, servers, all_cases)
     if args.gate_only:
+        print("[bench] versions: " + ", ".join(f"{k} {v}" for k, v in run.versions.items()))
         print("[bench] gate passed", flush=True)
         return 0
 

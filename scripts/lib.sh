@@ -1,16 +1,25 @@
 # Shared by scripts/serve and scripts/test.
 
 stage_started=0
-stage() {  # stage NAME: print the time of the previous stage, start timing the next one
+stage_tools=""
+stage() {  # stage NAME: print the time (and tools) of the previous stage, start timing the next one
   local now
   now=$(date +%s)
   if [ "$stage_started" != 0 ]; then
-    echo "== ${stage_name} took $((now - stage_started)) s"
+    echo "== ${stage_name} took $((now - stage_started)) s${stage_tools:+ [${stage_tools}]}"
   fi
   stage_name="$1"
   stage_started=$now
+  stage_tools=""
   [ -n "$1" ] && echo "== $1"
   return 0
+}
+
+tool() {  # tool NAME COMMAND...: note NAME's version (first line COMMAND prints) for the stage line
+  local name=$1 version
+  shift
+  version=$("$@" 2>/dev/null | head -n 1) || version=""
+  stage_tools="${stage_tools:+${stage_tools}, }${name} ${version:-missing}"
 }
 
 ensure_venv() {  # ensure_venv LOCKFILE: .venv with exactly the locked packages, jobql editable

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.errors import Forbidden
-from jobql.storage.engine import Reader, is_unavailable
+from jobql.storage.engine import Reader, is_statement_error, is_unavailable
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.loaders import Loaders
 
@@ -16,6 +16,7 @@ __all__ = [
     "AsyncEngine",
     "CursorCodec",
     "RequestContext",
+    "is_statement_error",
     "is_unavailable",
 ]
 
@@ -36,6 +37,8 @@ class RequestContext:
     scopes: frozenset[str] = ALL_SCOPES
     # How each root field was served ("compiled" or "reference"), by response key.
     strategies: dict[str, str] = field(default_factory=dict)
+    # The text of the operation being run (its hash names it in logs), set by the schema.
+    document: str | None = None
 
     @classmethod
     def open(

@@ -61,6 +61,8 @@ class Schema(strawberry.Schema):
         every validation rule and limit, execution) without an error and with every root field
         compiled; every later request of it still has its variables coerced and its cost
         checked, and anything unusual runs the full pipeline again."""
+        if isinstance(context_value, RequestContext):
+            context_value.document = query
         fast_key = (query, operation_name)
         use_fast = (
             self.fast_path

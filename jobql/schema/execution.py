@@ -11,14 +11,19 @@ Which fields compile is derived from the schema at start-up (`compilable_fields`
 resolver this module does not know, a permission class or a field extension never compiles, so a
 new field is served by the reference strategy until someone teaches the compiler about it. Any
 other surprise while planning (a nested argument error, an unknown directive, an object too wide
-for one SQL JSON constructor) also sends the root field the reference way, before any SQL runs, so
-errors always come from the reference resolvers.
+for one SQL JSON constructor, a statement the database's own compiler refuses, such as one nested
+deeper than SQLite's parser stack) also sends the root field the reference way, before any SQL
+runs, so errors always come from the reference resolvers. A compiled statement the database fails
+all the same (not a lost connection, a timeout or a cancellation) is answered again the reference
+way, logged with the document's hash and counted (`FALLBACKS`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
+import hashlib
+import logging
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +55,7 @@ from strawberry.types.arguments import convert_arguments
 
 from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import selection
-from jobql.resolvers.context import RequestContext
+from jobql.resolvers.context import RequestContext, is_statement_error
 from jobql.resolvers.nodes import status_names
 from jobql.resolvers.objects import MAX_IDS, parse_global_id
 from jobql.resolvers.pagination import PageArgs
@@ -68,6 +73,11 @@ EDGE_PARTS = ("cursor", "node")
 PAGE_INFO_PARTS = ("hasNextPage", "hasPreviousPage", "startCursor", "endCursor")
 ROOTS = ("instances", "instance", "jobs", "job", "node", "nodes")
 NULL = orjson.Fragment(b"null")
+
+logger = logging.getLogger("jobql.compiled")
+# Compiled statements the database failed, each then answered by the reference strategy, by root
+# field name (per worker process). Each is a planner bug or an engine limit it does not know yet.
+FALLBACKS: Counter[str] = Counter()
 
 
 class Unsupported(Exception):
@@ -413,12 +423,35 @@ async def serve(info: Info, name: str) -> orjson.Fragment | None:
         ctx.note_strategy(str(key), "reference")
         return None
     ctx.note_strategy(str(key), "compiled")
-    found = await selection.read(ctx, plan)
+    try:
+        found = await selection.read(ctx, plan)
+    except Exception as exc:
+        if not is_statement_error(exc):
+            raise  # the connection, a timeout: the reference strategy would meet the same
+        await _fall_back(ctx, name, str(key), exc)
+        return None
     if found is None:
         # node(id:) that finds nothing answers null; a missing instance or job is an error,
         # which the reference resolver reports.
         return NULL if selection.may_be_null(plan) else None
     return orjson.Fragment(found)
+
+
+async def _fall_back(ctx: RequestContext, name: str, key: str, exc: Exception) -> None:
+    """Second line of defence: a compiled statement the database failed (not the connection,
+    not a timeout) is answered again the reference way instead of INTERNAL, and counted."""
+    FALLBACKS[name] += 1
+    document = hashlib.sha256((ctx.document or "").encode()).hexdigest()
+    logger.warning(
+        "compiled read of %s failed, answered by the reference strategy instead "
+        "(document sha256 %s; fallback %d of %s in this worker): %s",
+        key,
+        document,
+        FALLBACKS[name],
+        name,
+        getattr(exc, "orig", None) or exc,
+    )
+    ctx.note_strategy(key, "reference")
 
 
 # -- the whole-operation fast path ------------------------------------------------------------
@@ -596,6 +629,7 @@ def _prepare(
 
 
 __all__ = [
+    "FALLBACKS",
     "ROOTS",
     "CompiledExecutionContext",
     "FastOperation",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -278,6 +279,21 @@ def is_unavailable(exc: BaseException) -> bool:
     return cause is not None and cause is not exc and is_unavailable(cause)
 
 
+def is_statement_error(exc: BaseException) -> bool:
+    """The database failed this one statement, as opposed to the connection (`is_unavailable`),
+    a timeout or a cancellation: another statement on the same data may well succeed."""
+    if is_unavailable(exc):
+        return False
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(original, asyncpg.PostgresError):
+        # 57014 query_canceled: a statement timeout or a cancelled request.
+        return getattr(original, "sqlstate", None) != "57014"
+    if isinstance(original, sqlite3.Error):
+        return "interrupted" not in str(original)
+    # Other drivers' errors reach here wrapped: the DBAPI's own base classes.
+    return isinstance(exc, DBAPIError) and not isinstance(exc, InterfaceError)
+
+
 def _worth_retrying(exc: DBAPIError) -> bool:
     if isinstance(exc, OperationalError) and "database is locked" in str(exc):
         return True
@@ -311,8 +327,15 @@ class Reader:
                     await self._connection.execution_options(isolation_level="AUTOCOMMIT")
             try:
                 yield self._connection
+            except DBAPIError:
+                # A failed statement aborts a PostgreSQL transaction: whatever the request reads
+                # next (the reference strategy after a compiled read failed) gets a fresh one.
+                connection, self._connection = self._connection, None
+                with contextlib.suppress(Exception):
+                    await connection.close()
+                raise
             finally:
-                if not self._hold:
+                if not self._hold and self._connection is not None:
                     connection, self._connection = self._connection, None
                     await connection.close()
 

@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from jobql.storage import instances, jobs, nodes
+from jobql.storage.capacity import NotExpressible, Refused, check
 from jobql.storage.engine import Reader
 from jobql.storage.identifiers import CHECK_BYTES
 from jobql.storage.instances import InstanceFilter, InstanceOrder
@@ -89,7 +90,7 @@ BASE64: ColumnElement[str] = literal_column("'base64'")
 Row = Callable[[str], ColumnElement[Any]]
 
 
-class TooWide(ValueError):
+class TooWide(NotExpressible):
     """An object with more keys than one SQL JSON constructor takes: serve it another way."""
 
 
@@ -496,6 +497,7 @@ def build_statement(
         _statements.move_to_end(key)
         return cached
     statement = _build(plan, dialect=dialect, workspace=workspace, secret=secret)
+    check(statement, dialect)  # raises Refused: the database's compiler would refuse it
     try:
         _statements[key] = statement
     except TypeError:
@@ -572,7 +574,9 @@ __all__ = [
     "InstanceFilter",
     "InstanceOrder",
     "JobFilter",
+    "NotExpressible",
     "PreparedRead",
+    "Refused",
     "TooWide",
     "build_statement",
     "prepare_read",
