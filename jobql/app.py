@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from jobql.access import Access, Authentication
+from jobql.body import BodyLimit, LingeringClose
 from jobql.dashboard import dashboard_routes
 from jobql.overload import ConcurrencyLimit
 from jobql.rest import rest_routes
@@ -115,6 +116,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
         middleware=[
+            # Outermost, so that it sees every early answer (413, 503, 401, 405 ...) go out.
+            Middleware(LingeringClose, max_body_bytes=settings.max_body_bytes),
+            # /graphql answers its own 413 (the fast lane hands oversized bodies on to it).
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=("/graphql",)),
             Middleware(ConcurrencyLimit, limit=settings.max_concurrency),
             # Known fast-path documents are answered here, before routing (see FastLane).
             *(
