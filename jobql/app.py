@@ -18,7 +18,7 @@ from jobql.access import Access, Authentication
 from jobql.body import BodyLimit, LingeringClose
 from jobql.dashboard import dashboard_routes
 from jobql.overload import ConcurrencyLimit
-from jobql.rest import rest_routes
+from jobql.rest import RequestIds, rest_routes
 from jobql.schema import create_schema
 from jobql.schema.http import FastLane, GraphQLEndpoint
 from jobql.schema.limits import Limits
@@ -116,7 +116,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
         middleware=[
-            # Outermost, so that it sees every early answer (413, 503, 401, 405 ...) go out.
+            # Every reply but /graphql's names its request (X-Request-Id), early answers too.
+            Middleware(RequestIds, exempt=("/graphql",)),
+            # Outermost but for that, so that it sees every early answer (413, 503, 401, 405 ...).
             Middleware(LingeringClose, max_body_bytes=settings.max_body_bytes),
             # /graphql answers its own 413 (the fast lane hands oversized bodies on to it).
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=("/graphql",)),

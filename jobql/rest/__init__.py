@@ -11,6 +11,7 @@ layer, this package reaches storage only through the resolvers.
 
 from __future__ import annotations
 
+from jobql.rest.endpoint import RequestIds
 from jobql.rest.routes import rest_routes
 
-__all__ = ["rest_routes"]
+__all__ = ["RequestIds", "rest_routes"]

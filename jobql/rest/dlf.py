@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobql.rest.endpoint import ErrorForms, ErrorReply, json_response
-from jobql.rest.formats import DLF_STATUS_FILTER
+from jobql.rest.formats import DLF_STATUS_FILTER, INSTANCE_TYPE_FILTER
 from jobql.rest.params import Query
-from jobql.storage.enums import InstanceStatus
+from jobql.storage.enums import InstanceStatus, InstanceType
 
 INVALID = ErrorReply(400, "DLF.3051", "The request parameter is invalid.")
 JOB_MISSING = ErrorReply(400, "DLF.0100", "The job does not exists.")
@@ -47,3 +47,13 @@ def workspace(request: Request) -> str | None:
 def statuses(query: Query) -> list[InstanceStatus] | None:
     """`status`: one DLF status string (`waiting` .. `manual-stop`, `skip-by-depend`, `freeze`)."""
     return query.choice("status", DLF_STATUS_FILTER)
+
+
+_INSTANCE_TYPES = {str(code): member for code, member in INSTANCE_TYPE_FILTER.items()}
+
+
+def instance_types(query: Query, name: str) -> list[InstanceType] | None:
+    """An instance type parameter (v1 `instanceType`, v2 `instance_type`): one of the codes 0
+    (general), 2 (manual), 5 (PatchData), 6 (subjob), 7 (one-off)."""
+    found = query.choice(name, _INSTANCE_TYPES)
+    return None if found is None else [found]

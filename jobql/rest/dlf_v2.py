@@ -31,20 +31,13 @@ from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers.pagination import MAX_PAGE_SIZE
 from jobql.rest import dlf
 from jobql.rest.endpoint import ApiError, Backend, endpoint, json_response, present
-from jobql.rest.formats import (
-    DLF_STATUS,
-    INSTANCE_TYPE,
-    INSTANCE_TYPE_FILTER,
-    epoch_ms,
-    number,
-)
+from jobql.rest.formats import DLF_STATUS, INSTANCE_TYPE, epoch_ms, number
 from jobql.rest.params import INT64_MAX, Query
 from jobql.storage.enums import InstanceStatus
 
 DEFAULT_LIMIT = 10
 ONE_MONTH = timedelta(days=31)
 _MILLISECOND = timedelta(milliseconds=1)
-_INSTANCE_TYPES = {str(code): member for code, member in INSTANCE_TYPE_FILTER.items()}
 
 
 def instance_item(row: Any, job_id: int | None) -> dict[str, Any]:
@@ -90,7 +83,7 @@ async def list_job_instances(backend: Backend, request: Request) -> Response:
     limit = query.integer("limit", 1, MAX_PAGE_SIZE)
     offset = query.integer("offset", 0, INT64_MAX)
     statuses = dlf.statuses(query)
-    instance_type = query.choice("instance_type", _INSTANCE_TYPES)
+    instance_types = dlf.instance_types(query, "instance_type")
     force_success = query.boolean("force_success")
     ignore_success = query.boolean("ignore_success")
     after, before = plan_window(query, backend)
@@ -98,7 +91,7 @@ async def list_job_instances(backend: Backend, request: Request) -> Response:
     spec = instance_use_cases.build_filter(
         job_name=job_name,
         statuses=statuses,
-        instance_types=None if instance_type is None else [instance_type],
+        instance_types=instance_types,
         plan_time_after=after,
         plan_time_before=before,
         force_success=True if success_only and force_success else None,

@@ -10,7 +10,14 @@ importer's one-to-one table reversed; statuses of other sources get the nearest 
 
 Errors are Alibaba's `{RequestId, Code, Message}`: HTTP 400 `InvalidParameter` (e.g. an
 `instanceId` that is not a 64-bit integer), 404 `InvalidInstance.NotFound`, 500 `InternalError`
-(masked). JSON only.
+(masked). `RequestId` is the request's id, the one in the reply's `X-Request-Id`.
+
+JSON, or XML when the `Accept` header prefers it (`application/xml` or `text/xml`; what the ROA
+SDKs send after `set_accept_format('XML')`, where they send `application/json` for JSON and
+`application/octet-stream` when no format is set). XML is Alibaba's: a root element named after
+the action (`GetInstanceResponse`; seed 004 shows its children without one, but an XML document
+has a root) holding `RequestId` and `Instance`, errors under `<Error>`; `jobql import` reads the
+reply back as it reads the page's example.
 """
 
 from __future__ import annotations
@@ -30,10 +37,16 @@ from jobql.rest.endpoint import (
     endpoint,
     json_response,
     present,
-    request_id,
+    request_id_of,
+    xml_response,
 )
 from jobql.rest.formats import FLINK_JOB_TYPE, FLINK_STATE, epoch_ms
 from jobql.rest.params import long
+
+ROOT = "GetInstanceResponse"
+ERROR_ROOT = "Error"
+_JSON_TYPES = frozenset({"application/json"})
+_XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 
 def instance_detail(row: Any, job: Any, project: str) -> dict[str, Any]:
@@ -78,11 +91,41 @@ async def get_instance(backend: Backend, request: Request) -> Response:
         row = await instance_use_cases.get_instance(ctx, job_name, instance_id)
         job = await job_use_cases.load_job(ctx, row.job_id)
         instance = instance_detail(row, job, ctx.workspace)
-    return json_response({"RequestId": request_id(), "Instance": instance})
+    body = {"RequestId": request_id_of(request), "Instance": instance}
+    return xml_response(ROOT, body) if wants_xml(request) else json_response(body)
 
 
-def _render(_request: Request, error: ErrorReply) -> Response:
-    body = {"RequestId": request_id(), "Code": error.code, "Message": error.message}
+def wants_xml(request: Request) -> bool:
+    """Whether `Accept` prefers XML to JSON: the first of them by quality (then by position);
+    neither named (`*/*`, `application/octet-stream`, no header): JSON."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, item in enumerate(request.headers.get("accept", "").split(",")):
+        media, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+                if not 0.0 <= quality <= 1.0:  # NaN too
+                    quality = 0.0
+        ranked.append((-quality, position, media.lower()))
+    for negative_quality, _position, media in sorted(ranked):
+        if negative_quality >= 0:  # q=0 (or less, or unreadable) means "not this one"
+            break
+        if media in _XML_TYPES:
+            return True
+        if media in _JSON_TYPES:
+            return False
+    return False
+
+
+def _render(request: Request, error: ErrorReply) -> Response:
+    body = {"RequestId": request_id_of(request), "Code": error.code, "Message": error.message}
+    if wants_xml(request):
+        return xml_response(ERROR_ROOT, body, error.status)
     return json_response(body, error.status)
 
 

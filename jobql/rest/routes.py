@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from jobql.resolvers.context import AsyncEngine, CursorCodec
 from jobql.rest import dlf_v1, dlf_v2, flink, schedulerx
-from jobql.rest.endpoint import Backend
+from jobql.rest.endpoint import Backend, with_request_ids
 from jobql.settings import Settings
 
 
@@ -25,11 +25,13 @@ def rest_routes(
     *,
     now: Callable[[], datetime] = utc_now,
 ) -> list[Route]:
-    """Every source endpoint; `now` is the clock of DLF v2's default window (tests fix it)."""
+    """Every source endpoint; `now` is the clock of DLF v2's default window (tests fix it).
+    Each route gives its requests ids and its replies `X-Request-Id` (`SourceRoute`)."""
     backend = Backend(engine=engine, cursors=cursors, zone=ZoneInfo(settings.timezone), now=now)
-    return [
+    routes = [
         *dlf_v1.routes(backend),
         *dlf_v2.routes(backend),
         *schedulerx.routes(backend),
         *flink.routes(backend),
     ]
+    return [with_request_ids(route) for route in routes]

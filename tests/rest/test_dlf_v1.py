@@ -145,11 +145,15 @@ async def test_list_items_leave_out_what_the_instance_lacks(
     )
     response = await get(client, LIST, workspace, jobName="sparse")
     first, second = response.json()["instances"]
+    # instanceType, forceSuccess and ignoreSuccess are always held (general, false, false).
     assert first == {
         "instanceId": 7,
         "jobName": "sparse",
         "planTime": first["planTime"],
         "status": "running-exception",
+        "instanceType": 0,
+        "forceSuccess": False,
+        "ignoreSuccess": False,
     }
     assert second == {
         "endTime": BASE_MS + 19_000,
@@ -161,7 +165,69 @@ async def test_list_items_leave_out_what_the_instance_lacks(
         "startTime": BASE_MS + 1_000,
         "status": "success",
         "submitTime": BASE_MS - 1_000,
+        "instanceType": 0,
+        "forceSuccess": False,
+        "ignoreSuccess": False,
     }
+
+
+async def test_list_items_carry_every_field_of_the_sdks_model_that_jobql_holds(
+    engine: AsyncEngine, client: httpx.AsyncClient
+) -> None:
+    """What the pages' examples leave out and the DLF SDK's `JobInstance` declares: `jobId`,
+    `instanceType`, `version`, `forceSuccess`, `ignoreSuccess`, `errorMessage`."""
+    workspace = await new_workspace(engine)
+    job = await make_job(engine, workspace, "full", vendor_job_id=608627)
+    await make_instance(
+        engine,
+        job,
+        vendor_instance_id=1,
+        instance_type="PATCH_DATA",
+        version=3,
+        force_success=True,
+        ignore_success=True,
+        runtime_last_error_message="boom",
+    )
+    other = await make_job(engine, workspace, "no_id")  # a job without a source id
+    await make_instance(engine, other, vendor_instance_id=2, instance_type="ONE_OFF")
+    response = await get(client, LIST, workspace, limit=10)
+    items = {item["instanceId"]: item for item in response.json()["instances"]}
+    extras = ("jobId", "instanceType", "version", "forceSuccess", "ignoreSuccess", "errorMessage")
+    assert {key: items[1].get(key) for key in extras} == {
+        "jobId": 608627,
+        "instanceType": 5,
+        "version": 3,
+        "forceSuccess": True,
+        "ignoreSuccess": True,
+        "errorMessage": "boom",
+    }
+    assert {key: items[2].get(key) for key in extras} == {
+        "jobId": None,  # left out: not held
+        "instanceType": 7,
+        "version": None,
+        "forceSuccess": False,
+        "ignoreSuccess": False,
+        "errorMessage": None,
+    }
+    assert "jobId" not in items[2]
+    assert "version" not in items[2]
+
+
+async def test_list_filters_by_instance_type(
+    engine: AsyncEngine, client: httpx.AsyncClient
+) -> None:
+    """`instanceType`, as the DLF SDK sends it: v2's `instance_type` codes."""
+    workspace = await new_workspace(engine)
+    job = await make_job(engine, workspace, "typed")
+    for n, kind in enumerate(["GENERAL", "MANUAL", "PATCH_DATA", "SUBJOB", "ONE_OFF"], 1):
+        await make_instance(engine, job, vendor_instance_id=n, instance_type=kind)
+    assert ids(await get(client, LIST, workspace, instanceType="0")) == [1]
+    assert ids(await get(client, LIST, workspace, instanceType="2")) == [2]
+    assert ids(await get(client, LIST, workspace, instanceType="5")) == [3]
+    patch = await get(client, LIST, workspace, jobName="typed", instanceType="6", status="success")
+    assert ids(patch) == [4]
+    assert ids(await get(client, LIST, workspace, instanceType="7")) == [5]
+    assert ids(await get(client, LIST, workspace, instanceType="")) == [5, 4, 3, 2, 1]
 
 
 @pytest.mark.parametrize(
@@ -191,6 +257,11 @@ async def test_list_items_leave_out_what_the_instance_lacks(
         "status=SUCCESS",
         "status=rejected",
         "jobName=a%00b",
+        "instanceType=1",
+        "instanceType=x",
+        "instanceType=00",
+        "instanceType=%2B2",
+        "instanceType=0&instanceType=2",
     ],
 )
 async def test_list_refuses_invalid_parameters(client: httpx.AsyncClient, query: str) -> None:
@@ -258,10 +329,27 @@ async def test_detail_without_nodes(engine: AsyncEngine, client: httpx.AsyncClie
         "status": "success",
         "planTime": BASE_MS,
         "executeTime": 2,
+        "instanceType": 0,
+        "forceSuccess": False,
+        "ignoreSuccess": False,
         "total": 0,
         "nodes": [],
     }
     assert '"executeTime":2,' in response.text  # a whole number is written as the Long it is
+
+
+async def test_detail_carries_the_instance_type_and_success_flags(
+    engine: AsyncEngine, client: httpx.AsyncClient
+) -> None:
+    """The fields of the DLF SDK's `ShowJobInstanceResponse` that the page's example lacks."""
+    workspace = await new_workspace(engine)
+    job = await make_job(engine, workspace, "forced")
+    await make_instance(
+        engine, job, vendor_instance_id=4, instance_type="MANUAL", force_success=True
+    )
+    response = await client.get(detail_path("forced", 4), headers={"workspace": workspace.name})
+    body = response.json()
+    assert (body["instanceType"], body["forceSuccess"], body["ignoreSuccess"]) == (2, True, False)
 
 
 @pytest.mark.parametrize(

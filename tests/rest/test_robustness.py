@@ -1,8 +1,11 @@
 """No input gets a 500 or a traceback: odd values get the source's own 4xx; an unexpected
-failure (the database gone) gets a masked 500 in the source's own error form."""
+failure (the database gone) gets a masked 500 in the source's own error form. Every reply
+carries a fresh `X-Request-Id`, and error replies are logged with it."""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,3 +96,61 @@ async def test_unexpected_failures_are_masked_in_each_sources_form(
         "Message": "The request processing has failed due to some unknown error.",
     }
     assert "REST GET /api/v2/projects/p/jobs/j/instances/1 failed" in caplog.text
+    assert f"(request id {flink.headers['x-request-id']})" in caplog.text
+    assert flink.json()["RequestId"] == flink.headers["x-request-id"]
+    assert response.headers["x-request-id"] in caplog.text  # the last DLF one
+
+
+REPLIES = [
+    "/v1/p/jobs/instances/detail",  # 200
+    "/v1/p/jobs/instances/detail?limit=0",  # 400
+    "/v1/p/jobs/j/instances/1",  # 400 DLF.0137
+    "/v2/p/factory/jobs/j/instances/detail",  # 400 DLF.0100
+    "/?Action=GetJobInstanceList&JobId=1",  # 404
+    "/?Action=GetJobInstanceList&JobId=x&Format=XML",  # 400
+    "/api/v2/projects/p/jobs/j/instances/1",  # 404
+    "/api/v2/projects/p/jobs/j/instances/x",  # 400
+]
+
+
+@pytest.mark.parametrize("url", REPLIES)
+async def test_every_reply_carries_a_fresh_request_id(client: httpx.AsyncClient, url: str) -> None:
+    first, second = await client.get(url), await client.get(url)
+    ids = first.headers["x-request-id"], second.headers["x-request-id"]
+    assert ids[0] != ids[1]
+    for found in ids:
+        uuid.UUID(found)  # uuid-like
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/p/jobs/instances/detail",
+        "/v1/p/jobs/j/instances/1",
+        "/v2/p/factory/jobs/j/instances/detail",
+        "/api/v2/projects/p/jobs/j/instances/1",
+    ],
+)
+async def test_another_method_gets_a_405_with_a_request_id(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    response = await client.delete(url)
+    assert response.status_code == 405
+    uuid.UUID(response.headers["x-request-id"])
+
+
+async def test_error_replies_are_logged_with_their_request_id(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="jobql")
+    invalid = await client.get("/v1/p/jobs/instances/detail?limit=0")
+    missing = await client.get("/api/v2/projects/p/jobs/j/instances/1")
+    for response, code in [(invalid, "DLF.3051"), (missing, "InvalidInstance.NotFound")]:
+        line = next(
+            record.getMessage()
+            for record in caplog.records
+            if response.headers["x-request-id"] in record.getMessage()
+        )
+        assert f"answered {response.status_code} {code}" in line
+    # The log says which parameter, where DLF's reply does not.
+    assert "limit must be an integer from 1 to 1000, got '0'" in caplog.text

@@ -24,9 +24,9 @@ async def test_statement_counts(
     header = {"workspace": workspace.name}
     window = "min_plan_time=1551600000000&max_plan_time=1551700000000"
     cases = [
-        # count + page, whatever the limit
-        ("/v1/p/jobs/instances/detail?limit=1", header, 2),
-        ("/v1/p/jobs/instances/detail?limit=1000", header, 2),
+        # count + page + the page's jobs (their jobId), whatever the limit
+        ("/v1/p/jobs/instances/detail?limit=1", header, 3),
+        ("/v1/p/jobs/instances/detail?limit=1000", header, 3),
         # the count only, when the offset is past the end
         ("/v1/p/jobs/instances/detail?offset=30", header, 1),
         # the job, then count + page
