@@ -9,7 +9,7 @@ import shutil
 import socket
 import statistics
 import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -19,7 +19,22 @@ from bench.contenders.registry import NODE, POSTGRAPHILE_DIR
 
 if TYPE_CHECKING:
     from bench.measure import PgStats
-    from bench.run import Run
+
+
+@dataclass
+class Run:
+    """One benchmark run: what `write` puts in the results files."""
+
+    mode: str
+    started: str
+    machine: dict[str, Any]
+    versions: dict[str, str]
+    parameters: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    contenders: list[str] = field(default_factory=list)
+    normalisation: dict[str, str] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)  # one per measurement
+    sqlite: dict[str, Any] = field(default_factory=dict)
 
 
 def machine() -> dict[str, Any]:
@@ -299,8 +314,6 @@ def write(run: Run, folder: Path, stem: str | None = None) -> Path:
 
 def rerender(raw_json: Path) -> Path:
     """Write the .md of a results .json again (after a change to this module)."""
-    from bench.run import Run
-
     raw = json.loads(raw_json.read_text(encoding="utf-8"))
     raw.pop("aggregated", None)
     if raw.get("sqlite"):

@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from math import inf
 from pathlib import Path
@@ -103,20 +103,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass
-class Run:
-    mode: str
-    started: str
-    machine: dict[str, Any]
-    versions: dict[str, str]
-    parameters: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-    contenders: list[str] = field(default_factory=list)
-    normalisation: dict[str, str] = field(default_factory=dict)
-    results: list[dict[str, Any]] = field(default_factory=list)  # one per measurement
-    sqlite: dict[str, Any] = field(default_factory=dict)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.rounds < 1:
@@ -176,7 +162,7 @@ def _main(args: argparse.Namespace) -> int:
     notes += params.notes
     all_cases = [c for c in cases(params) if c.workload in only]
 
-    run = Run(
+    run = report.Run(
         mode=mode.name + (" (gate only)" if args.gate_only else ""),
         started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         machine=report.machine(),
@@ -263,7 +249,7 @@ def _two_workers(
     params: Parameters,
     mode: Mode,
     stats: measure.PgStats,
-    run: Run,
+    run: report.Run,
     rounds: int,
 ) -> None:
     """W6 with 2 workers: one contender at a time has its 2-worker server up (2 cores)."""

@@ -15,14 +15,15 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from jobql.access import Access, Authentication
-from jobql.body import BodyLimit, LingeringClose
 from jobql.dashboard import dashboard_routes
-from jobql.overload import ConcurrencyLimit
+from jobql.http.admission import ConcurrencyLimit
+from jobql.http.body import BodyLimit, LingeringClose
+from jobql.http.endpoint import GraphQLEndpoint
+from jobql.http.lane import FastLane
+from jobql.http.persisted import Allowlist, PersistedQueries
 from jobql.rest import RequestIds, rest_routes
 from jobql.schema import create_schema
-from jobql.schema.http import FastLane, GraphQLEndpoint
 from jobql.schema.limits import Limits
-from jobql.schema.persisted import Allowlist, PersistedQueries
 from jobql.settings import Settings
 from jobql.storage.engine import create_engine
 from jobql.storage.identifiers import CursorCodec

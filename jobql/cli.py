@@ -139,7 +139,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from jobql.access import Access, AccessConfigError
-    from jobql.schema.persisted import Allowlist, AllowlistError
+    from jobql.http.persisted import Allowlist, AllowlistError
 
     try:
         Access.from_config(settings.tokens, settings.tokens_file)
@@ -237,7 +237,7 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run_seed(engine: AsyncEngine, **plan: int | None) -> None:
-    from jobql.storage.seed import SeedPlan, seed_database
+    from jobql.demo import SeedPlan, seed_database
 
     bar = ProgressBar("seeding")
     result = await seed_database(engine, SeedPlan(**plan), bar.update)  # type: ignore[arg-type]
@@ -367,21 +367,22 @@ def _export_schema(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def _schema_check(args: argparse.Namespace, _settings: Settings) -> int:
-    from jobql.schema import compat, schema
+    from jobql.schema import schema
+    from jobql.tools import schema_check
 
     root = Path.cwd()
-    acknowledged = Path(args.acknowledged or compat.ACKNOWLEDGED_FILE)
+    acknowledged = Path(args.acknowledged or schema_check.ACKNOWLEDGED_FILE)
     try:
-        label, sdl = compat.read_baseline(args.against, root)
-        baseline = compat.parse_sdl(sdl, label)
-        acknowledgements = compat.read_acknowledgements(
+        label, sdl = schema_check.read_baseline(args.against, root)
+        baseline = schema_check.parse_sdl(sdl, label)
+        acknowledgements = schema_check.read_acknowledgements(
             root / acknowledged, required=args.acknowledged is not None
         )
-        current = compat.parse_sdl(schema.as_str(), "the current schema")
-    except compat.SchemaCheckError as exc:
+        current = schema_check.parse_sdl(schema.as_str(), "the current schema")
+    except schema_check.SchemaCheckError as exc:
         print(f"jobql schema-check: {exc}", file=sys.stderr)
         return 2
-    report = compat.check(current, baseline, label, acknowledgements)
+    report = schema_check.check(current, baseline, label, acknowledgements)
     print("\n".join(report.lines(str(acknowledged))))
     return 0 if report.ok else 1
 

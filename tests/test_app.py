@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.app import create_app
-from jobql.schema.http import negotiate
+from jobql.http.endpoint import negotiate
 from jobql.settings import Settings
 from tests.factories import make_instance, make_job, new_workspace
 

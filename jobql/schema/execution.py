@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +59,9 @@ from jobql.resolvers.context import RequestContext, is_statement_error
 from jobql.resolvers.nodes import status_names
 from jobql.resolvers.objects import MAX_IDS, parse_global_id
 from jobql.resolvers.pagination import PageArgs
+from jobql.schema.catalogue import KNOWN_RESOLVERS
 from jobql.schema.context import Info
+from jobql.schema.instances import instance_arguments
 from jobql.schema.limits import estimate_cost
 
 DEFINITION = "strawberry-definition"
@@ -101,15 +103,6 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().complete_value(
             return_type, field_details_list, info, path, result, position_context
         )
-
-
-# Resolvers whose output the compiler reproduces in SQL; registered by the schema modules.
-KNOWN_RESOLVERS: set[Callable[..., Any]] = set()
-
-
-def known_resolver(function: Callable[..., Any]) -> Callable[..., Any]:
-    KNOWN_RESOLVERS.add(function)
-    return function
 
 
 def compilable_fields(schema: GraphQLSchema) -> frozenset[tuple[str, str]]:
@@ -336,8 +329,6 @@ class _Planner:
     def connection(
         self, parent_type: str, name: str, type_name: str, nodes: list[FieldNode]
     ) -> selection.ConnectionPlan:
-        from jobql.schema.instances import instance_arguments
-
         kwargs = self.arguments(parent_type, name, nodes[0])
         page = PageArgs(
             first=kwargs.get("first"),
@@ -637,7 +628,6 @@ __all__ = [
     "StrategyReport",
     "Unsupported",
     "compilable_fields",
-    "known_resolver",
     "learn",
     "plan_root",
     "run_fast",

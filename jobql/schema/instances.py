@@ -12,6 +12,7 @@ from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import nodes as node_use_cases
 from jobql.resolvers.objects import global_id
 from jobql.schema import pagination
+from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
 from jobql.schema.enums import (
     InstanceOrderField,
@@ -24,7 +25,6 @@ from jobql.schema.enums import (
     TimeType,
     TriggerType,
 )
-from jobql.schema.execution import known_resolver
 from jobql.schema.nodes import InstanceNode, duration_ms
 from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
 from jobql.schema.relay import Node

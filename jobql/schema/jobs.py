@@ -10,9 +10,9 @@ from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers.objects import global_id
 from jobql.schema import pagination
+from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
 from jobql.schema.enums import JobType
-from jobql.schema.execution import known_resolver
 from jobql.schema.instances import Instance, InstanceFilter, InstanceOrder, instance_arguments
 from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
 from jobql.schema.relay import Node

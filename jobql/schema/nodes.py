@@ -9,9 +9,9 @@ import strawberry
 
 from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers.objects import global_id
+from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
 from jobql.schema.enums import NodeStatus
-from jobql.schema.execution import known_resolver
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
 

@@ -9,7 +9,7 @@ import strawberry
 
 from jobql.resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageArgs
 from jobql.resolvers.pagination import Connection as PageResult
-from jobql.schema.execution import known_resolver
+from jobql.schema.catalogue import known_resolver
 
 T = TypeVar("T")
 

@@ -10,8 +10,9 @@ from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import objects as object_use_cases
 from jobql.schema import pagination
+from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
-from jobql.schema.execution import known_resolver, serve
+from jobql.schema.execution import serve
 from jobql.schema.instances import Instance, InstanceFilter, InstanceOrder, instance_arguments
 from jobql.schema.jobs import Job, JobFilter
 from jobql.schema.nodes import InstanceNode

@@ -24,9 +24,8 @@ The data depends only on the plan and the seed (into an empty database: the same
 PostgreSQL); existing rows shift only the ids and the numbered names. Random numbers come from
 generators seeded per block of `BLOCK` instances, whatever the batch size of the database.
 Surrogate ids are assigned here from `max(id) + 1` (nobody else may write to these tables while
-seeding); PostgreSQL sequences are advanced afterwards. One transaction per batch: an interrupted
-seed leaves the batches it finished. Instances and nodes go into PostgreSQL by binary COPY (about
-2.5 times as fast as executemany), into SQLite by executemany; the next batch is generated in a
+seeding). The rows are written by `jobql.storage.bulk` (binary COPY on PostgreSQL, one transaction
+per batch: an interrupted seed leaves the batches it finished); the next batch is generated in a
 thread while the database takes the current one.
 """
 
@@ -36,17 +35,15 @@ import asyncio
 import heapq
 import random
 from bisect import bisect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate, islice
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from jobql.storage.engine import analyze
+from jobql.storage import bulk
+from jobql.storage.bulk import INSTANCE_COLUMNS
 from jobql.storage.enums import (
     InstanceStatus,
     InstanceType,
@@ -57,7 +54,9 @@ from jobql.storage.enums import (
     TimeType,
     TriggerType,
 )
-from jobql.storage.models import Base, Instance, InstanceNode, Job, Workspace
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 Progress = Callable[[int, int], None]
 
@@ -71,8 +70,6 @@ MAX_NODES = 30
 SPAN = timedelta(days=90)
 _REFERENCE_BASE = datetime(2025, 6, 1, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Set to False to insert through SQLAlchemy on PostgreSQL too (for measuring COPY against it).
-PREFER_COPY = True
 
 
 @dataclass(frozen=True)
@@ -122,22 +119,15 @@ async def seed_database(
     `progress(done, total)` counts instances: once with 0 when the jobs are in, then after each
     batch commits, the last call with `done == total`.
     """
-    postgresql = engine.dialect.name == "postgresql"
-    use_copy = postgresql and PREFER_COPY
-    batch = BATCH_POSTGRESQL if postgresql else BATCH_SQLITE
-    async with engine.begin() as conn:
-        workspace_ids = await _ensure_workspaces(conn, plan.workspace_names)
-        taken = await _job_names(conn, list(workspace_ids.values()))
-        next_job_id = await _next_id(conn, _JOB_TABLE)
-        next_instance_id = await _next_id(conn, _INSTANCE_TABLE)
-        next_node_id = await _next_id(conn, _NODE_TABLE)
-        synth = _Synth(plan, list(workspace_ids.values()), taken, next_job_id)
-        if synth.jobs:
-            await _insert(conn, _JOB_TABLE, _JOB_COLUMNS, synth.job_rows(), False)
+    batch = BATCH_POSTGRESQL if engine.dialect.name == "postgresql" else BATCH_SQLITE
+    start = await bulk.begin_load(engine, plan.workspace_names)
+    synth = _Synth(plan, list(start.workspace_ids.values()), start.taken, start.next_job_id)
+    if synth.jobs:
+        await bulk.insert_jobs(engine, synth.job_rows())
     if progress is not None:
         progress(0, plan.instances)
 
-    blocks = synth.blocks(next_instance_id, next_node_id)
+    blocks = synth.blocks(start.next_instance_id, start.next_node_id)
 
     def next_batch() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         instance_rows: list[tuple[Any, ...]] = []
@@ -147,171 +137,23 @@ async def seed_database(
             node_rows += block_nodes
         return instance_rows, node_rows
 
-    async def write(instance_rows: list[tuple[Any, ...]], node_rows: list[tuple[Any, ...]]) -> None:
-        async with engine.begin() as conn:
-            if postgresql:
-                # Synthetic rows: losing the last batches in a server crash costs nothing.
-                await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
-            await _insert(conn, _INSTANCE_TABLE, _INSTANCE_COLUMNS, instance_rows, use_copy)
-            await _insert(conn, _NODE_TABLE, _NODE_COLUMNS, node_rows, use_copy)
-
     # The next batch is generated in a thread while the database takes the current one (the
     # generator is only ever advanced by one thread at a time).
     done = nodes = 0
     instance_rows, node_rows = await asyncio.to_thread(next_batch)
     while instance_rows:
         _, (next_instances, next_nodes) = await asyncio.gather(
-            write(instance_rows, node_rows), asyncio.to_thread(next_batch)
+            bulk.insert_batch(engine, instance_rows, node_rows), asyncio.to_thread(next_batch)
         )
         done += len(instance_rows)
         nodes += len(node_rows)
         if progress is not None:
             progress(done, plan.instances)
         instance_rows, node_rows = next_instances, next_nodes
-
-    if postgresql:
-        async with engine.begin() as conn:
-            for table in (_WORKSPACE_TABLE, _JOB_TABLE, _INSTANCE_TABLE, _NODE_TABLE):
-                # Serial or identity alike; setval(NULL, ...) is NULL when there is no sequence.
-                await conn.execute(
-                    text(
-                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), max(id)) "
-                        f"FROM {table.name} HAVING max(id) IS NOT NULL"
-                    )
-                )
-    # Fresh statistics: without them PostgreSQL plans the first queries on a freshly loaded
-    # table badly (measured: 0.9 s instead of 75 ms for a page of 50 failed runs at 1M rows).
-    await analyze(
-        engine, [t.name for t in (_WORKSPACE_TABLE, _JOB_TABLE, _INSTANCE_TABLE, _NODE_TABLE)]
-    )
+    await bulk.finish_load(engine)
     return SeedResult(
-        workspaces=len(workspace_ids), jobs=len(synth.jobs), instances=done, nodes=nodes
+        workspaces=len(start.workspace_ids), jobs=len(synth.jobs), instances=done, nodes=nodes
     )
-
-
-# --- database -------------------------------------------------------------------------------
-
-_JOB_TABLE = Base.metadata.tables[Job.__tablename__]
-_INSTANCE_TABLE = Base.metadata.tables[Instance.__tablename__]
-_NODE_TABLE = Base.metadata.tables[InstanceNode.__tablename__]
-_WORKSPACE_TABLE = Base.metadata.tables[Workspace.__tablename__]
-
-_JOB_COLUMNS = (
-    "id",
-    "workspace_id",
-    "name",
-    "vendor_job_id",
-    "type",
-    "parent_id",
-    "parent_node_name",
-)
-_INSTANCE_COLUMNS = tuple(column.name for column in _INSTANCE_TABLE.columns)
-_NODE_COLUMNS = (
-    "id",
-    "workspace_id",
-    "instance_id",
-    "position",
-    "name",
-    "type",
-    "status",
-    "plan_time",
-    "start_time",
-    "end_time",
-    "submit_time",
-    "retry_times",
-    "input_row_count",
-    "speed",
-    "log_path",
-)
-
-
-async def _ensure_workspaces(conn: AsyncConnection, names: list[str]) -> dict[str, int]:
-    rows = await conn.execute(select(Workspace.name, Workspace.id).where(Workspace.name.in_(names)))
-    found: dict[str, int] = {name: id_ for name, id_ in rows}
-    missing = [name for name in names if name not in found]
-    if missing:
-        next_id = await _next_id(conn, _WORKSPACE_TABLE)
-        created = {name: next_id + n for n, name in enumerate(missing)}
-        await conn.execute(
-            insert(Workspace), [{"id": id_, "name": name} for name, id_ in created.items()]
-        )
-        found.update(created)
-    return {name: found[name] for name in names}
-
-
-async def _job_names(conn: AsyncConnection, workspace_ids: list[int]) -> dict[int, set[str]]:
-    taken: dict[int, set[str]] = {workspace_id: set() for workspace_id in workspace_ids}
-    rows = await conn.execute(
-        select(Job.workspace_id, Job.name).where(Job.workspace_id.in_(workspace_ids))
-    )
-    for workspace_id, name in rows:
-        taken[workspace_id].add(name)
-    return taken
-
-
-async def _next_id(conn: AsyncConnection, table: Table) -> int:
-    return int((await conn.execute(select(func.max(table.c.id)))).scalar() or 0) + 1
-
-
-async def _insert(
-    conn: AsyncConnection,
-    table: Table,
-    columns: Sequence[str],
-    rows: list[tuple[Any, ...]],
-    use_copy: bool,
-) -> None:
-    if not rows:
-        return
-    if use_copy:
-        # Binary COPY through asyncpg, inside the transaction SQLAlchemy began on this connection.
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        await driver.copy_records_to_table(
-            table.name, records=rows, columns=list(columns), schema_name=table.schema
-        )
-    elif conn.dialect.name == "sqlite":
-        await _insert_sqlite(conn, table, columns, rows)
-    else:
-        await conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
-
-
-async def _insert_sqlite(
-    conn: AsyncConnection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
-) -> None:
-    """executemany of plain tuples, values through the columns' own bind processors.
-
-    Same values as `conn.execute(insert(table), dicts)`, without building a dict and a parameter
-    set per row; times shared by many rows (a node's plan and submit time) are formatted once.
-    """
-    dialect = conn.dialect
-    processors = {
-        n: processor
-        for n, name in enumerate(columns)
-        if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-    }
-    if processors:
-        memos: dict[int, dict[Any, Any]] = {n: {} for n in processors}
-        converted: list[tuple[Any, ...]] = []
-        for row in rows:
-            values = list(row)
-            for n, processor in processors.items():
-                value = values[n]
-                if value is not None:
-                    memo = memos[n]
-                    bound = memo.get(value)
-                    if bound is None:
-                        bound = memo[value] = processor(value)
-                    values[n] = bound
-            converted.append(tuple(values))
-    else:
-        converted = list(rows)
-    quote = dialect.identifier_preparer.quote
-    statement = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in columns)}) "
-        f"VALUES ({', '.join('?' * len(columns))})"
-    )
-    await conn.exec_driver_sql(statement, converted)
 
 
 # --- vocabulary -----------------------------------------------------------------------------
@@ -1067,8 +909,8 @@ class _Synth:
             row["runtime_last_error_time"] = _at(error_ms)
 
 
-_INSTANCE_NULLS: dict[str, Any] = dict.fromkeys(_INSTANCE_COLUMNS)
-_instance_tuple: Callable[[dict[str, Any]], tuple[Any, ...]] = itemgetter(*_INSTANCE_COLUMNS)
+_INSTANCE_NULLS: dict[str, Any] = dict.fromkeys(INSTANCE_COLUMNS)
+_instance_tuple: Callable[[dict[str, Any]], tuple[Any, ...]] = itemgetter(*INSTANCE_COLUMNS)
 
 
 def _ms(value: datetime) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobql.body import DRAIN_SECONDS
+from jobql.http.body import DRAIN_SECONDS
 from tests.e2e.conftest import (
     STARTUP_TIMEOUT_S,
     _free_port,

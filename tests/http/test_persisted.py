@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.app import create_app
 from jobql.cli import main
-from jobql.schema.persisted import (
+from jobql.http.persisted import (
     Allowlist,
     AllowlistError,
     QueryStore,

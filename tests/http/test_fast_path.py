@@ -319,7 +319,7 @@ async def test_the_fast_lane_answers_byte_for_byte_like_the_full_stack(
     fast_counter: FastCounter,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from jobql.schema import http as endpoint_module
+    from jobql.http import lane as endpoint_module
 
     answered = 0
     real = endpoint_module.FastLane._answer
@@ -398,7 +398,7 @@ async def test_a_failed_fast_read_leaves_the_full_pipeline_a_usable_connection(
 
 
 async def test_the_fast_lane_can_be_switched_off(engine: AsyncEngine, workspace: str) -> None:
-    from jobql.schema.http import FastLane
+    from jobql.http.lane import FastLane
 
     assert Settings.from_env({}).fast_lane is True
     settings = Settings.from_env(

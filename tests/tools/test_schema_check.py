@@ -12,7 +12,7 @@ from graphql import build_schema, find_breaking_changes, find_dangerous_changes
 
 from jobql.cli import main
 from jobql.schema import schema
-from jobql.schema.compat import check, coordinate_of
+from jobql.tools.schema_check import check, coordinate_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTANCE_HEADER = "type Instance implements Node {\n"

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jobql.storage import seed
+from jobql.demo import seed
+from jobql.demo.seed import SeedPlan, SeedResult, reference_time, seed_database
 from jobql.storage.engine import create_engine
 from jobql.storage.enums import InstanceStatus, InstanceType, JobType, NodeStatus
 from jobql.storage.models import Base, Instance, InstanceNode, Job, Workspace
-from jobql.storage.seed import SeedPlan, SeedResult, reference_time, seed_database
 
 PG_ADMIN_URL = os.environ.get(
     "JOBQL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

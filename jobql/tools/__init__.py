@@ -1,0 +1,1 @@
+"""The machinery of jobql's maintenance commands (`jobql schema-check`)."""
