@@ -122,7 +122,37 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,  # --help is the benchmark's own
     )
     bench.set_defaults(handler=_bench)
+
+    collect = commands.add_parser(
+        "collect",
+        help="pull instances from DLF, SchedulerX and Realtime Compute into jobql, continuously",
+        description="Runs every source of the TOML file in passes until SIGTERM (see README, "
+        "Collecting from the sources). Exit 0: stopped; 1: a pass failed (--once), a source is "
+        "unhealthy (--status) or the database cannot be used; 2: the file cannot be used.",
+    )
+    collect.add_argument("--config", metavar="FILE", help="the collector's TOML file")
+    collect.add_argument("--once", action="store_true", help="one pass per source, then exit")
+    collect.add_argument(
+        "--source", action="append", metavar="NAME", help="only this source (repeatable)"
+    )
+    collect.add_argument(
+        "--status", action="store_true", help="each source's last success, lag and last error"
+    )
+    collect.set_defaults(handler=_collect)
     return parser
+
+
+def _collect(args: argparse.Namespace, settings: Settings) -> int:
+    from jobql.collect import command
+
+    return command.run(
+        config=args.config,
+        sources=args.source,
+        once=args.once,
+        status=args.status,
+        database_url=settings.database_url,
+        timezone=settings.timezone,
+    )
 
 
 def _positive(text: str) -> int:

@@ -1,6 +1,6 @@
-"""Imports go http -> schema -> resolvers -> storage and rest -> resolvers -> storage, never back;
-storage never sees Strawberry; the demo data writes through storage's bulk functions; and no
-module of jobql or bench imports itself in a circle."""
+"""Imports go http -> schema -> resolvers -> storage, rest -> resolvers -> storage and
+collect -> resolvers -> storage, never back; storage never sees Strawberry; the demo data writes
+through storage's bulk functions; and no module of jobql or bench imports itself in a circle."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jobql"
 
-UPPER = ("jobql.http", "jobql.rest", "jobql.app", "jobql.cli", "jobql.demo", "jobql.tools")
+UPPER = (
+    "jobql.http",
+    "jobql.rest",
+    "jobql.app",
+    "jobql.cli",
+    "jobql.demo",
+    "jobql.tools",
+    "jobql.collect",
+)
 FORBIDDEN = {
     "storage": ("strawberry", "graphql", "starlette", "jobql.schema", "jobql.resolvers", *UPPER),
     "resolvers": ("strawberry", "graphql", "starlette", "jobql.schema", *UPPER),
@@ -42,6 +50,31 @@ FORBIDDEN = {
         "jobql.schema",
         "jobql.resolvers",
     ),
+    # The collector: pulls the sources through their SDKs into the one ingest path, through the
+    # resolvers (as rest does); no GraphQL, no HTTP face.
+    "collect": (
+        "strawberry",
+        "graphql",
+        "starlette",
+        "jobql.schema",
+        "jobql.storage",
+        "jobql.http",
+        "jobql.rest",
+        "jobql.app",
+        "jobql.cli",
+        "jobql.demo",
+        "jobql.tools",
+    ),
+    # Its adapters: call the SDK, return records; neither the collector's logic nor the store.
+    "collect/sources": (
+        "sqlalchemy",
+        "jobql.resolvers",
+        "jobql.storage",
+        "jobql.collect.caller",
+        "jobql.collect.checkpoints",
+        "jobql.collect.runner",
+        "jobql.collect.walks",
+    ),
     # The source REST endpoints: a second face beside GraphQL, on the same resolvers.
     "rest": (
         "strawberry",
@@ -60,6 +93,15 @@ ALLOWED = {
     "schema": ("jobql.storage.enums", "jobql.storage.types"),
     "rest": ("jobql.storage.enums", "jobql.storage.types"),
     "demo": ("sqlalchemy.ext.asyncio",),  # the engine it is handed, as a type
+    # The records' vocabulary; and the collector's process owns its engine (opened, checked to
+    # be migrated, closed), as jobql.app's lifespan does.
+    "collect": (
+        "jobql.storage.records",
+        "jobql.storage.enums",
+        "jobql.storage.engine",
+        "jobql.storage.migrate",
+    ),
+    "collect/sources": ("jobql.storage.records",),
 }
 
 

@@ -4,6 +4,12 @@ The body carries no workspace (DLF takes it from the `workspace` request header)
 from the caller, else `default`. Times are epoch milliseconds. `executeTime` is kept exactly as
 reported; the page's example 3 spells it `exeTime`, which is read the same way. `total` counts the
 instances on every page, so it is not compared with the list.
+
+Beside the page's fields, an item may carry those of the DLF SDK's `JobInstance` model (what DLF
+and jobql's own endpoint answer; `jobql collect` reads them): `jobId` (a job fact, the job's
+vendor id), `instanceType` (v2's codes 0, 2, 5, 6, 7), `version`, `forceSuccess`,
+`ignoreSuccess` and `errorMessage` (the instance's last error message). The detail body
+(`dlf_v1_detail`) reads the same way.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from jobql.importers.errors import ImportFormatError
 from jobql.importers.fields import (
     Field,
     Rec,
+    boolean,
     code,
     epoch_ms,
+    int32,
     int64,
     name,
     number,
@@ -34,20 +42,28 @@ from jobql.importers.fields import (
     show,
     text,
 )
-from jobql.storage.enums import InstanceStatus
+from jobql.storage.enums import InstanceStatus, InstanceType
 from jobql.storage.records import InstanceRecord
 
 FORMAT = "dlf-v1-list"
 
 # Every DLF status string (v2 adds skip-by-depend and freeze; v1 pages list seven of them).
 DLF_STATUS = code({s.value: s.name for s in InstanceStatus if s is not InstanceStatus.REJECTED})
+INSTANCE_TYPE = code({t.value: t.name for t in InstanceType})
 
 _OPTIONAL: tuple[Field, ...] = (
     ("jobInstanceName", "job_instance_name", text),
     ("startTime", "start_time", epoch_ms),
     ("endTime", "end_time", epoch_ms),
     ("submitTime", "submit_time", epoch_ms),
+    # The SDK model's fields beyond the page's.
+    ("instanceType", "instance_type", INSTANCE_TYPE),
+    ("version", "version", int32),
+    ("forceSuccess", "force_success", boolean),
+    ("ignoreSuccess", "ignore_success", boolean),
+    ("errorMessage", "runtime_last_error_message", text),
 )
+_JOB: tuple[Field, ...] = (("jobId", "vendor_job_id", int64),)
 
 
 def parse(
@@ -96,10 +112,13 @@ def camel_instance(obj: dict[str, Any], rec: Rec, workspace: str) -> InstanceRec
         if execute_time is not None and value != values["execute_time"]:
             rec.fail(f"executeTime {show(execute_time)} and exeTime {show(spelled)} disagree")
         values["execute_time"] = value
+    job_values: dict[str, Any] = {}
+    put(job_values, obj, rec, _JOB)
     return InstanceRecord(
         workspace=workspace,
         job_name=job_name,
         instance_id=instance_id,
         values=values,
+        job_values=job_values,
         source=rec.label,
     )

@@ -10,12 +10,11 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 from jobql.importers.body import DEFAULT_WORKSPACE, Collector, Document, ParsedBody, load
-from jobql.importers.dlf_v1_list import DLF_STATUS, instance_list
+from jobql.importers.dlf_v1_list import DLF_STATUS, INSTANCE_TYPE, instance_list
 from jobql.importers.fields import (
     Field,
     Rec,
     boolean,
-    code,
     epoch_ms,
     int32,
     int64,
@@ -26,12 +25,9 @@ from jobql.importers.fields import (
     required,
     text,
 )
-from jobql.storage.enums import InstanceType
 from jobql.storage.records import InstanceRecord
 
 FORMAT = "dlf-v2-list"
-
-INSTANCE_TYPE = code({t.value: t.name for t in InstanceType})
 
 _OPTIONAL: tuple[Field, ...] = (
     ("job_instance_name", "job_instance_name", text),

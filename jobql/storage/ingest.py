@@ -775,6 +775,58 @@ async def _replace_nodes(
         await connection.execute(statement, rows)
 
 
+@dataclass(frozen=True)
+class StoredInstance:
+    """What the store holds of a record's instance: its status, and whether a value the record
+    reports (or a fact about its job) differs from the stored one."""
+
+    status: str
+    differs: bool
+
+
+async def stored_instances(
+    connection: AsyncConnection, records: Sequence[InstanceRecord]
+) -> list[StoredInstance | None]:
+    """For each record, its stored instance (None: not stored), compared value by value and node
+    by node as `write_instances` compares them (report times aside). Writes nothing."""
+    names = sorted({record.workspace for record in records})
+    spaces: dict[str, int] = {}
+    for part in _chunks(names):
+        rows = await connection.execute(
+            select(_workspace.c.id, _workspace.c.name).where(_workspace.c.name.in_(part))
+        )
+        spaces.update({name: key for key, name in rows.all()})
+    job_keys = [(spaces.get(r.workspace, 0), r.job_name) for r in records]
+    jobs = await _jobs_by_key(connection, [k for k in job_keys if k[0]])
+    keys = [
+        (jobs[k]["id"], r.instance_id) if k in jobs else None
+        for r, k in zip(records, job_keys, strict=True)
+    ]
+    stored = await _instances_by_key(connection, [k for k in keys if k is not None])
+    nodes = await _nodes_of(
+        connection,
+        [
+            stored[k]["id"]
+            for k, r in zip(keys, records, strict=True)
+            if k in stored and r.nodes is not None
+        ],
+    )
+    found: list[StoredInstance | None] = []
+    for record, job_key, key in zip(records, job_keys, keys, strict=True):
+        row = stored.get(key) if key is not None else None
+        if row is None:
+            found.append(None)
+            continue
+        job = jobs[job_key]
+        differs = (
+            any(_normal(v) != row[c] for c, v in record.values.items())
+            or any(_normal(v) != job[c] for c, v in record.job_values.items())
+            or _nodes_differ(record, nodes.get(row["id"], {}))
+        )
+        found.append(StoredInstance(status=row["status"], differs=differs))
+    return found
+
+
 def _node_row(key: int, workspace_id: int, position: int, node: NodeRecord) -> dict[str, Any]:
     # type and status stand in only for the insert of a new node (which must report them).
     row: dict[str, Any] = {"type": "", "status": "", **node.values}
@@ -782,4 +834,13 @@ def _node_row(key: int, workspace_id: int, position: int, node: NodeRecord) -> d
     return row
 
 
-__all__ = ["ItemError", "ItemResult", "Outcome", "link_sub_jobs", "write_instances", "write_jobs"]
+__all__ = [
+    "ItemError",
+    "ItemResult",
+    "Outcome",
+    "StoredInstance",
+    "link_sub_jobs",
+    "stored_instances",
+    "write_instances",
+    "write_jobs",
+]

@@ -1,4 +1,5 @@
-"""The store: workspace, job, instance, instance_node.
+"""The store: workspace, job, instance, instance_node; and collect_checkpoint, where `jobql collect`
+stands in each source.
 
 Every table has an integer surrogate key `id`; it is the tie-breaker of every order. Vendor ids
 (`vendor_job_id`, `vendor_instance_id`) are kept as reported: an instance id is unique only within
@@ -161,3 +162,25 @@ class InstanceNode(Base):
     input_row_count: Mapped[int | None] = mapped_column(BigInteger)
     speed: Mapped[float | None] = mapped_column(Float)
     log_path: Mapped[str | None] = mapped_column(Text)
+
+
+class CollectCheckpoint(Base):
+    """Where `jobql collect` stands in one source (its name in the collector's config) and scope (a
+    job, an instance, or "" for the source as a whole): written in the transaction that stores the
+    data it covers, so a restart resumes exactly there."""
+
+    __tablename__ = "collect_checkpoint"
+    __table_args__ = (UniqueConstraint("source", "scope"),)
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
+    source: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(16))
+    # The source's own bookmark as JSON (see jobql/collect/checkpoints.py).
+    position: Mapped[str | None] = mapped_column(Text)
+    # The data of this scope is complete up to this time (lag = now - high_water).
+    high_water: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

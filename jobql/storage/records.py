@@ -105,3 +105,21 @@ class InstanceRecord:
     job_values: dict[str, Any] = field(default_factory=dict)
     # Where it came from, for messages: "file.json: instances[3]".
     source: str = ""
+
+
+@dataclass
+class CheckpointRecord:
+    """Where `jobql collect` stands in one source and scope (a row of `collect_checkpoint`).
+
+    `position` is the source's own bookmark as JSON text; `high_water` the time up to which this
+    scope's data is known to be stored (lag = now - high_water).
+    """
+
+    source: str
+    scope: str
+    kind: str
+    position: str | None = None
+    high_water: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
