@@ -127,8 +127,9 @@ async def test_nested_pages_continue_from_their_cursor(
     assert tail["pageInfo"]["hasNextPage"] is False
 
 
-def test_loaders_are_made_on_first_use_and_kept_for_the_request() -> None:
-    """A request the compiled strategy answers builds none of them."""
+async def test_loaders_are_made_on_first_use_and_kept_for_the_request() -> None:
+    """A request the compiled strategy answers builds none of them. (Async: a loader binds the
+    running event loop, as it does in a request.)"""
     from jobql.storage.engine import Reader
     from jobql.storage.loaders import Loaders, NodeByIdLoader
 
