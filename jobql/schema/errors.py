@@ -51,6 +51,11 @@ def error_code(error: GraphQLError) -> str:
         return "GRAPHQL_PARSE_FAILED"
     if error.path is None:
         return "GRAPHQL_VALIDATION_FAILED"
+    if isinstance(original, GraphQLError | None) and error.message.startswith("Argument '"):
+        # graphql-core's own coercion of a field's arguments while executing: a variable with a
+        # default sent as null where a non-null value goes ("Argument 'name' has invalid
+        # value: Expected variable '$v' provided to non-null type 'String!' not to be None.").
+        return "BAD_USER_INPUT"
     return "INTERNAL"
 
 

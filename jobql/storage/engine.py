@@ -327,9 +327,11 @@ class Reader:
                     await self._connection.execution_options(isolation_level="AUTOCOMMIT")
             try:
                 yield self._connection
-            except DBAPIError:
-                # A failed statement aborts a PostgreSQL transaction: whatever the request reads
-                # next (the reference strategy after a compiled read failed) gets a fresh one.
+            except (DBAPIError, asyncio.CancelledError):
+                # A failed statement aborts a PostgreSQL transaction, and a cancelled one (a
+                # sibling field's error cancels the rest) leaves the connection unusable: whatever
+                # the request reads next (the reference strategy after a compiled read failed)
+                # gets a fresh connection.
                 connection, self._connection = self._connection, None
                 with contextlib.suppress(Exception):
                     await connection.close()

@@ -335,6 +335,7 @@ class _Builder:
 
         first_out, last_out = (last_kept, 1) if from_end else (1, last_kept)
         pairs: list[tuple[str, ColumnElement[Any]]] = []
+        aggregates = False  # whether anything reads the page's rows (all through aggregates)
         for response_key, part in plan.fields:
             if isinstance(part, Edges):
                 edge_pairs: list[tuple[str, ColumnElement[Any]]] = []
@@ -347,36 +348,46 @@ class _Builder:
                         edge_pairs.append((edge_key, self.object(edge_part, row, r)))
                 item = self.obj(edge_pairs)
                 pairs.append((response_key, self.array(item, order, kept=kept)))
+                aggregates = True
             elif isinstance(part, Nodes):
                 item = self.object(part.item, row, r)
                 pairs.append((response_key, self.array(item, order, kept=kept)))
+                aggregates = True
             elif isinstance(part, PageInfo):
                 info: list[tuple[str, ColumnElement[Any]]] = []
                 for info_key, name in part.fields:
                     if isinstance(name, Const):
                         info.append((info_key, self.const(name.value)))
                     elif name == "hasNextPage":
-                        has_next = (
-                            true() if window.before is not None else false() if from_end else more
-                        )
+                        # As page_from_rows: exact paging forward (with or without `before`).
+                        has_next: ColumnElement[bool]
+                        if from_end:
+                            has_next = true() if window.before is not None else false()
+                        else:
+                            has_next, aggregates = more, True
                         info.append((info_key, self.boolean(has_next)))
                     elif name == "hasPreviousPage":
-                        has_previous = (
-                            more if from_end else true() if window.after is not None else false()
-                        )
+                        has_previous: ColumnElement[bool]
+                        if from_end:
+                            has_previous, aggregates = more, True
+                        else:
+                            has_previous = true() if window.after is not None else false()
                         info.append((info_key, self.boolean(has_previous)))
                     elif name == "startCursor":
                         info.append((info_key, cursor_at(_as_int(first_out))))
+                        aggregates = True
                     else:
                         info.append((info_key, cursor_at(_as_int(last_out))))
+                        aggregates = True
                 pairs.append((response_key, self.obj(info)))
             elif isinstance(part, TotalCount):
                 pairs.append((response_key, counted.scalar_subquery()))
             else:
                 pairs.append((response_key, self.const(part.value)))
-        if not any(isinstance(part, (Edges, Nodes, PageInfo)) for _, part in plan.fields):
-            # Nothing aggregates the page (only totalCount or __typename): no rows to read, and
-            # without an aggregate an empty page would make no row at all.
+        if not aggregates:
+            # Nothing reads the page (only totalCount, __typename, or page info that is constant
+            # for these arguments): no rows to read, and without an aggregate the statement
+            # would make one row per page row (none for an empty page).
             return select(self.obj(pairs))
         return select(self.obj(pairs)).select_from(r)
 

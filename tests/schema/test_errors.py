@@ -309,3 +309,20 @@ async def test_cursors_with_a_valid_check_but_impossible_values_are_bad_user_inp
         variables = {"after": forged}
     result = await execute(engine, document, variables, workspace=workspace)
     assert error_codes(result) == ["BAD_USER_INPUT"], result.errors
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        'query($v: String = "x") { job(name: $v) { name } }',
+        "query($v: InstanceStatus = FAIL) { instances(filter: {statuses: [$v]}) { totalCount } }",
+    ],
+)
+async def test_a_null_sent_for_a_defaulted_variable_in_a_non_null_place_is_bad_user_input(
+    engine: AsyncEngine, document: str
+) -> None:
+    """graphql-core refuses the argument while executing (the variable itself is valid: it is
+    nullable with a default); it is the client's mistake, not INTERNAL."""
+    result = await execute(engine, document, {"v": None})
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+    assert "Expected variable '$v' provided to non-null type" in result.errors[0].message
