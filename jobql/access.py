@@ -128,6 +128,11 @@ class Authentication:
         principal = self.access.authenticate(headers.get("authorization"))
         if principal is None:
             if scope["type"] == "websocket":
+                if "authorization" not in headers:
+                    # Browsers cannot set headers on a WebSocket: the token may come in the
+                    # protocol's first message (jobql/http/ws.py decides).
+                    await self.app(scope, receive, send)
+                    return
                 await send({"type": "websocket.close", "code": 4401})
                 return
             await send_error(
@@ -157,3 +162,9 @@ def principal_of(scope: Scope) -> Principal:
     principal = scope.get(PRINCIPAL_KEY, ANONYMOUS)
     assert isinstance(principal, Principal)
     return principal
+
+
+def principal_if_any(scope: Scope) -> Principal | None:
+    """The principal the middleware found, None when it let a WebSocket through without one."""
+    principal = scope.get(PRINCIPAL_KEY)
+    return principal if isinstance(principal, Principal) else None

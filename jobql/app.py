@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -21,6 +22,9 @@ from jobql.http.body import BodyLimit, LingeringClose
 from jobql.http.endpoint import GraphQLEndpoint
 from jobql.http.lane import FastLane
 from jobql.http.persisted import Allowlist, PersistedQueries
+from jobql.http.sse import GraphQLOverSSE
+from jobql.http.subscriptions import LiveLimits, Runner
+from jobql.resolvers.live import Broker
 from jobql.rest import RequestIds, rest_routes
 from jobql.schema import create_schema
 from jobql.schema.limits import Limits
@@ -51,16 +55,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_tokens=settings.max_tokens,
         max_cost=settings.max_cost,
     )
-    graphql = GraphQLEndpoint(
-        create_schema(
-            limits,
-            public=settings.public_schema,
-            read_strategy=settings.read_strategy,
-            report_strategy=settings.debug_strategy,
-            fast_path=settings.fast_path,
-        ),
+    schema = create_schema(
+        limits,
+        public=settings.public_schema,
+        read_strategy=settings.read_strategy,
+        report_strategy=settings.debug_strategy,
+        fast_path=settings.fast_path,
+    )
+    cursors = CursorCodec(settings.cursor_secret)
+    live_limits = LiveLimits(
+        queue_size=settings.live_queue_size,
+        max_per_worker=settings.live_max_subscriptions,
+        max_per_connection=settings.live_max_per_connection,
+        keepalive=settings.live_keepalive,
+    )
+    # This worker's reader of the event log, started and stopped with the app.
+    broker = Broker(
         engine,
-        CursorCodec(settings.cursor_secret),
+        poll_interval=settings.live_poll_interval,
+        max_age=timedelta(seconds=settings.event_retention_seconds),
+        max_count=settings.event_retention_count,
+        # At most half the pool for subscriptions' reads: writes and queries keep the rest.
+        read_concurrency=max(1, settings.pool_size // 2),
+    )
+    graphql = GraphQLEndpoint(
+        schema,
+        engine,
+        cursors,
         graphiql=settings.public_schema,
         max_body_bytes=settings.max_body_bytes,
         timeout=settings.request_timeout,
@@ -74,7 +95,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
         ),
         cache_max_age=settings.cache_max_age,
+        access=access,
+        live_limits=live_limits,
     )
+    graphql.runner = Runner(schema, broker, engine, cursors, live_limits)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -90,7 +114,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 raise DatabaseNotMigrated(
                     "The database is not migrated to this version of jobql: run `jobql migrate`."
                 )
-            yield
+            await broker.start()
+            try:
+                yield
+            finally:
+                assert graphql.runner is not None
+                await graphql.runner.close()
+                await broker.close()
         finally:
             await engine.dispose()
 
@@ -108,6 +138,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # No method list: the view answers other methods with a JSON 405 itself.
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
+            # GraphQL over Server-Sent Events (graphql-sse, distinct connections).
+            Route("/graphql/stream", GraphQLOverSSE(graphql)),
             Route("/healthz", healthz, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("jobql", "static")]), name="static"),
             # The example dashboard (examples/dashboard/): static files that call /graphql.
@@ -134,4 +166,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
     )
     app.state.engine = engine
+    app.state.broker = broker
     return app

@@ -53,6 +53,14 @@ class Settings:
     allowed_operations: str | None = None
     # None: examples/dashboard of the source checkout (see jobql/dashboard.py).
     dashboard_dir: str | None = None
+    # Live data (subscriptions): the event log's retention, and limits per subscriber.
+    event_retention_seconds: float = 7 * 24 * 3600.0
+    event_retention_count: int = 1_000_000
+    live_poll_interval: float = 1.0
+    live_queue_size: int = 1_000
+    live_max_subscriptions: int = 10_000
+    live_max_per_connection: int = 100
+    live_keepalive: float = 15.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -96,6 +104,13 @@ class Settings:
             cache_max_age=_int(env, "JOBQL_CACHE_MAX_AGE", 5, minimum=0),
             allowed_operations=env.get("JOBQL_ALLOWED_OPERATIONS") or None,
             dashboard_dir=env.get("JOBQL_DASHBOARD_DIR") or None,
+            event_retention_seconds=_float(env, "JOBQL_EVENT_RETENTION_SECONDS", 7 * 24 * 3600.0),
+            event_retention_count=_int(env, "JOBQL_EVENT_RETENTION_COUNT", 1_000_000, minimum=1),
+            live_poll_interval=_float(env, "JOBQL_LIVE_POLL_INTERVAL", 1.0),
+            live_queue_size=_int(env, "JOBQL_LIVE_QUEUE_SIZE", 1_000, minimum=1),
+            live_max_subscriptions=_int(env, "JOBQL_LIVE_MAX_SUBSCRIPTIONS", 10_000, minimum=1),
+            live_max_per_connection=_int(env, "JOBQL_LIVE_MAX_PER_CONNECTION", 100, minimum=1),
+            live_keepalive=_float(env, "JOBQL_LIVE_KEEPALIVE", 15.0),
         )
         try:
             ZoneInfo(settings.timezone)

@@ -1,6 +1,9 @@
 // The dashboard: filters -> three views (counts, instances, timeline), each one GraphQL request,
-// and a drill-down to an instance's nodes (one more). Plain ES modules, no build step.
+// and a drill-down to an instance's nodes (one more). Plain ES modules, no build step. With
+// "Live" ticked, a subscription says when a change matches the filter and the views re-read what
+// they show; the open drill-down is itself a subscription (live.js).
 import { GraphQLRequestError, request } from './graphql.js';
+import { LiveConnection } from './live.js';
 import {
   INSTANCE_NODES_QUERY,
   INSTANCE_STATUSES,
@@ -40,7 +43,13 @@ const state = {
   selectedId: null,
   controller: null,
   pageController: null,
+  live: null, // a LiveConnection while "Live" is ticked
+  refreshTimer: null,
+  refreshController: null,
+  refreshes: 0,
 };
+// Changes arriving together are one re-read.
+const REFRESH_DELAY_MS = 250;
 
 /** `2025-05-31T22:47` from a datetime-local input, read as UTC -> `2025-05-31T22:47:00Z`. */
 function utc(value) {
@@ -171,6 +180,7 @@ async function apply() {
   // The drill-down belongs to the previous filter: close it.
   sections.nodes.hidden = true;
   state.selectedId = null;
+  if (state.live) startLive(); // the new filter and connection
   await Promise.all([
     loadCounts(generation, signal),
     loadInstances(generation, signal),
@@ -194,8 +204,56 @@ async function turnPage(direction) {
   await loadInstances(state.generation, state.pageController.signal);
 }
 
+/** A change matched: re-read the views as they are (same filter, same page), once per burst. */
+function scheduleRefresh() {
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = setTimeout(() => {
+    state.refreshController?.abort();
+    state.refreshController = new AbortController();
+    const { signal } = state.refreshController;
+    const generation = state.generation;
+    state.refreshes += 1;
+    views.dataset.refreshes = String(state.refreshes);
+    Promise.all([
+      loadCounts(generation, signal),
+      loadInstances(generation, signal),
+      loadTimeline(generation, signal),
+    ]);
+  }, REFRESH_DELAY_MS);
+}
+
+function showLiveStatus(status, detail) {
+  const output = $('#liveStatus');
+  output.dataset.status = status;
+  output.textContent = detail ? `${status} (${detail})` : status;
+}
+
+function startLive() {
+  state.live?.stop();
+  state.live = new LiveConnection(state.connection, {
+    onEvent: scheduleRefresh,
+    onInstance: (instance) => {
+      if (!instance || sections.nodes.hidden) return;
+      renderNodes(sections.nodes, instance, { limit: NODES_SIZE });
+      sections.nodes.dataset.pushes = String(Number(sections.nodes.dataset.pushes ?? 0) + 1);
+    },
+    onStatus: showLiveStatus,
+  });
+  // For the browser test: a network drop on demand.
+  window.jobqlLive = state.live;
+  state.live.start(state.filter);
+  if (state.selectedId) state.live.watch(state.selectedId, NODES_SIZE);
+}
+
+function stopLive() {
+  state.live?.stop();
+  state.live = null;
+  window.jobqlLive = null;
+}
+
 async function openInstance(instance) {
   state.selectedId = instance.id;
+  state.live?.watch(instance.id, NODES_SIZE);
   for (const row of sections.instances.querySelectorAll('tr.instance')) {
     row.classList.toggle('selected', row.dataset.id === instance.id);
   }
@@ -232,7 +290,14 @@ function start() {
   });
   form.addEventListener('reset', () => {
     // After the browser has reset the inputs, load the unfiltered views again.
-    setTimeout(() => form.requestSubmit(), 0);
+    setTimeout(() => {
+      if (!$('#live').checked) stopLive(); // reset unticks "Live" without a change event
+      form.requestSubmit();
+    }, 0);
+  });
+  $('#live').addEventListener('change', (event) => {
+    if (event.target.checked) startLive();
+    else stopLive();
   });
   $('#nextPage').addEventListener('click', () => turnPage(1));
   $('#previousPage').addEventListener('click', () => turnPage(-1));

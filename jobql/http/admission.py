@@ -6,7 +6,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobql.asgi import send_error
 
-EXEMPT = ("/healthz", "/static/")
+# A live stream (`/graphql/stream`) is not a request in flight: subscriptions have their own
+# limits (JOBQL_LIVE_MAX_SUBSCRIPTIONS).
+EXEMPT = ("/healthz", "/static/", "/graphql/stream")
 
 
 class ConcurrencyLimit:

@@ -7,6 +7,8 @@
 - Each request gets its own context (workspace, connection, loaders), closed when it ends.
 - `GET /graphql` from a browser serves GraphiQL from the app's own static files (no CDN).
 - Automatic persisted queries and the cache headers of GET queries: see `persisted.py`.
+- WebSocket upgrades speak graphql-transport-ws (`ws.py`); subscriptions run through the
+  shared runner (`subscriptions.py`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from jobql.access import principal_of
+from jobql.access import ANONYMOUS, Access, principal_if_any, principal_of
 from jobql.http.persisted import VARY, HttpCache, PersistedQueries, PersistedQueryError
+from jobql.http.subscriptions import LiveLimits, Runner
+from jobql.http.ws import CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, TransportWS
 from jobql.resolvers.context import DEFAULT_WORKSPACE, AsyncEngine, CursorCodec, RequestContext
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -79,6 +84,9 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
 
 class GraphQLEndpoint(GraphQL[RequestContext, None]):
     websocket_adapter_class = TextWebSocketAdapter
+    graphql_transport_ws_handler_class = TransportWS
+    # Set by the app: the subscription runner (None: subscriptions are refused).
+    runner: Runner | None = None
 
     def __init__(
         self,
@@ -91,10 +99,20 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         timeout: float = 10.0,
         persisted: PersistedQueries | None = None,
         cache_max_age: int = 5,
+        access: Access | None = None,
+        live_limits: LiveLimits | None = None,
     ) -> None:
+        self.live_limits = live_limits or LiveLimits()
         super().__init__(
-            schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=True
+            schema,
+            graphql_ide="graphiql" if graphiql else None,
+            allow_queries_via_get=True,
+            # graphql-transport-ws only: the legacy graphql-ws protocol has no connection_init
+            # payload rules here.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            max_subscriptions_per_connection=self.live_limits.max_per_connection,
         )
+        self.access = access
         self.engine = engine
         self.cursors = cursors
         self.max_body_bytes = max_body_bytes
@@ -108,16 +126,15 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             # One context per connection (graphql-transport-ws): it holds no database connection
-            # and caches no rows between operations.
+            # and caches no rows between operations. Its workspace and scopes are decided by
+            # connection_init (`admit`); until then it may do nothing.
             socket = WebSocket(scope, receive=receive, send=send)
-            workspace = socket.headers.get("workspace") or DEFAULT_WORKSPACE
-            scopes = principal_of(scope).scopes_in(workspace)
-            # Allow-list mode: operations over the socket would bypass the list, so no socket.
-            if not scopes or self.persisted.allowlist is not None:
-                await socket.close(code=4403)
-                return
             context = RequestContext.open(
-                self.engine, self.cursors, workspace, long_lived=True, scopes=scopes
+                self.engine,
+                self.cursors,
+                socket.headers.get("workspace"),
+                long_lived=True,
+                scopes=frozenset(),
             )
             try:
                 await self.run(socket, context=context)
@@ -176,6 +193,33 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             await context.close()
         response = self.http_cache.apply(request, response)
         await response(scope, receive, send)
+
+    def admit(
+        self, websocket: Any, payload: dict[str, Any], context: RequestContext
+    ) -> tuple[int, str] | None:
+        """graphql-transport-ws connection_init: who is calling, in which workspace (see ws.py).
+        None: admitted (`context` now serves that workspace); else the close code and reason."""
+        scope = websocket.ws.scope
+        headers = websocket.ws.headers
+        token = payload.get("Authorization", payload.get("authorization"))
+        if token is not None and not isinstance(token, str):
+            return CLOSE_BAD_REQUEST, "Authorization must be a string: Bearer <token>"
+        open_access = self.access is None or self.access.open
+        if token is not None:
+            principal = ANONYMOUS if self.access is None else self.access.authenticate(token)
+        else:
+            principal = principal_if_any(scope) or (ANONYMOUS if open_access else None)
+        if principal is None:
+            return CLOSE_UNAUTHORIZED, "Unauthorized"
+        workspace = payload.get("workspace")
+        if workspace is not None and not isinstance(workspace, str):
+            return CLOSE_BAD_REQUEST, "workspace must be a string"
+        workspace = workspace or headers.get("workspace") or DEFAULT_WORKSPACE
+        scopes = principal.scopes_in(workspace)
+        if not scopes:
+            return CLOSE_FORBIDDEN, "Forbidden"
+        context.rebind(workspace, scopes)
+        return None
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)

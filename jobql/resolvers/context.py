@@ -39,6 +39,8 @@ class RequestContext:
     strategies: dict[str, str] = field(default_factory=dict)
     # The text of the operation being run (its hash names it in logs), set by the schema.
     document: str | None = None
+    # A subscription's `jobql.resolvers.live.Live` (how it reads events); None elsewhere.
+    live: object | None = None
 
     @classmethod
     def open(
@@ -62,6 +64,12 @@ class RequestContext:
             engine=engine,
             scopes=scopes,
         )
+
+    def rebind(self, workspace: str | None, scopes: frozenset[str]) -> None:
+        """Move a connection's context to another workspace (a WebSocket's connection_init)."""
+        self.workspace = workspace if workspace else DEFAULT_WORKSPACE
+        self.scopes = scopes
+        self.loaders = Loaders.create(self.reader, self.workspace, cache=False)
 
     def note_strategy(self, response_key: str, strategy: str) -> None:
         self.strategies[response_key] = strategy

@@ -30,6 +30,7 @@ from jobql.schema.instances import Instance
 from jobql.schema.jobs import Job
 from jobql.schema.limits import Limits
 from jobql.schema.limits import extensions as limit_extensions
+from jobql.schema.live import Subscription
 from jobql.schema.nodes import InstanceNode
 from jobql.schema.query import Query
 from jobql.schema.scalars import SCALAR_MAP
@@ -168,6 +169,7 @@ def create_schema(
     created = Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Job, Instance, InstanceNode],
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=not public),

@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -405,6 +405,46 @@ def plan_root(info: Info, name: str) -> selection.RootPlan | None:
         return None
 
 
+def selected(info: Info, type_name: str, field_name: str) -> list[list[FieldNode]]:
+    """The field nodes of `field_name` in this field's selection on `type_name`, one list per
+    response key (fragments and @skip/@include applied)."""
+    planner = _Planner.of(info, frozenset())
+    found = planner.fields(type_name, list(info._raw_info.field_nodes))
+    return [nodes for nodes in found.values() if nodes[0].name.value == field_name]
+
+
+InstanceFragments = Callable[[Sequence[int]], Awaitable[dict[int, orjson.Fragment]]]
+
+
+def compiled_instances(info: Info, nodes: list[FieldNode]) -> InstanceFragments | None:
+    """A subscription's instances, compiled: `nodes` (an `Instance` selection) read for a whole
+    batch of instances in one statement, each instance's JSON as a fragment. None when the
+    selection does not compile (the reference strategy serves it)."""
+    compilable = getattr(info.schema, "compilable", None)
+    if not compilable or getattr(info.schema, "read_strategy", None) != "compiled":
+        return None
+    ctx = info.context
+    try:
+        fields = _Planner.of(info, compilable).object("Instance", nodes)
+        selection.prepare(ctx, selection.many_by_id({"Instance": fields}, [("Instance", 1)]))
+    except Exception:
+        return None
+
+    async def read(keys: Sequence[int]) -> dict[int, orjson.Fragment]:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        plan = selection.many_by_id({"Instance": fields}, [("Instance", k) for k in wanted])
+        found = orjson.loads(await selection.read(ctx, plan) or "[]")
+        return {
+            key: orjson.Fragment(orjson.dumps(value))
+            for key, value in zip(wanted, found, strict=True)
+            if value is not None
+        }
+
+    return read
+
+
 async def serve(info: Info, name: str) -> orjson.Fragment | None:
     """Answer a root field with one statement, or None to let the reference resolver do it."""
     plan = plan_root(info, name)
@@ -628,8 +668,10 @@ __all__ = [
     "StrategyReport",
     "Unsupported",
     "compilable_fields",
+    "compiled_instances",
     "learn",
     "plan_root",
     "run_fast",
+    "selected",
     "serve",
 ]

@@ -194,6 +194,13 @@ def _closed(connection: Any) -> bool:
 _DRIVER_POOLS: weakref.WeakKeyDictionary[Any, DriverPool] = weakref.WeakKeyDictionary()
 
 
+def driver_connect_args(engine: AsyncEngine) -> dict[str, Any] | None:
+    """PostgreSQL: what asyncpg.connect takes to open a connection like the engine's own (for
+    a dedicated one, such as a LISTEN connection); None on other databases."""
+    pool = _DRIVER_POOLS.get(_base_engine(engine.sync_engine))
+    return None if pool is None else dict(pool._connect)
+
+
 def _close_driver_pool(sync_engine: Any) -> None:
     # Engine.dispose runs in SQLAlchemy's greenlet bridge (AsyncEngine.dispose), where await_
     # may wait for the pool's connections to close.
@@ -228,8 +235,19 @@ def _begin_sqlite(connection: Connection) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+# connection.info key: callbacks `write` runs once the transaction has committed.
+AFTER_COMMIT = "jobql.after_commit"
+
+
+def after_commit(connection: AsyncConnection, callback: Callable[[], None]) -> None:
+    """Run `callback` when the `write` transaction of `connection` has committed; never when it
+    rolls back. (A transaction not begun by `write` drops it: its committer says when.)"""
+    connection.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
 async def write(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    """Run `work` in one write transaction and commit it.
+    """Run `work` in one write transaction and commit it; then the callbacks `work` registered
+    with `after_commit`.
 
     On SQLite the transaction starts with BEGIN IMMEDIATE: concurrent writers queue for the
     write lock (up to the busy timeout) at the start, instead of failing at their first write.
@@ -240,8 +258,16 @@ async def write(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable
         try:
             async with engine.connect() as connection:
                 await connection.execution_options(jobql_begin="IMMEDIATE")
-                async with connection.begin():
-                    return await work(connection)
+                connection.info.pop(AFTER_COMMIT, None)
+                try:
+                    async with connection.begin():
+                        result = await work(connection)
+                except BaseException:
+                    connection.info.pop(AFTER_COMMIT, None)  # rolled back: nothing happened
+                    raise
+                for callback in connection.info.pop(AFTER_COMMIT, ()):
+                    callback()
+                return result
         except DBAPIError as exc:
             if not _worth_retrying(exc) or attempt == WRITE_ATTEMPTS:
                 raise

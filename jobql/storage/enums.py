@@ -91,3 +91,11 @@ class InstanceOrderField(Enum):
 class OrderDirection(Enum):
     ASC = "ASC"
     DESC = "DESC"
+
+
+class InstanceEventKind(Enum):
+    """What a change did to an instance (the event log's `kind`)."""
+
+    CREATED = "CREATED"
+    STATUS_CHANGED = "STATUS_CHANGED"
+    UPDATED = "UPDATED"

@@ -43,7 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobql.storage.enums import TERMINAL_INSTANCE_STATUSES, InstanceStatus
+from jobql.storage import events
+from jobql.storage.enums import TERMINAL_INSTANCE_STATUSES, InstanceEventKind, InstanceStatus
 from jobql.storage.models import Instance, InstanceNode, Job, Workspace
 from jobql.storage.records import (
     INSTANCE_REQUIRED,
@@ -518,7 +519,9 @@ async def write_instances(
         (jobs[k]["id"], r.instance_id) if k in jobs else None
         for r, k in zip(records, job_keys, strict=True)
     ]
-    stored = await _instances_by_key(connection, [k for k in keys if k is not None])
+    # Locked until commit (PostgreSQL): the status an event reports as previous is the one this
+    # write replaces, also when another writer reports the same instance at the same moment.
+    stored = await _instances_by_key(connection, [k for k in keys if k is not None], lock=True)
     stored_nodes = await _nodes_of(
         connection,
         [
@@ -606,7 +609,54 @@ async def write_instances(
         ],
         stored_nodes,
     )
+    await _log_changes(connection, [(i, writes[i][0]) for i in to_write], results, stored)
     return results
+
+
+async def _log_changes(
+    connection: AsyncConnection,
+    written: Sequence[tuple[int, tuple[int, int]]],
+    results: Sequence[ItemResult],
+    stored: dict[tuple[int, int], dict[str, Any]],
+) -> None:
+    """One event per instance this transaction created or changed (UNCHANGED and STALE items
+    write none), appended to the log in this transaction: see jobql/storage/events.py."""
+    changed = [
+        (index, key)
+        for index, key in written
+        if results[index].outcome in (Outcome.CREATED, Outcome.UPDATED)
+    ]
+    if not changed:
+        return
+    final = await _instances_by_key(connection, [key for _, key in changed])
+    changes: list[events.Change] = []
+    for index, key in changed:
+        row, before = final[key], stored.get(key)
+        created = results[index].outcome is Outcome.CREATED
+        # None also when a concurrent writer created the row after this one looked (PostgreSQL).
+        previous = None if created or before is None else before["status"]
+        if created:
+            kind = InstanceEventKind.CREATED
+        elif previous is not None and previous != row["status"]:
+            kind = InstanceEventKind.STATUS_CHANGED
+        else:
+            kind = InstanceEventKind.UPDATED
+        changes.append(
+            events.Change(
+                workspace_id=row["workspace_id"],
+                job_id=row["job_id"],
+                instance_id=row["id"],
+                vendor_instance_id=row["vendor_instance_id"],
+                kind=kind.value,
+                status=row["status"],
+                previous_status=previous,
+                instance_type=row["instance_type"],
+                plan_time=row["plan_time"],
+                force_success=bool(row["force_success"]),
+                ignore_success=bool(row["ignore_success"]),
+            )
+        )
+    await events.append(connection, changes)
 
 
 def _instance_errors(record: InstanceRecord) -> list[ItemError]:
@@ -670,15 +720,21 @@ def _nodes_differ(record: InstanceRecord, stored: dict[str, dict[str, Any]]) -> 
 
 
 async def _instances_by_key(
-    connection: AsyncConnection, keys: Sequence[tuple[int, int]]
+    connection: AsyncConnection, keys: Sequence[tuple[int, int]], *, lock: bool = False
 ) -> dict[tuple[int, int], dict[str, Any]]:
+    """Stored rows by (job id, instance id). `lock`: on PostgreSQL, lock them until the
+    transaction ends (FOR UPDATE), in key order, the order every writer locks them in."""
     found: dict[tuple[int, int], dict[str, Any]] = {}
+    lock = lock and connection.dialect.name == "postgresql"
     for part in _chunks(sorted(set(keys))):
-        rows = await connection.execute(
-            select(_instance).where(
-                tuple_(_instance.c.job_id, _instance.c.vendor_instance_id).in_(part)
-            )
+        statement = select(_instance).where(
+            tuple_(_instance.c.job_id, _instance.c.vendor_instance_id).in_(part)
         )
+        if lock:
+            statement = statement.order_by(
+                _instance.c.job_id, _instance.c.vendor_instance_id
+            ).with_for_update()
+        rows = await connection.execute(statement)
         found.update({(row.job_id, row.vendor_instance_id): dict(row._mapping) for row in rows})
     return found
 

@@ -184,3 +184,33 @@ class CollectCheckpoint(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class InstanceEvent(Base):
+    """The instance event log: one row per change to an instance (created, a field or its nodes
+    changed), appended by the writing transaction itself and read by cursor after it commits
+    (`jobql/storage/events.py`). Its id is the event's position: ids are handed out in commit
+    order (see `events.append`). A log, not a relation: no foreign keys, so that appending locks
+    no row it names and pruning is a plain delete. The filter columns (status ... ignore_success)
+    hold the instance as this change left it, so that a subscription's filter decides on the
+    change itself, not on whatever the instance became later."""
+
+    __tablename__ = "instance_event"
+    # AUTOINCREMENT on SQLite: an id is never handed out twice, even after the newest rows are
+    # pruned (a plain rowid would reuse them, and an old cursor would name a new event).
+    __table_args__ = (Index("ix_instance_event_at", "at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(Key)
+    job_id: Mapped[int] = mapped_column(Key)
+    instance_id: Mapped[int] = mapped_column(Key)
+    vendor_instance_id: Mapped[int] = mapped_column(BigInteger)
+    # CREATED, STATUS_CHANGED or UPDATED (see jobql/storage/enums.py InstanceEventKind).
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
+    previous_status: Mapped[str | None] = mapped_column(String(24))
+    instance_type: Mapped[str] = mapped_column(String(16))
+    plan_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    force_success: Mapped[bool] = mapped_column(Boolean)
+    ignore_success: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -395,29 +395,37 @@ async def test_allowlist_mode(engine: AsyncEngine, workspace: Ref, allowlist_dir
         assert "errors" not in response.json()
 
 
-async def test_allowlist_mode_closes_the_websocket_route(
+async def test_allowlist_mode_applies_to_the_websocket_route(
     engine: AsyncEngine, workspace: Ref, allowlist_dir: Path
 ) -> None:
-    await asyncio.to_thread(open_socket, engine, workspace.name, allowlist_dir)
+    await asyncio.to_thread(use_socket, engine, workspace.name, allowlist_dir)
 
 
-def open_socket(engine: AsyncEngine, workspace: str, allowlist_dir: Path) -> None:
+def use_socket(engine: AsyncEngine, workspace: str, allowlist_dir: Path) -> None:
     from starlette.testclient import TestClient
-    from starlette.websockets import WebSocketDisconnect
 
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False),
         allowed_operations=str(allowlist_dir),
     )
-    with TestClient(create_app(settings)) as http:
-        with (
-            pytest.raises(WebSocketDisconnect) as closed,
-            http.websocket_connect(
-                "/graphql", subprotocols=["graphql-transport-ws"], headers={"workspace": workspace}
-            ),
+    listed = (allowlist_dir / "instances.graphql").read_text()
+    with (
+        TestClient(create_app(settings)) as http,
+        http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+    ):
+        socket.send_json({"type": "connection_init", "payload": {"workspace": workspace}})
+        assert socket.receive_json() == {"type": "connection_ack"}
+        socket.send_json({"type": "subscribe", "id": "1", "payload": {"query": listed}})
+        assert socket.receive_json()["payload"]["data"] == EXPECTED
+        assert socket.receive_json() == {"type": "complete", "id": "1"}
+        for other in (
+            "subscription { instanceEvents { cursor } }",
+            "{ __schema { types { name } } }",
         ):
-            pass
-        assert closed.value.code == 4403
+            socket.send_json({"type": "subscribe", "id": "2", "payload": {"query": other}})
+            refused = socket.receive_json()
+            assert refused["type"] == "error"
+            assert refused["payload"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"
 
 
 def test_serve_refuses_a_bad_allowlist(

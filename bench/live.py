@@ -1,0 +1,416 @@
+"""Live data under load: subscribers on `jobql serve --workers 2` while writes arrive.
+
+    python -m bench.live [--subscribers 100,1000] [--documents 100] [--rate 100] [--seconds 20]
+                         [--workers 2] [--postgres-url URL] [--quick]
+
+Not a timed test: it prints one table. On a private PostgreSQL cluster (as `python -m bench`
+starts one, with pg_stat_statements) or a scratch database on `--postgres-url`:
+
+1. W1 alone: req/s of the dashboard query (16 concurrent clients), the baseline.
+2. Writes alone (`--rate` recordInstances of one instance per second): the statements writing
+   costs, to subtract.
+3. For each subscriber count: that many graphql-transport-ws subscriptions (`--documents`
+   distinct document x variables pairs, 10 per connection) while the same writes arrive:
+   commit-to-delivery latency p50/p99 (the event's `at`, written in the writing transaction, to
+   its arrival), server CPU per delivered event, database statements per event batch (beside
+   the writes', per write as measured in 2; batches = the brokers' reads of the log: the groups'
+   reads per batch; goal: independent of the subscribers, bounded by the distinct documents).
+4. W1 again, while the largest subscriber count is served and the writes arrive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+from sqlalchemy import text
+
+from bench import procs
+from bench.measure import PgStats
+from bench.pgcluster import ClusterError, PrivateCluster
+from jobql.storage import migrate
+from jobql.storage.engine import create_engine
+
+JOBS = 10
+SELECTIONS = [
+    "cursor at status",
+    "cursor at kind status instance { instanceId }",
+    "cursor at instance { instanceId status jobName }",
+    "cursor at instance { instanceId status nodes(first: 5) { nodes { name status } } }",
+    "cursor at previousStatus instance { planTime startTime }",
+    "cursor at instance { id durationMs }",
+    "cursor at kind instance { instanceType forceSuccess }",
+    "cursor at status instance { job { name type } }",
+    "cursor at instance { instanceId nodes(first: 2) { totalCount } }",
+    "cursor at kind previousStatus status",
+]
+RECORD = """
+mutation($input: [InstanceInput!]!) {
+  recordInstances(input: $input) { results { outcome } }
+}
+"""
+W1 = (Path(__file__).parent / "queries" / "W1.graphql").read_text()
+PER_CONNECTION = 10
+
+
+@dataclass
+class Phase:
+    name: str
+    subscribers: int = 0
+    delivered: int = 0
+    errors: int = 0
+    written: int = 0
+    latencies: list[float] = field(default_factory=list)
+    cpu: float = 0.0
+    statements: int | None = None
+    batches: int | None = None
+    w1: float | None = None
+
+
+def _document(number: int) -> tuple[str, dict[str, Any]]:
+    selection = SELECTIONS[number % len(SELECTIONS)]
+    job = f"live_{(number // len(SELECTIONS)) % JOBS}"
+    query = (
+        f"subscription S{number}($filter: InstanceFilter) "
+        f"{{ instanceEvents(filter: $filter) {{ {selection} }} }}"
+    )
+    return query, {"filter": {"jobName": job}}
+
+
+async def _subscriber_connection(
+    url: str, subscriptions: list[int], phase: Phase, ready: asyncio.Event, stop: asyncio.Event
+) -> None:
+    async with websockets.connect(
+        url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")], max_size=None
+    ) as socket:
+        await socket.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        for number in subscriptions:
+            query, variables = _document(number)
+            payload = {"query": query, "variables": variables}
+            await socket.send(
+                json.dumps({"id": str(number), "type": "subscribe", "payload": payload})
+            )
+        ready.set()
+        while not stop.is_set():
+            try:
+                raw = await asyncio.wait_for(socket.recv(), 0.5)
+            except TimeoutError:
+                continue
+            message = json.loads(raw)
+            if message["type"] == "ping":
+                await socket.send('{"type":"pong"}')
+                continue
+            if message["type"] != "next":
+                continue
+            data = message["payload"].get("data")
+            if not data:
+                phase.errors += 1
+                continue
+            event = data["instanceEvents"]
+            at = datetime.fromisoformat(event["at"].replace("Z", "+00:00")).timestamp()
+            phase.delivered += 1
+            phase.latencies.append(time.time() - at)
+
+
+async def _writes(base: str, rate: int, seconds: float) -> int:
+    written = 0
+    interval = 1.0 / rate
+    start = time.monotonic()
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        pending: set[asyncio.Task[Any]] = set()
+        while time.monotonic() - start < seconds:
+            n = written
+            item = {
+                "jobName": f"live_{n % JOBS}",
+                "instanceId": 1_000_000 + n,
+                "status": "RUNNING",
+                "planTime": "2026-01-01T00:00:00Z",
+                "nodes": [{"name": "extract", "type": "SQL", "status": "RUNNING"}],
+            }
+            task = asyncio.create_task(
+                http.post("/graphql", json={"query": RECORD, "variables": {"input": [item]}})
+            )
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            written += 1
+            await asyncio.sleep(max(0.0, start + written * interval - time.monotonic()))
+        await asyncio.gather(*pending)
+    return written
+
+
+async def _w1(base: str, seconds: float, clients: int = 16) -> float:
+    done = 0
+    deadline = time.monotonic() + seconds
+    body = {"query": W1, "variables": {"statuses": ["FAIL", "SUCCESS"]}}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+
+        async def client() -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                response = await http.post("/graphql", json=body)
+                assert response.status_code == 200, response.text[:200]
+                done += 1
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return done / seconds
+
+
+def _broker_reads(stats: PgStats) -> int | None:
+    if not stats.enabled:
+        return None
+    return int(
+        stats.loop.run_until_complete(
+            stats.connection.fetchval(
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                "WHERE query LIKE '%FROM instance_event JOIN workspace%'"
+            )
+        )
+    )
+
+
+async def _phase(
+    server: procs.Server,
+    stats: PgStats,
+    name: str,
+    *,
+    subscribers: int,
+    documents: int,
+    rate: int,
+    seconds: float,
+    with_w1: bool = False,
+) -> Phase:
+    phase = Phase(name, subscribers)
+    url = server.url.replace("http://", "ws://") + "/graphql"
+    numbers = [i % documents for i in range(subscribers)]
+    stop = asyncio.Event()
+    connections = []
+    for start in range(0, len(numbers), PER_CONNECTION):
+        ready = asyncio.Event()
+        task = asyncio.create_task(
+            _subscriber_connection(url, numbers[start : start + PER_CONNECTION], phase, ready, stop)
+        )
+        connections.append((task, ready))
+        await ready.wait()
+    await asyncio.sleep(1.0)
+    # PgStats runs its own event loop: from a thread, beside this one.
+    await asyncio.to_thread(stats.reset)
+    cpu = procs.cpu_seconds(server.pid())
+    writes = asyncio.create_task(_writes(server.url, rate, seconds))
+    load = asyncio.create_task(_w1(server.url, seconds)) if with_w1 else None
+    phase.written = await writes
+    if load is not None:
+        phase.w1 = await load
+    await asyncio.sleep(1.0)  # the last deliveries
+    phase.cpu = procs.cpu_seconds(server.pid()) - cpu
+    counted = await asyncio.to_thread(stats.statements)
+    phase.statements = None if counted is None else counted[0] - counted[1]
+    phase.batches = await asyncio.to_thread(_broker_reads, stats)
+    stop.set()
+    for task, _ in connections:
+        await task
+    return phase
+
+
+def _table(phases: list[Phase], baseline_w1: float, writes_alone: Phase, workers: int) -> str:
+    lines = [
+        f"# jobql live benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {workers} workers)",
+        "",
+        "| phase | subscribers | writes | delivered (errors) | p50 ms | p99 ms "
+        "| server CPU ms / delivered event | statements / batch (beside the writes') | W1 req/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| W1 alone | 0 | - | - | - | - | - | - | {baseline_w1:.0f} |",
+    ]
+    # The writes' own statements, per write (phases write as many as the machine lets them).
+    base_statements = (
+        writes_alone.statements / writes_alone.written
+        if writes_alone.statements is not None and writes_alone.written
+        else None
+    )
+    for phase in phases:
+        p50 = p99 = "-"
+        if phase.latencies:
+            ordered = sorted(phase.latencies)
+            p50 = f"{statistics.median(ordered) * 1000:.0f}"
+            p99 = f"{ordered[int(len(ordered) * 0.99) - 1] * 1000:.0f}"
+        per_event = f"{phase.cpu * 1000 / phase.delivered:.2f}" if phase.delivered else "-"
+        per_batch = "n/a (no pg_stat_statements)"
+        if phase.w1 is not None:
+            per_batch = "- (W1's own)"
+        elif phase.statements is not None and base_statements is not None and phase.batches:
+            extra = phase.statements - base_statements * phase.written
+            per_batch = f"{extra / phase.batches:.2f}"
+        w1 = f"{phase.w1:.0f}" if phase.w1 is not None else "-"
+        lines.append(
+            f"| {phase.name} | {phase.subscribers} | {phase.written} "
+            f"| {phase.delivered} ({phase.errors}) | {p50} | {p99} "
+            f"| {per_event} | {per_batch} | {w1} |"
+        )
+    return "\n".join(lines)
+
+
+async def _prepare(url: str, instances: int) -> None:
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    run = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "jobql",
+        "seed",
+        "--instances",
+        str(instances),
+        env={**os.environ, "JOBQL_DATABASE_URL": url},
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    assert await run.wait() == 0
+
+
+async def _scratch(admin_url: str) -> tuple[str, str]:
+    name = f"jobql_live_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return name, admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _drop(admin_url: str, name: str) -> None:
+    admin = create_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__)
+    parser.add_argument("--subscribers", default="100,1000")
+    parser.add_argument("--documents", type=int, default=100)
+    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--instances", type=int, default=20_000)
+    parser.add_argument("--postgres-url", default=None)
+    parser.add_argument("--quick", action="store_true", help="5 s phases, 2,000 instances")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.instances = 5.0, 2_000
+    counts = [int(n) for n in args.subscribers.split(",")]
+    procs.install_handlers()
+    cluster = None
+    admin = args.postgres_url
+    postmaster = None
+    if admin is None:
+        try:
+            cluster = PrivateCluster()
+        except ClusterError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        cluster.start()
+        admin = cluster.url_base + "/postgres"
+        postmaster = cluster.postmaster_pid()
+    name, url = asyncio.run(_scratch(admin))
+    try:
+        asyncio.run(_prepare(url, args.instances))
+        if cluster is not None:
+            asyncio.run(_enable_statements(url))
+        log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+        server = procs.Server(
+            "jobql-live",
+            [
+                sys.executable,
+                "-m",
+                "jobql",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(procs.free_port()),
+                "--workers",
+                str(args.workers),
+            ],
+            {**os.environ, "JOBQL_DATABASE_URL": url, "JOBQL_LOG_LEVEL": "warning"},
+            0,
+            log_dir,
+        )
+        server.port = int(server.argv[server.argv.index("--port") + 1])
+        server.start()
+        stats = PgStats(url.replace("postgresql+asyncpg", "postgresql"), postmaster)
+        try:
+            baseline = asyncio.run(_w1(server.url, args.seconds))
+            alone = asyncio.run(
+                _phase(
+                    server,
+                    stats,
+                    "writes alone",
+                    subscribers=0,
+                    documents=1,
+                    rate=args.rate,
+                    seconds=args.seconds,
+                )
+            )
+            phases = [alone]
+            for count in counts:
+                phases.append(
+                    asyncio.run(
+                        _phase(
+                            server,
+                            stats,
+                            f"{count} subscribers",
+                            subscribers=count,
+                            documents=args.documents,
+                            rate=args.rate,
+                            seconds=args.seconds,
+                        )
+                    )
+                )
+            phases.append(
+                asyncio.run(
+                    _phase(
+                        server,
+                        stats,
+                        f"{counts[-1]} subscribers + W1",
+                        subscribers=counts[-1],
+                        documents=args.documents,
+                        rate=args.rate,
+                        seconds=args.seconds,
+                        with_w1=True,
+                    )
+                )
+            )
+        finally:
+            stats.close()
+            server.stop()
+        print(_table(phases, baseline, alone, args.workers))
+    finally:
+        asyncio.run(_drop(admin, name))
+        if cluster is not None:
+            cluster.stop()
+    return 0
+
+
+async def _enable_statements(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The root Subscription type: instance events and live instances."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+
+from jobql.resolvers import instances as instance_use_cases
+from jobql.resolvers import live as live_use_cases
+from jobql.resolvers.objects import parse_global_id
+from jobql.schema.context import Info
+from jobql.schema.enums import InstanceStatus
+from jobql.schema.execution import compiled_instances, selected
+from jobql.schema.instances import Instance, InstanceFilter
+from jobql.schema.scalars import Long
+from jobql.storage.enums import InstanceEventKind
+
+strawberry.enum(
+    InstanceEventKind,
+    description=(
+        "What a change did to an instance: CREATED (it was recorded for the first time), "
+        "STATUS_CHANGED (its status changed, perhaps with other fields or its nodes), UPDATED "
+        "(other fields or its nodes changed, its status did not)."
+    ),
+)
+
+TRANSPORT_NOTE = (
+    " Subscriptions are served over graphql-transport-ws on `/graphql` (npm `graphql-ws`) and "
+    "over Server-Sent Events on `/graphql/stream` (npm `graphql-sse`, distinct connections); "
+    "the selection is resolved like a query's, in the connection's workspace, with the same "
+    "limits, checked for each subscription."
+)
+
+
+@strawberry.type(description="One committed change to an instance.")
+class InstanceEvent:
+    value: strawberry.Private[Any]
+    cursor: str = strawberry.field(
+        description=(
+            "Position of this event in the event log: pass it as `after` to resume after it. "
+            "Bound to the workspace it was made in."
+        )
+    )
+    kind: InstanceEventKind = strawberry.field(description="What the change did.")
+    status: InstanceStatus = strawberry.field(
+        description=(
+            "The instance's status as this change left it (`instance.status` is the status "
+            "when the event was delivered, which later changes may have moved on)."
+        )
+    )
+    previous_status: InstanceStatus | None = strawberry.field(
+        description=(
+            "The status before this change; null for CREATED. Equals `status` for UPDATED."
+        )
+    )
+    at: datetime = strawberry.field(description="When the change was written (UTC).")
+
+    @strawberry.field(
+        description=(
+            "The instance, read when the event is delivered (so events of one instance that "
+            "arrive together show it as the last of them left it)."
+        )
+    )
+    def instance(self) -> Instance:
+        return self.value  # type: ignore[no-any-return]
+
+    @classmethod
+    def of(cls, info: Info, event: live_use_cases.Event, value: Any) -> InstanceEvent:
+        return cls(
+            value=value,
+            cursor=live_use_cases.event_cursor(info.context, event.id),
+            kind=InstanceEventKind[event.kind],
+            status=InstanceStatus[event.status],
+            previous_status=(
+                None if event.previous_status is None else InstanceStatus[event.previous_status]
+            ),
+            at=event.at,
+        )
+
+
+def _reader(info: Info, nodes: list[Any] | None) -> live_use_cases.InstanceReader[Any]:
+    """One read per batch: the compiled statement of the `Instance` selection `nodes` where it
+    compiles, else rows (also for `nodes=None`)."""
+    compiled = None if nodes is None else compiled_instances(info, nodes)
+    if compiled is not None:
+        return compiled
+    ctx = info.context
+
+    async def rows(keys: Sequence[int]) -> dict[int, Any]:
+        found = await live_use_cases.instance_rows(ctx, keys)
+        return {key: Instance.from_row(row) for key, row in found.items()}
+
+    return rows
+
+
+@strawberry.type(description="Live data: events, and instances kept up to date." + TRANSPORT_NOTE)
+class Subscription:
+    @strawberry.subscription(
+        description=(
+            "Every committed change to an instance of this workspace that matches `filter`, "
+            "in commit order: creation, any field, its nodes. Changes that change nothing, "
+            "and stale reports, are no events; a rolled-back write has none. The filter is "
+            "decided on the instance as each change left it. Without `after`, events from "
+            "now on; with `after`, first the events after that cursor (a reconnecting client "
+            "misses nothing and gets nothing twice), then live ones. The log keeps events for "
+            "JOBQL_EVENT_RETENTION_SECONDS (7 days) and at most JOBQL_EVENT_RETENTION_COUNT "
+            "(1,000,000); an older cursor is BAD_USER_INPUT, never a silent gap."
+        )
+    )
+    async def instance_events(
+        self,
+        info: Info,
+        filter: Annotated[
+            InstanceFilter | None,
+            strawberry.argument(description="Conditions, as for `instances`."),
+        ] = None,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="Resume after this event (an event's `cursor`)."),
+        ] = None,
+    ) -> AsyncGenerator[InstanceEvent, None]:
+        spec = filter.to_spec() if filter is not None else instance_use_cases.build_filter()
+        asked = selected(info, "InstanceEvent", "instance")
+        # Asked for under several aliases: the reference way (one compiled JSON per instance).
+        read = _reader(info, asked[0] if len(asked) == 1 else None) if asked else None
+        async for event, value in live_use_cases.instance_events(info.context, spec, after, read):
+            yield InstanceEvent.of(info, event, value)
+
+    @strawberry.subscription(
+        description=(
+            "One instance with the fields selected: as it is now (null while it does not exist "
+            "in this workspace), then again after every committed change to it, its nodes "
+            "included (changes that arrive together are pushed once)."
+        )
+    )
+    async def instance(
+        self,
+        info: Info,
+        job_name: Annotated[str, strawberry.argument(description="Exact job name.")],
+        instance_id: Annotated[Long, strawberry.argument(description="The source's instance id.")],
+    ) -> AsyncGenerator[Instance | None, None]:
+        read = _reader(info, list(info._raw_info.field_nodes))
+        async for value in live_use_cases.watch_instance(
+            info.context, read, job_name=job_name, instance_id=instance_id
+        ):
+            yield value
+
+    @strawberry.subscription(
+        description=(
+            "`instance`, by global id (an `Instance.id`); an id of another type or workspace "
+            "is null and stays null. A text that is not a global id is BAD_USER_INPUT."
+        )
+    )
+    async def instance_by_id(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="An instance's global id.")],
+    ) -> AsyncGenerator[Instance | None, None]:
+        type_name, key = parse_global_id(id)
+        read = _reader(info, list(info._raw_info.field_nodes))
+        async for value in live_use_cases.watch_instance(
+            info.context, read, key=key if type_name == "Instance" and key else 0
+        ):
+            yield value

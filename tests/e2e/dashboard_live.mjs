@@ -1,0 +1,117 @@
+// Drive jobql's /dashboard in Debian's Chromium with "Live" ticked: writes made elsewhere (POSTed
+// by this script, not by the page) show up in the counts, the list and the open drill-down
+// without a reload, and after a network drop the page reconnects with its last cursor.
+//
+// usage: node dashboard_live.mjs <baseUrl> <screenshot.png> <plan-json>
+// plan-json: {"workspace": "default", "job": "live_dashboard", "instanceId": 424242}
+//
+// Prints one JSON object on stdout (what each step saw); any failure exits non-zero.
+import { chromium } from 'playwright-core';
+
+import { Failure, logger, runScript } from './script.mjs';
+
+const STEP_TIMEOUT_MS = 30_000;
+const OVERALL_TIMEOUT_MS = 150_000;
+const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'];
+const RECORD = `mutation Record($input: [InstanceInput!]!) {
+  recordInstances(input: $input) { results { outcome userErrors { message } } }
+}`;
+
+const log = logger('dashboard_live.mjs');
+
+async function record(base, workspace, items) {
+  const response = await fetch(new URL('/graphql', base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', workspace },
+    body: JSON.stringify({ query: RECORD, variables: { input: items } }),
+  });
+  const body = await response.json();
+  if (body.errors) throw new Failure(`the write failed: ${JSON.stringify(body.errors)}`);
+  return body.data.recordInstances.results.map((result) => result.outcome);
+}
+
+function item(plan, instanceId, status, nodes) {
+  return {
+    jobName: plan.job,
+    instanceId,
+    status,
+    // Planned in the future: first in the list (newest planned first).
+    planTime: '2099-01-01T00:00:00Z',
+    nodes: nodes.map(([name, nodeStatus]) => ({ name, type: 'SQL', status: nodeStatus })),
+  };
+}
+
+async function until(page, what, predicate, arg) {
+  try {
+    await page.waitForFunction(predicate, arg, { timeout: STEP_TIMEOUT_MS, polling: 100 });
+  } catch {
+    const status = await page.locator('#liveStatus').textContent();
+    throw new Failure(`timed out waiting for ${what} (live status: ${status})`);
+  }
+}
+
+const failCount = () => Number(document.querySelector('#counts li[data-status="FAIL"]').dataset.count);
+const firstRow = () => document.querySelector('#instances tr.instance')?.dataset.instanceId;
+
+async function main() {
+  const [baseArg, screenshot, planArg] = process.argv.slice(2);
+  if (!planArg) throw new Failure('usage: node dashboard_live.mjs <baseUrl> <screenshot.png> <plan-json>');
+  const base = new URL(baseArg);
+  const plan = JSON.parse(planArg);
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: LAUNCH_ARGS });
+  const seen = { subscribes: [], steps: {} };
+  try {
+    const page = await browser.newPage();
+    page.on('websocket', (socket) => {
+      socket.on('framesent', (frame) => {
+        const message = JSON.parse(frame.payload);
+        if (message.type === 'subscribe') seen.subscribes.push(message.payload);
+      });
+    });
+    await page.goto(new URL('/dashboard/', base).href);
+    await page.evaluate(() => {
+      window.loadedOnce = true; // gone if the page reloads
+    });
+    await until(page, 'the views', () => document.querySelector('#counts').dataset.generation === '1');
+    const failsBefore = await page.evaluate(failCount);
+
+    await page.check('#live');
+    await until(page, 'live', () => document.querySelector('#liveStatus').dataset.status === 'live');
+    log('live');
+
+    // 1. A new failed run: the counts and the list update by themselves.
+    await record(base, plan.workspace, [item(plan, plan.instanceId, 'FAIL', [['extract', 'FAIL']])]);
+    await until(page, 'the FAIL count', (n) => Number(document.querySelector('#counts li[data-status="FAIL"]').dataset.count) === n, failsBefore + 1);
+    await until(page, 'the new row', (id) => document.querySelector('#instances tr.instance')?.dataset.instanceId === String(id), plan.instanceId);
+    seen.steps.created = { fails: await page.evaluate(failCount), firstRow: await page.evaluate(firstRow) };
+    log('the counts and the list followed a write');
+
+    // 2. Open it; a change of its nodes reaches the open drill-down.
+    await page.click(`#instances tr.instance[data-instance-id="${plan.instanceId}"]`);
+    await until(page, 'the drill-down', () => document.querySelectorAll('#nodes tbody tr').length === 1);
+    await record(base, plan.workspace, [
+      item(plan, plan.instanceId, 'FAIL', [['extract', 'SUCCESS'], ['load', 'FAIL']]),
+    ]);
+    await until(page, 'the pushed nodes', () => document.querySelectorAll('#nodes tbody tr').length === 2);
+    seen.steps.drillDown = await page.evaluate(() =>
+      [...document.querySelectorAll('#nodes tbody tr')].map((row) => [...row.cells].map((c) => c.textContent)),
+    );
+    log('the drill-down followed a write');
+
+    // 3. A network drop; a write while it is down; the page comes back with its last cursor.
+    await page.evaluate(() => window.jobqlLive.drop());
+    await until(page, 'reconnecting', () => document.querySelector('#liveStatus').dataset.status !== 'live');
+    await record(base, plan.workspace, [item(plan, plan.instanceId + 1, 'FAIL', [['extract', 'FAIL']])]);
+    await until(page, 'live again', () => document.querySelector('#liveStatus').dataset.status === 'live');
+    await until(page, 'the FAIL count after the drop', (n) => Number(document.querySelector('#counts li[data-status="FAIL"]').dataset.count) === n, failsBefore + 2);
+    seen.steps.afterDrop = { fails: await page.evaluate(failCount), firstRow: await page.evaluate(firstRow) };
+    seen.reloaded = !(await page.evaluate(() => window.loadedOnce === true));
+    seen.refreshes = Number(await page.locator('#views').getAttribute('data-refreshes'));
+    await page.screenshot({ path: screenshot, fullPage: true });
+  } finally {
+    await browser.close();
+  }
+  process.stdout.write(JSON.stringify(seen) + '\n');
+}
+
+runScript(main, { timeoutMs: OVERALL_TIMEOUT_MS, log });

@@ -1,0 +1,168 @@
+"""The event log (jobql/storage/events.py): written by the one write path in its transaction, one
+event per real change, ids in commit order, readers woken only after commit, pruned by age and
+count."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from jobql.resolvers.ingest import import_instances, instance_record
+from jobql.storage import engine as storage_engine
+from jobql.storage import events
+from jobql.storage.ingest import write_instances
+from jobql.storage.models import InstanceEvent
+from jobql.storage.records import InstanceRecord, NodeRecord
+from tests.factories import new_workspace
+
+PLAN = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def record(
+    workspace: str,
+    instance_id: int,
+    status: str,
+    *,
+    job: str = "job",
+    reported: int | None = None,
+    nodes: list[str] | None = None,
+) -> InstanceRecord:
+    return instance_record(
+        workspace,
+        job_name=job,
+        instance_id=instance_id,
+        fields={"status": status, "plan_time": PLAN},
+        nodes=None
+        if nodes is None
+        else [(name, {"type": "SQL", "status": "RUNNING"}) for name in nodes],
+        reported_at=None if reported is None else PLAN + timedelta(seconds=reported),
+    )
+
+
+async def write(engine: AsyncEngine, *records: InstanceRecord) -> list[str]:
+    async def work(connection: AsyncConnection) -> Any:
+        return await write_instances(connection, list(records))
+
+    results = await storage_engine.write(engine, work)
+    return [result.outcome.value for result in results]
+
+
+async def log_of(engine: AsyncEngine, workspace: str) -> list[events.Event]:
+    return await events.read_after(engine, 0, workspace=workspace)
+
+
+async def test_one_event_per_change_with_kind_and_previous_status(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    assert await write(engine, record(ws, 1, "WAITING", reported=1)) == ["CREATED"]
+    assert await write(engine, record(ws, 1, "RUNNING", reported=2)) == ["UPDATED"]
+    # Nodes only: an UPDATED event, the status unchanged.
+    assert await write(engine, record(ws, 1, "RUNNING", reported=3, nodes=["a"])) == ["UPDATED"]
+    # The same report again, and an older one: no event.
+    assert await write(engine, record(ws, 1, "RUNNING", reported=3, nodes=["a"])) == ["UNCHANGED"]
+    assert await write(engine, record(ws, 1, "FAIL", reported=0)) == ["STALE"]
+    assert await write(engine, record(ws, 1, "SUCCESS", reported=4)) == ["UPDATED"]
+    found = await log_of(engine, ws)
+    assert [(e.kind, e.previous_status, e.status) for e in found] == [
+        ("CREATED", None, "WAITING"),
+        ("STATUS_CHANGED", "WAITING", "RUNNING"),
+        ("UPDATED", "RUNNING", "RUNNING"),
+        ("STATUS_CHANGED", "RUNNING", "SUCCESS"),
+    ]
+    assert {(e.workspace, e.job_name, e.vendor_instance_id) for e in found} == {(ws, "job", 1)}
+    ids = [e.id for e in found]
+    assert ids == sorted(ids)
+    assert found[0].plan_time == PLAN
+    assert (found[0].instance_type, found[0].force_success) == ("GENERAL", False)
+
+
+async def test_a_rolled_back_write_leaves_no_event_and_wakes_nobody(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    woken: list[int] = []
+    url = engine.url.render_as_string(hide_password=False)
+    events._LOCAL.setdefault(url, set()).add(woken.append)
+    try:
+
+        async def work(connection: AsyncConnection) -> None:
+            await write_instances(connection, [record(ws, 1, "RUNNING")])
+            assert len(await log_of(engine, ws)) == 0  # not visible before commit
+            raise RuntimeError("the caller gives up")
+
+        with pytest.raises(RuntimeError):
+            await storage_engine.write(engine, work)
+        assert await log_of(engine, ws) == []
+        assert woken == []
+        assert await write(engine, record(ws, 1, "RUNNING")) == ["CREATED"]
+        assert woken == [(await log_of(engine, ws))[0].id]
+    finally:
+        events._LOCAL[url].discard(woken.append)
+
+
+async def test_import_writes_events_per_chunk(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    summary = await import_instances(engine, [record(ws, i, "RUNNING") for i in range(1, 8)])
+    assert summary.counts["created"] == 7
+    assert [e.vendor_instance_id for e in await log_of(engine, ws)] == list(range(1, 8))
+
+
+@pytest.mark.postgres
+async def test_ids_are_handed_out_in_commit_order(engine: AsyncEngine) -> None:
+    """A writer that appended keeps later appenders waiting until it commits, so that no reader
+    sees id N+1 before N."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers anyway")
+    ws = (await new_workspace(engine)).name
+    first_appended = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(connection: AsyncConnection) -> None:
+        await write_instances(connection, [record(ws, 1, "RUNNING")])
+        first_appended.set()
+        await release.wait()
+
+    async def quick(connection: AsyncConnection) -> None:
+        await write_instances(connection, [record(ws, 2, "RUNNING")])
+
+    slow_task = asyncio.create_task(storage_engine.write(engine, slow))
+    await first_appended.wait()
+    quick_task = asyncio.create_task(storage_engine.write(engine, quick))
+    await asyncio.sleep(0.3)
+    assert not quick_task.done()  # waiting for the lock, its id not yet taken
+    assert await log_of(engine, ws) == []
+    release.set()
+    await asyncio.gather(slow_task, quick_task)
+    assert [e.vendor_instance_id for e in await log_of(engine, ws)] == [1, 2]
+
+
+async def test_prune_by_count_and_age_keeps_the_newest(engine: AsyncEngine) -> None:
+    ws = (await new_workspace(engine)).name
+    for i in range(1, 6):
+        await write(engine, record(ws, i, "RUNNING"))
+    mine = [e.id for e in await log_of(engine, ws)]
+    newest = (await events.bounds(engine))[1]
+    assert newest == mine[-1]
+    await events.prune(engine, max_age=timedelta(days=1), max_count=2)
+    assert [e.id for e in await log_of(engine, ws)] == mine[-2:]
+    await events.prune(engine, max_age=timedelta(0), max_count=1_000)
+    assert [e.id for e in await log_of(engine, ws)] == mine[-1:]  # the newest stays
+    async with engine.connect() as connection:
+        assert await connection.scalar(select(func.count()).select_from(InstanceEvent)) == 1
+
+
+async def test_node_records_only(engine: AsyncEngine) -> None:
+    """A change of nodes alone is an event (the instance's row is not even rewritten)."""
+    ws = (await new_workspace(engine)).name
+    await write(engine, record(ws, 1, "RUNNING", nodes=["a"]))
+    changed = InstanceRecord(
+        workspace=ws,
+        job_name="job",
+        instance_id=1,
+        values={"status": "RUNNING", "plan_time": PLAN},
+        nodes=[NodeRecord("a", {"status": "SUCCESS"})],
+    )
+    assert await write(engine, changed) == ["UPDATED"]
+    assert [e.kind for e in await log_of(engine, ws)] == ["CREATED", "UPDATED"]
