@@ -167,7 +167,8 @@ KNOWN = [
         "year-one-is-minus-infinity",
         '{ instances(filter: {jobName: "year_one"}) { edges { cursor node { planTime } } } }',
         ("postgresql",),
-        "0001-01-01T00:00:00Z (which recordInstances accepts) is stored by asyncpg as -infinity "
+        "0001-01-01T00:00:00Z, which jobql's ingest refuses since (INVALID_VALUE) but a row "
+        "stored before or written around jobql may hold, is stored by asyncpg as -infinity "
         'and to_char(-infinity) is NULL: the compiled answer has "cursor": null and '
         '"planTime": null (both non-null fields), the reference answer the cursor and '
         '"0001-01-01T00:00:00.000Z".',

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar, cast
 
@@ -663,9 +663,30 @@ def _instance_errors(record: InstanceRecord) -> list[ItemError]:
     errors = _workspace_errors(record.workspace)
     errors += _too_long("job", {"name": record.job_name, **record.job_values})
     errors += _too_long("instance", record.values)
+    errors += _too_early(record.values)
     for position, node in enumerate(record.nodes or ()):
         errors += _too_long("node", {"name": node.name, **node.values}, f"nodes[{position}].")
+        errors += _too_early(node.values, f"nodes[{position}].")
     return errors
+
+
+# PostgreSQL's driver (asyncpg) writes and reads the first instant of the year 1 as -infinity,
+# which neither strategy can give back as that time: no stored time may be that early.
+EARLIEST = datetime(1, 1, 1, 0, 0, 0, 1000, tzinfo=UTC)
+
+
+def _too_early(values: dict[str, Any], prefix: str = "") -> list[ItemError]:
+    return [
+        ItemError(
+            "INVALID_VALUE",
+            f"{prefix}{column}",
+            f"{prefix}{column} must not be earlier than 0001-01-01T00:00:00.001Z.",
+        )
+        for column, value in values.items()
+        if isinstance(value, datetime)
+        and value.tzinfo is not None
+        and truncate_ms(value) < EARLIEST
+    ]
 
 
 def _unique_jobs(records: Sequence[InstanceRecord]) -> list[JobRecord]:

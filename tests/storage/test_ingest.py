@@ -284,10 +284,24 @@ async def test_only_nodes_changed_is_an_update_of_the_nodes(engine: AsyncEngine)
 
 async def test_times_before_the_year_1000_keep_their_order(engine: AsyncEngine) -> None:
     ws = (await new_workspace(engine)).name
-    early = datetime(1, 1, 1, tzinfo=UTC)
+    early = datetime(1, 1, 1, 0, 0, 0, 1000, tzinfo=UTC)  # the earliest time jobql keeps
     await write(engine, run(ws, 1, plan_time=early), run(ws, 2, plan_time=T0))
     row = await stored(engine, ws, 1)
     assert row["plan_time"] == early
+
+
+async def test_the_first_instant_of_the_year_1_is_refused(engine: AsyncEngine) -> None:
+    """asyncpg writes and reads it as -infinity, which no answer could give back as a time."""
+    ws = (await new_workspace(engine)).name
+    first = datetime(1, 1, 1, tzinfo=UTC)
+    node = NodeRecord("n", {"type": "T", "status": "SUCCESS", "start_time": first})
+    results = await write(engine, run(ws, 1, plan_time=first), run(ws, 2, nodes=[node]))
+    assert [(e.code, e.field) for e in results[0].errors] == [("INVALID_VALUE", "plan_time")]
+    assert [(e.code, e.field) for e in results[1].errors] == [
+        ("INVALID_VALUE", "nodes[0].start_time")
+    ]
+    assert "0001-01-01T00:00:00.001Z" in results[0].errors[0].message
+    assert [r.outcome for r in results] == [None, None]  # nothing of either item is written
 
 
 async def test_large_node_lists_are_replaced(engine: AsyncEngine) -> None:
