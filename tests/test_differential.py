@@ -1643,6 +1643,12 @@ class Differ:
                 f"reference: {expected.status_code} {expected.text[:4000]}"
             )
         self.tally.add(document, first, fast)
+        import gc
+        gc.collect()
+        leaked = (self.compiled.state.engine.pool.checkedout(), self.reference.state.engine.pool.checkedout())
+        if leaked != (0, 0):
+            print("LEAK", leaked, repr(document), first.text[:500], expected.text[:500], logged.records[-3:] if logged.records else None, flush=True)
+            raise SystemExit(3)
 
 
 def differ(world: World) -> Tally:
@@ -1685,3 +1691,18 @@ async def test_known_mismatches(world: World, entry: Known) -> None:
     if world.dialect not in entry.backends:
         pytest.skip(f"found on {', '.join(entry.backends)} only")
     await asyncio.to_thread(known, world, entry)
+
+
+import jobql.resolvers.live as _live_mod  # noqa: E402  TEMP EXPERIMENT
+
+
+async def _no_start(self: Any) -> None:
+    self.position = 0
+
+
+async def _no_close(self: Any) -> None:
+    return None
+
+
+_live_mod.Broker.start = _no_start  # type: ignore[method-assign]
+_live_mod.Broker.close = _no_close  # type: ignore[method-assign]

@@ -49,7 +49,6 @@ import asyncio
 import dataclasses
 import itertools
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -63,7 +62,7 @@ import graphql
 import httpx
 import hypothesis
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 from hypothesis_graphql import mutations, nodes, queries
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -75,6 +74,7 @@ from jobql.resolvers.ingest import import_instances
 from jobql.settings import Settings
 from tests.factories import data_of, make_instance, make_job, make_nodes, new_workspace
 from tests.importers.support import example
+from tests.profiles import profile
 
 SCHEMA = (Path(__file__).parents[1] / "schema.graphql").read_text(encoding="utf-8")
 QUERY_FIELDS = ["node", "nodes", "job", "jobs", "instance", "instances"]
@@ -103,23 +103,7 @@ JSON = "application/json"
 
 CI_EXAMPLES = 250
 FULL_EXAMPLES = 1000
-_COMMON: dict[str, Any] = {
-    "deadline": None,
-    "database": None,
-    "print_blob": False,
-    "suppress_health_check": [
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.filter_too_much,
-        HealthCheck.large_base_example,
-    ],
-}
-settings.register_profile("jobql-fuzz-ci", max_examples=CI_EXAMPLES, derandomize=True, **_COMMON)
-settings.register_profile("jobql-fuzz-full", max_examples=FULL_EXAMPLES, **_COMMON)
-PROFILE = os.environ.get("JOBQL_FUZZ_PROFILE", "ci")
-if PROFILE not in ("ci", "full"):
-    raise pytest.UsageError(f"JOBQL_FUZZ_PROFILE={PROFILE!r}: use ci or full")
-FUZZ = settings.get_profile(f"jobql-fuzz-{PROFILE}")
+FUZZ = profile("fuzz", "JOBQL_FUZZ_PROFILE", ci=CI_EXAMPLES, full=FULL_EXAMPLES)
 
 
 # -- the data ------------------------------------------------------------------------------------
