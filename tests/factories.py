@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -166,3 +167,12 @@ async def data_of(
 
 def error_codes(result: Any) -> list[str]:
     return [(e.extensions or {}).get("code") for e in result.errors or []]
+
+
+def checked_out_when_idle(engine: AsyncEngine, seconds: float = 5.0) -> int:
+    """The engine's checked-out connections once requests are over: the live event broker takes
+    one for a moment now and then (its poll, its pruning), so wait up to `seconds` for it."""
+    deadline = time.monotonic() + seconds
+    while engine.pool.checkedout() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return int(engine.pool.checkedout())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from urllib.parse import urlencode
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobql.app import create_app
 from jobql.http.endpoint import negotiate
 from jobql.settings import Settings
-from tests.factories import make_instance, make_job, new_workspace
+from tests.factories import checked_out_when_idle, make_instance, make_job, new_workspace
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -219,12 +218,8 @@ def talk_graphql_transport_ws(engine: AsyncEngine, workspace: str) -> None:
             "payload": {"data": {"jobs": {"totalCount": 1}}, "extensions": {"cost": 1}},
         }
         assert socket.receive_json() == {"type": "complete", "id": "1"}
-        # Between operations the socket holds no database connection (the event broker takes
-        # one for a moment now and then: wait for it).
-        deadline = time.monotonic() + 5
-        while app.state.engine.pool.checkedout() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert app.state.engine.pool.checkedout() == 0
+        # Between operations the socket holds no database connection.
+        assert checked_out_when_idle(app.state.engine) == 0
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,14 @@ from jobql.settings import DEFAULT_CURSOR_SECRET, Settings
 from jobql.storage.identifiers import CursorCodec, CursorContext, encode_global_id
 from jobql.storage.models import InstanceNode
 from jobql.storage.paging import Position
-from tests.factories import data_of, make_instance, make_job, new_workspace, reference_schema
+from tests.factories import (
+    checked_out_when_idle,
+    data_of,
+    make_instance,
+    make_job,
+    new_workspace,
+    reference_schema,
+)
 from tests.importers.support import example
 
 SCHEMA = graphql.build_schema(
@@ -1608,8 +1615,8 @@ class Differ:
             TestClient(self.reference, base_url="http://jobql.test") as self.reference_http,
         ):
             yield self
-            assert self.compiled.state.engine.pool.checkedout() == 0
-            assert self.reference.state.engine.pool.checkedout() == 0
+            assert checked_out_when_idle(self.compiled.state.engine) == 0
+            assert checked_out_when_idle(self.reference.state.engine) == 0
 
     def exchange(self, document: Document) -> None:
         """The document to the compiled app twice and to the reference app once: alike."""
@@ -1643,12 +1650,6 @@ class Differ:
                 f"reference: {expected.status_code} {expected.text[:4000]}"
             )
         self.tally.add(document, first, fast)
-        import gc
-        gc.collect()
-        leaked = (self.compiled.state.engine.pool.checkedout(), self.reference.state.engine.pool.checkedout())
-        if leaked != (0, 0):
-            print("LEAK", leaked, repr(document), first.text[:500], expected.text[:500], logged.records[-3:] if logged.records else None, flush=True)
-            raise SystemExit(3)
 
 
 def differ(world: World) -> Tally:
@@ -1691,18 +1692,3 @@ async def test_known_mismatches(world: World, entry: Known) -> None:
     if world.dialect not in entry.backends:
         pytest.skip(f"found on {', '.join(entry.backends)} only")
     await asyncio.to_thread(known, world, entry)
-
-
-import jobql.resolvers.live as _live_mod  # noqa: E402  TEMP EXPERIMENT
-
-
-async def _no_start(self: Any) -> None:
-    self.position = 0
-
-
-async def _no_close(self: Any) -> None:
-    return None
-
-
-_live_mod.Broker.start = _no_start  # type: ignore[method-assign]
-_live_mod.Broker.close = _no_close  # type: ignore[method-assign]

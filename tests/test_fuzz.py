@@ -72,7 +72,14 @@ from jobql.app import create_app
 from jobql.importers import parse_body
 from jobql.resolvers.ingest import import_instances
 from jobql.settings import Settings
-from tests.factories import data_of, make_instance, make_job, make_nodes, new_workspace
+from tests.factories import (
+    checked_out_when_idle,
+    data_of,
+    make_instance,
+    make_job,
+    make_nodes,
+    new_workspace,
+)
 from tests.importers.support import example
 from tests.profiles import profile
 
@@ -431,8 +438,8 @@ def fuzz(url: str, field_name: str, strategy: st.SearchStrategy[str]) -> Tally:
         for document in FOUND.get(field_name, []):
             operation = hypothesis.example(document=document, accept=GQL)(operation)
         operation()
-        assert app.state.engine.pool.checkedout() == 0
-        assert reference.state.engine.pool.checkedout() == 0
+        assert checked_out_when_idle(app.state.engine) == 0
+        assert checked_out_when_idle(reference.state.engine) == 0
     return tally
 
 

@@ -582,7 +582,7 @@ async def write_instances(
         i: ((jobs[job_keys[i]]["id"], records[i].instance_id), records[i], job_keys[i][0])
         for i in to_write
     }
-    outcome_of = await _upsert_instances(connection, list(writes.values()))
+    outcome_of = await _upsert_instances(connection, list(writes.values()), stored)
     for index, (key, _, _) in writes.items():
         written = outcome_of.get(key)
         if written is None:
@@ -777,14 +777,22 @@ async def _nodes_of(
 
 
 async def _upsert_instances(
-    connection: AsyncConnection, items: Sequence[tuple[tuple[int, int], InstanceRecord, int]]
+    connection: AsyncConnection,
+    items: Sequence[tuple[tuple[int, int], InstanceRecord, int]],
+    stored: dict[tuple[int, int], dict[str, Any]],
 ) -> dict[tuple[int, int], tuple[int, bool | None]]:
     """Write rows; returns, per key written, its id and (PostgreSQL only) whether it was new.
-    A key missing from the answer was held back by the guard."""
+    A key missing from the answer was held back by the guard, or had no column to write (a
+    report of its nodes only)."""
     by_shape: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
-    for (job_id, instance_id), record, workspace_id in sorted(items, key=lambda item: item[0]):
+    for key, record, workspace_id in sorted(items, key=lambda item: item[0]):
+        job_id, instance_id = key
+        existing = stored.get(key) or {}
         row = {
             **INSTANCE_DEFAULTS,
+            # The insert's row must satisfy NOT NULL before the conflict turns it into an update
+            # of the reported columns only: a report of a stored instance may leave these out.
+            **{column: existing[column] for column in INSTANCE_REQUIRED if column in existing},
             **record.values,
             "workspace_id": workspace_id,
             "job_id": job_id,
@@ -798,6 +806,8 @@ async def _upsert_instances(
     postgres = connection.dialect.name == "postgresql"
     written: dict[tuple[int, int], tuple[int, bool | None]] = {}
     for shape, rows in by_shape.items():
+        if not shape:
+            continue  # nothing of the row itself is reported (its nodes only): no row to write
         statement = _insert(connection, _instance)
         incoming = statement.excluded
         # Only when something changes: an identical row is not rewritten.

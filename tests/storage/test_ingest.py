@@ -348,3 +348,25 @@ async def test_children_of_refused_batch_items_are_refused_too(engine: AsyncEngi
     )
     assert [[e.code for e in r.errors] for r in results] == [["UNKNOWN_PARENT"]] * 3
     assert [await job_row(engine, ws, name) for name in ("a", "b", "c")] == [None] * 3
+
+
+async def test_a_report_without_the_required_fields_updates_a_stored_instance(
+    engine: AsyncEngine,
+) -> None:
+    """status and planTime are needed to create an instance, not to report on a stored one."""
+    ws = (await new_workspace(engine)).name
+    await write(engine, run(ws, nodes=[NodeRecord("a", {"type": "T", "status": "RUNNING"})]))
+    later = T0 + timedelta(minutes=5)
+    status_only = InstanceRecord(ws, "job_batch", 1, values={"status": "SUCCESS"})
+    end_only = InstanceRecord(ws, "job_batch", 1, values={"end_time": later})
+    done = NodeRecord("a", {"type": "T", "status": "SUCCESS"})
+    nodes_only = InstanceRecord(ws, "job_batch", 1, values={}, nodes=[done])
+    for record in (status_only, end_only, nodes_only):
+        (result,) = await write(engine, record)
+        assert result.errors == [], result.errors
+        assert result.outcome is Outcome.UPDATED
+    row = await stored(engine, ws)
+    assert (row["status"], row["plan_time"], row["end_time"]) == ("SUCCESS", T0, later)
+    assert await node_names(engine, row["id"]) == [("a", "SUCCESS")]
+    (again,) = await write(engine, nodes_only)
+    assert again.outcome is Outcome.UNCHANGED
