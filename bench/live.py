@@ -28,13 +28,13 @@ import statistics
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import websockets
 from sqlalchemy import text
 
 from bench import procs
@@ -77,6 +77,9 @@ class Phase:
     statements: int | None = None
     batches: int | None = None
     w1: float | None = None
+    expected: int = 0
+    closed: int = 0
+    w1_failed: int = 0
 
 
 def _document(number: int) -> tuple[str, dict[str, Any]]:
@@ -89,83 +92,118 @@ def _document(number: int) -> tuple[str, dict[str, Any]]:
     return query, {"filter": {"jobName": job}}
 
 
-async def _subscriber_connection(
-    url: str, subscriptions: list[int], phase: Phase, ready: asyncio.Event, stop: asyncio.Event
-) -> None:
-    async with websockets.connect(
-        url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")], max_size=None
-    ) as socket:
-        await socket.send(json.dumps({"type": "connection_init", "payload": {}}))
-        assert json.loads(await socket.recv())["type"] == "connection_ack"
-        for number in subscriptions:
-            query, variables = _document(number)
-            payload = {"query": query, "variables": variables}
-            await socket.send(
-                json.dumps({"id": str(number), "type": "subscribe", "payload": payload})
-            )
-        ready.set()
-        while not stop.is_set():
-            try:
-                raw = await asyncio.wait_for(socket.recv(), 0.5)
-            except TimeoutError:
-                continue
-            message = json.loads(raw)
-            if message["type"] == "ping":
-                await socket.send('{"type":"pong"}')
-                continue
-            if message["type"] != "next":
-                continue
-            data = message["payload"].get("data")
-            if not data:
-                phase.errors += 1
-                continue
-            event = data["instanceEvents"]
-            at = datetime.fromisoformat(event["at"].replace("Z", "+00:00")).timestamp()
-            phase.delivered += 1
-            phase.latencies.append(time.time() - at)
+CLIENT = Path(__file__).parent / "live_client.mjs"
 
 
-async def _writes(base: str, rate: int, seconds: float) -> int:
+class Subscribers:
+    """One Node process of graphql-ws clients (bench/live_client.mjs): the subscribers' own CPU
+    is spent outside the writer's process, and cheaply."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, url: str, numbers: list[int]) -> Subscribers:
+        process = await asyncio.create_subprocess_exec(
+            "node",
+            str(CLIENT),
+            url,
+            str(PER_CONNECTION),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert process.stdin is not None
+        assert process.stdout is not None
+        documents = [
+            {"query": query, "variables": variables} for query, variables in map(_document, numbers)
+        ]
+        process.stdin.write(json.dumps(documents).encode() + b"\n")
+        await process.stdin.drain()
+        line = await process.stdout.readline()
+        if line.strip() != b"ready":
+            raise RuntimeError(f"subscriber process did not start: {line!r}")
+        return cls(process)
+
+    async def stop(self) -> tuple[int, int, list[float]]:
+        """(errors, connections the server closed, latencies in seconds)."""
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(b"stop\n")
+        await self.process.stdin.drain()
+        received = json.loads(await self.process.stdout.readline())
+        await self.process.wait()
+        return received["errors"], received["closed"], received["latencies"]
+
+
+async def _writes(
+    base: str, rate: int, seconds: float, first_id: int, batch: int = 1, senders: int = 16
+) -> int:
+    """`rate` instances a second for `seconds`, `batch` per recordInstances, sent on schedule by
+    `senders` concurrent clients (httpx slows down with hundreds of requests in flight); returns
+    the instances written."""
+    queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue()
     written = 0
-    interval = 1.0 / rate
-    start = time.monotonic()
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        pending: set[asyncio.Task[Any]] = set()
-        while time.monotonic() - start < seconds:
-            n = written
-            item = {
-                "jobName": f"live_{n % JOBS}",
-                "instanceId": 1_000_000 + n,
-                "status": "RUNNING",
-                "planTime": "2026-01-01T00:00:00Z",
-                "nodes": [{"name": "extract", "type": "SQL", "status": "RUNNING"}],
-            }
-            task = asyncio.create_task(
-                http.post("/graphql", json={"query": RECORD, "variables": {"input": [item]}})
+
+    async def sender(http: httpx.AsyncClient) -> None:
+        nonlocal written
+        while (items := await queue.get()) is not None:
+            response = await http.post(
+                "/graphql", json={"query": RECORD, "variables": {"input": items}}
             )
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            written += 1
-            await asyncio.sleep(max(0.0, start + written * interval - time.monotonic()))
-        await asyncio.gather(*pending)
+            assert response.status_code == 200, response.text[:300]
+            written += len(items)
+
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        tasks = [asyncio.create_task(sender(http)) for _ in range(senders)]
+        interval = batch / rate
+        start = time.monotonic()
+        n = sent = 0
+        while time.monotonic() - start < seconds:
+            items = []
+            for _ in range(batch):
+                items.append(
+                    {
+                        "jobName": f"live_{n % JOBS}",
+                        "instanceId": first_id + n,
+                        "status": "RUNNING",
+                        "planTime": "2026-01-01T00:00:00Z",
+                        "nodes": [{"name": "extract", "type": "SQL", "status": "RUNNING"}],
+                    }
+                )
+                n += 1
+            queue.put_nowait(items)
+            sent += 1
+            await asyncio.sleep(max(0.0, start + sent * interval - time.monotonic()))
+        for _ in tasks:
+            queue.put_nowait(None)
+        await asyncio.gather(*tasks)
     return written
 
 
-async def _w1(base: str, seconds: float, clients: int = 16) -> float:
-    done = 0
+async def _w1(base: str, seconds: float, clients: int = 16) -> tuple[float, int]:
+    """(answers per second, of the requests those that failed)."""
+    done = failed = 0
     deadline = time.monotonic() + seconds
     body = {"query": W1, "variables": {"statuses": ["FAIL", "SUCCESS"]}}
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
 
         async def client() -> None:
-            nonlocal done
+            nonlocal done, failed
             while time.monotonic() < deadline:
                 response = await http.post("/graphql", json=body)
-                assert response.status_code == 200, response.text[:200]
                 done += 1
+                if response.status_code != 200 or "errors" in response.json():
+                    failed += 1
 
         await asyncio.gather(*(client() for _ in range(clients)))
-    return done / seconds
+    return (done - failed) / seconds, failed
+
+
+_PHASES = iter(range(1, 1_000))
+
+
+def _next_ids() -> int:
+    return 1_000_000 * next(_PHASES)
 
 
 def _broker_reads(stats: PgStats) -> int | None:
@@ -190,52 +228,65 @@ async def _phase(
     documents: int,
     rate: int,
     seconds: float,
+    clients: int,
+    batch: int,
     with_w1: bool = False,
 ) -> Phase:
     phase = Phase(name, subscribers)
     url = server.url.replace("http://", "ws://") + "/graphql"
     numbers = [i % documents for i in range(subscribers)]
-    stop = asyncio.Event()
-    connections = []
-    for start in range(0, len(numbers), PER_CONNECTION):
-        ready = asyncio.Event()
-        task = asyncio.create_task(
-            _subscriber_connection(url, numbers[start : start + PER_CONNECTION], phase, ready, stop)
-        )
-        connections.append((task, ready))
-        await ready.wait()
+    groups = [
+        await Subscribers.start(url, part)
+        for part in (numbers[i::clients] for i in range(clients))
+        if part
+    ]
     await asyncio.sleep(1.0)
     # PgStats runs its own event loop: from a thread, beside this one.
     await asyncio.to_thread(stats.reset)
     cpu = procs.cpu_seconds(server.pid())
-    writes = asyncio.create_task(_writes(server.url, rate, seconds))
+    # New instances in every phase: a write that changes nothing makes no event.
+    writes = asyncio.create_task(_writes(server.url, rate, seconds, _next_ids(), batch))
     load = asyncio.create_task(_w1(server.url, seconds)) if with_w1 else None
     phase.written = await writes
     if load is not None:
-        phase.w1 = await load
-    await asyncio.sleep(1.0)  # the last deliveries
+        phase.w1, phase.w1_failed = await load
+    await asyncio.sleep(2.0)  # the last deliveries
     phase.cpu = procs.cpu_seconds(server.pid()) - cpu
     counted = await asyncio.to_thread(stats.statements)
     phase.statements = None if counted is None else counted[0] - counted[1]
     phase.batches = await asyncio.to_thread(_broker_reads, stats)
-    stop.set()
-    for task, _ in connections:
-        await task
+    for group in groups:
+        errors, closed, latencies = await group.stop()
+        phase.errors += errors
+        phase.closed += closed
+        phase.latencies.extend(latencies)
+    phase.delivered = len(phase.latencies)
+    # Every subscriber of a document whose job the write named gets its event.
+    per_job = Counter(
+        int(_document(number)[1]["filter"]["jobName"].split("_")[1]) for number in numbers
+    )
+    phase.expected = sum(per_job[n % JOBS] for n in range(phase.written))
     return phase
 
 
-def _table(phases: list[Phase], baseline_w1: float, writes_alone: Phase, workers: int) -> str:
+def _table(phases: list[Phase], baseline_w1: float, writes_alone: Phase, args: Any) -> str:
     lines = [
-        f"# jobql live benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {workers} workers)",
+        f"# jobql live benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
-        "| phase | subscribers | writes | delivered (errors) | p50 ms | p99 ms "
-        "| server CPU ms / delivered event | statements / batch (beside the writes') | W1 req/s |",
+        f"{args.workers} workers; {args.rate} instances written a second in recordInstances of "
+        f"{args.batch}; {args.documents} distinct documents over {JOBS} jobs (each write matches "
+        f"the documents of its job); {args.seconds:g} s phases; subscribers in {args.clients} "
+        "Node process(es) of graphql-ws clients.",
+        "",
+        "| phase | subscribers | writes | delivered / expected (errors, closed) | p50 ms | p99 ms "
+        "| server CPU ms / delivered event | group statements / batch | W1 req/s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         f"| W1 alone | 0 | - | - | - | - | - | - | {baseline_w1:.0f} |",
     ]
-    # The writes' own statements, per write (phases write as many as the machine lets them).
+    # The writes' own statements, per write: those of the writes-alone phase, less the brokers'
+    # reads of the log (a broker reads it after each commit it hears of, followers or not).
     base_statements = (
-        writes_alone.statements / writes_alone.written
+        (writes_alone.statements - (writes_alone.batches or 0)) / writes_alone.written
         if writes_alone.statements is not None and writes_alone.written
         else None
     )
@@ -244,18 +295,21 @@ def _table(phases: list[Phase], baseline_w1: float, writes_alone: Phase, workers
         if phase.latencies:
             ordered = sorted(phase.latencies)
             p50 = f"{statistics.median(ordered) * 1000:.0f}"
-            p99 = f"{ordered[int(len(ordered) * 0.99) - 1] * 1000:.0f}"
-        per_event = f"{phase.cpu * 1000 / phase.delivered:.2f}" if phase.delivered else "-"
+            p99 = f"{ordered[max(0, int(len(ordered) * 0.99) - 1)] * 1000:.0f}"
+        per_event = f"{phase.cpu * 1000 / phase.delivered:.3f}" if phase.delivered else "-"
         per_batch = "n/a (no pg_stat_statements)"
         if phase.w1 is not None:
             per_batch = "- (W1's own)"
         elif phase.statements is not None and base_statements is not None and phase.batches:
-            extra = phase.statements - base_statements * phase.written
-            per_batch = f"{extra / phase.batches:.2f}"
-        w1 = f"{phase.w1:.0f}" if phase.w1 is not None else "-"
+            groups = phase.statements - base_statements * phase.written - phase.batches
+            per_batch = f"{groups / phase.batches:.2f} ({phase.batches} batches)"
+        w1 = "-"
+        if phase.w1 is not None:
+            w1 = f"{phase.w1:.0f}" + (f" ({phase.w1_failed} failed)" if phase.w1_failed else "")
         lines.append(
             f"| {phase.name} | {phase.subscribers} | {phase.written} "
-            f"| {phase.delivered} ({phase.errors}) | {p50} | {p99} "
+            f"| {phase.delivered} / {phase.expected} ({phase.errors}, {phase.closed}) "
+            f"| {p50} | {p99} "
             f"| {per_event} | {per_batch} | {w1} |"
         )
     return "\n".join(lines)
@@ -300,9 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__)
     parser.add_argument("--subscribers", default="100,1000")
     parser.add_argument("--documents", type=int, default=100)
-    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--rate", type=int, default=100, help="instances written a second")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="instances per recordInstances (1: one write each)"
+    )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--clients", type=int, default=1, help="Node processes the subscribers are spread over"
+    )
     parser.add_argument("--instances", type=int, default=20_000)
     parser.add_argument("--postgres-url", default=None)
     parser.add_argument("--quick", action="store_true", help="5 s phases, 2,000 instances")
@@ -351,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         stats = PgStats(url.replace("postgresql+asyncpg", "postgresql"), postmaster)
         try:
-            baseline = asyncio.run(_w1(server.url, args.seconds))
+            baseline, _ = asyncio.run(_w1(server.url, args.seconds))
             alone = asyncio.run(
                 _phase(
                     server,
@@ -361,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
                     documents=1,
                     rate=args.rate,
                     seconds=args.seconds,
+                    clients=args.clients,
+                    batch=args.batch,
                 )
             )
             phases = [alone]
@@ -375,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
                             documents=args.documents,
                             rate=args.rate,
                             seconds=args.seconds,
+                            clients=args.clients,
+                            batch=args.batch,
                         )
                     )
                 )
@@ -388,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
                         documents=args.documents,
                         rate=args.rate,
                         seconds=args.seconds,
+                        clients=args.clients,
+                        batch=args.batch,
                         with_w1=True,
                     )
                 )
@@ -395,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stats.close()
             server.stop()
-        print(_table(phases, baseline, alone, args.workers))
+        print(_table(phases, baseline, alone, args))
     finally:
         asyncio.run(_drop(admin, name))
         if cluster is not None:

@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     broker = Broker(
         engine,
         poll_interval=settings.live_poll_interval,
+        batch_interval=settings.live_batch_interval,
         max_age=timedelta(seconds=settings.event_retention_seconds),
         max_count=settings.event_retention_count,
         # At most half the pool for subscriptions' reads: writes and queries keep the rest.

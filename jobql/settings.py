@@ -57,6 +57,7 @@ class Settings:
     event_retention_seconds: float = 7 * 24 * 3600.0
     event_retention_count: int = 1_000_000
     live_poll_interval: float = 1.0
+    live_batch_interval: float = 0.05
     live_queue_size: int = 1_000
     live_max_subscriptions: int = 10_000
     live_max_per_connection: int = 100
@@ -107,6 +108,7 @@ class Settings:
             event_retention_seconds=_float(env, "JOBQL_EVENT_RETENTION_SECONDS", 7 * 24 * 3600.0),
             event_retention_count=_int(env, "JOBQL_EVENT_RETENTION_COUNT", 1_000_000, minimum=1),
             live_poll_interval=_float(env, "JOBQL_LIVE_POLL_INTERVAL", 1.0),
+            live_batch_interval=_float(env, "JOBQL_LIVE_BATCH_INTERVAL", 0.05),
             live_queue_size=_int(env, "JOBQL_LIVE_QUEUE_SIZE", 1_000, minimum=1),
             live_max_subscriptions=_int(env, "JOBQL_LIVE_MAX_SUBSCRIPTIONS", 10_000, minimum=1),
             live_max_per_connection=_int(env, "JOBQL_LIVE_MAX_PER_CONNECTION", 100, minimum=1),

@@ -81,6 +81,13 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
 
+    async def send_text(self, message: bytes) -> None:
+        """A message already encoded (UTF-8 JSON)."""
+        try:
+            await self.ws.send_text(message.decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
 
 class GraphQLEndpoint(GraphQL[RequestContext, None]):
     websocket_adapter_class = TextWebSocketAdapter

@@ -26,7 +26,7 @@ from strawberry.types import ExecutionResult
 
 from jobql.access import principal_of
 from jobql.http.persisted import PersistedQueryError
-from jobql.http.subscriptions import Runner, TooSlow
+from jobql.http.subscriptions import Runner, SharedResult, TooSlow, next_payload
 from jobql.resolvers.context import DEFAULT_WORKSPACE, AsyncEngine, CursorCodec, RequestContext
 
 PATH = "/graphql/stream"
@@ -48,13 +48,10 @@ def _next(payload: dict[str, Any]) -> bytes:
     return b"event: next\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
-def _payload(result: ExecutionResult) -> dict[str, Any]:
-    payload: dict[str, Any] = {"data": result.data}
-    if result.errors:
-        payload["errors"] = [error.formatted for error in result.errors]
-    if result.extensions:
-        payload["extensions"] = result.extensions
-    return payload
+def _encoded(result: ExecutionResult) -> bytes:
+    if isinstance(result, SharedResult):  # a group's: encoded once for all its members
+        return b"event: next\ndata: " + result.encoded() + b"\n\n"
+    return _next(next_payload(result))
 
 
 class GraphQLOverSSE:
@@ -194,7 +191,7 @@ class GraphQLOverSSE:
                 source = runner.stream(query, variables, operation_name, context, on_too_slow=cut)
             try:
                 async for result in source:
-                    chunk = _next(_payload(result))
+                    chunk = _encoded(result)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except TooSlow:
                 complete = False

@@ -62,6 +62,34 @@ class TooSlow(Exception):
     """This subscriber fell behind its queue."""
 
 
+def next_payload(result: ExecutionResult) -> dict[str, Any]:
+    """A result as the payload of a `next` message (both transports)."""
+    payload: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [error.formatted for error in result.errors]
+    if result.extensions:
+        payload["extensions"] = result.extensions
+    return payload
+
+
+@dataclass
+class SharedResult(ExecutionResult):
+    """A group's result, which every member sends: its payload is encoded once, not once per
+    member."""
+
+    _encoded: bytes | None = None
+
+    @classmethod
+    def of(cls, result: ExecutionResult) -> SharedResult:
+        return cls(result.data, result.errors, result.extensions)
+
+    def encoded(self) -> bytes:
+        """`next_payload(self)` as JSON."""
+        if self._encoded is None:
+            self._encoded = orjson.dumps(next_payload(self))
+        return self._encoded
+
+
 @dataclass(frozen=True, slots=True)
 class LiveLimits:
     queue_size: int = 1_000
@@ -300,7 +328,10 @@ class Runner:
             async with aclosing(source):
                 async for result in source:
                     # Results tied to no event (errors before any) reach every member.
-                    position = None if isinstance(result, PreExecutionError) else live.position
+                    if isinstance(result, PreExecutionError):
+                        position = None
+                    else:
+                        position, result = live.position, SharedResult.of(result)
                     for member in list(group.members):
                         member.offer(position, result)
                     # Let the members send it before the next one: a batch resolves without
@@ -389,4 +420,12 @@ def _without_replay(
     return live
 
 
-__all__ = ["CLOSE_TOO_SLOW", "TOO_SLOW_REASON", "LiveLimits", "Runner", "TooSlow"]
+__all__ = [
+    "CLOSE_TOO_SLOW",
+    "TOO_SLOW_REASON",
+    "LiveLimits",
+    "Runner",
+    "SharedResult",
+    "TooSlow",
+    "next_payload",
+]

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import orjson
 from graphql import GraphQLError
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -27,10 +28,12 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     _OperationStreamClosed,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.utils.aio import aclosing
 
 from jobql.http.persisted import PersistedQueryError
-from jobql.http.subscriptions import CLOSE_TOO_SLOW, TOO_SLOW_REASON, TooSlow
+from jobql.http.subscriptions import CLOSE_TOO_SLOW, TOO_SLOW_REASON, SharedResult, TooSlow
 from jobql.resolvers.context import RequestContext
 
 CLOSE_BAD_REQUEST = 4400
@@ -122,6 +125,29 @@ class TransportWS(BaseGraphQLTransportWSHandler[RequestContext, None]):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
             self.operations.pop(operation.id, None)
             raise
+
+    async def _send_result_stream(
+        self, operation: Operation[RequestContext, None], result_source: Any
+    ) -> None:
+        """Strawberry's, except that a group's result goes out as its payload encoded once."""
+        first = True
+        async for result in result_source:
+            if isinstance(result, SharedResult):
+                if operation.completed:
+                    return
+                await self.websocket.send_text(  # type: ignore[attr-defined]
+                    b'{"id":%b,"type":"next","payload":%b}'
+                    % (orjson.dumps(operation.id), result.encoded())
+                )
+            elif first and isinstance(result, PreExecutionError):
+                await self._handle_pre_execution_error(operation, result)
+                return
+            elif isinstance(result, ExecutionResult):
+                await operation.send_next(result)
+            else:
+                await self._reject_incremental_delivery(operation)
+                return
+            first = False
 
     def _too_slow(self) -> None:
         # The operation's task may be stuck sending to the subscriber: close from another task.

@@ -120,6 +120,7 @@ class Broker:
         engine: AsyncEngine,
         *,
         poll_interval: float = 1.0,
+        batch_interval: float = 0.0,
         max_age: timedelta = timedelta(days=7),
         max_count: int = 1_000_000,
         prune_interval: float = 60.0,
@@ -128,6 +129,10 @@ class Broker:
     ) -> None:
         self.engine = engine
         self.poll_interval = poll_interval
+        # The least time between two reads of the log: commits in between make one batch, so
+        # that a busy log costs the groups one read per interval, not one per commit.
+        self.batch_interval = batch_interval
+        self._last_read = 0.0
         self.max_age = max_age
         self.max_count = max_count
         self.prune_interval = prune_interval
@@ -189,6 +194,10 @@ class Broker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             self._wake.clear()
+            wait = self._last_read + self.batch_interval - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_read = asyncio.get_running_loop().time()
             try:
                 await self._catch_up()
             except Exception:

@@ -36,11 +36,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import Table, delete, func, insert, select, text
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    DateTime,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobql.storage import engine as storage_engine
 from jobql.storage.models import InstanceEvent, Job, Workspace
+from jobql.storage.types import truncate_ms
 
 logger = logging.getLogger("jobql.live")
 
@@ -100,11 +114,81 @@ async def append(connection: AsyncConnection, changes: Sequence[Change]) -> int 
     are woken when the transaction commits, never before and never if it rolls back."""
     if not changes:
         return None
-    postgres = connection.dialect.name == "postgresql"
-    if postgres:
-        # Ids in commit order: see the module's docstring.
-        await connection.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK)))
-    at = datetime.now(UTC)
+    at = truncate_ms(datetime.now(UTC))
+    if connection.dialect.name == "postgresql":
+        last = await _append_postgresql(connection, changes, at)
+    else:
+        last = await _append_sqlite(connection, changes, at)
+    url = _url(connection.engine)
+    storage_engine.after_commit(connection, lambda: wake_local(url, last))
+    return last
+
+
+# PostgreSQL: one round trip. The lock first (the insert's rows come from a join with it, so no
+# id is handed out before it is held: ids in commit order, see the module's docstring), then the
+# rows in the order given (WITH ORDINALITY ... ORDER BY), then NOTIFY with the last id.
+_APPEND_POSTGRESQL = text(
+    f"""
+    WITH appending AS (SELECT pg_advisory_xact_lock({APPEND_LOCK})),
+    appended AS (
+      INSERT INTO instance_event (workspace_id, job_id, instance_id, vendor_instance_id, kind,
+        status, previous_status, instance_type, plan_time, force_success, ignore_success, at)
+      SELECT c.workspace_id, c.job_id, c.instance_id, c.vendor_instance_id, c.kind, c.status,
+        c.previous_status, c.instance_type, c.plan_time, c.force_success, c.ignore_success,
+        :at
+      FROM appending,
+        unnest(:workspace_ids, :job_ids, :instance_ids, :vendor_instance_ids, :kinds,
+          :statuses, :previous_statuses, :instance_types, :plan_times, :force_successes,
+          :ignore_successes)
+        WITH ORDINALITY AS c(workspace_id, job_id, instance_id, vendor_instance_id, kind,
+          status, previous_status, instance_type, plan_time, force_success, ignore_success, n)
+      ORDER BY c.n
+      RETURNING id
+    )
+    SELECT max(id) AS last, pg_notify('{CHANNEL}', max(id)::text) FROM appended
+    """
+).bindparams(
+    bindparam("at", type_=DateTime(timezone=True)),
+    bindparam("workspace_ids", type_=ARRAY(BigInteger)),
+    bindparam("job_ids", type_=ARRAY(BigInteger)),
+    bindparam("instance_ids", type_=ARRAY(BigInteger)),
+    bindparam("vendor_instance_ids", type_=ARRAY(BigInteger)),
+    bindparam("kinds", type_=ARRAY(String)),
+    bindparam("statuses", type_=ARRAY(String)),
+    bindparam("previous_statuses", type_=ARRAY(String)),
+    bindparam("instance_types", type_=ARRAY(String)),
+    bindparam("plan_times", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("force_successes", type_=ARRAY(Boolean)),
+    bindparam("ignore_successes", type_=ARRAY(Boolean)),
+)
+
+
+async def _append_postgresql(
+    connection: AsyncConnection, changes: Sequence[Change], at: datetime
+) -> int:
+    result = await connection.execute(
+        _APPEND_POSTGRESQL,
+        {
+            "at": at,
+            "workspace_ids": [c.workspace_id for c in changes],
+            "job_ids": [c.job_id for c in changes],
+            "instance_ids": [c.instance_id for c in changes],
+            "vendor_instance_ids": [c.vendor_instance_id for c in changes],
+            "kinds": [c.kind for c in changes],
+            "statuses": [c.status for c in changes],
+            "previous_statuses": [c.previous_status for c in changes],
+            "instance_types": [c.instance_type for c in changes],
+            "plan_times": [truncate_ms(c.plan_time) for c in changes],
+            "force_successes": [c.force_success for c in changes],
+            "ignore_successes": [c.ignore_success for c in changes],
+        },
+    )
+    return int(result.scalar_one())
+
+
+async def _append_sqlite(
+    connection: AsyncConnection, changes: Sequence[Change], at: datetime
+) -> int:
     rows = [
         {
             "workspace_id": change.workspace_id,
@@ -123,12 +207,7 @@ async def append(connection: AsyncConnection, changes: Sequence[Change]) -> int 
         for change in changes
     ]
     result = await connection.execute(insert(_event).returning(_event.c.id), rows)
-    last = int(max(result.scalars().all()))
-    if postgres:
-        await connection.execute(select(func.pg_notify(CHANNEL, str(last))))
-    url = _url(connection.engine)
-    storage_engine.after_commit(connection, lambda: wake_local(url, last))
-    return last
+    return int(max(result.scalars().all()))
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ job) writes nothing at all, not even its job.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,9 +96,14 @@ _job = cast(Table, Job.__table__)
 _node = cast(Table, InstanceNode.__table__)
 
 
-def _insert(connection: AsyncConnection, table: Table) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+def _insert_for(dialect_name: str, table: Table) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+# The upserts are built once per dialect and shape (the reported columns): building one (its
+# `excluded` alias above all) costs more Python than executing it.
+_statements = functools.lru_cache(maxsize=512)
 
 
 def _normal(value: Any) -> Any:
@@ -145,12 +151,19 @@ async def workspace_ids(connection: AsyncConnection, names: Iterable[str]) -> di
     wanted = sorted(set(names))
     if not wanted:
         return {}
-    await connection.execute(
-        _insert(connection, _workspace).on_conflict_do_nothing(index_elements=["name"]),
-        [{"name": name} for name in wanted],
-    )
+    found = await _workspaces_named(connection, wanted)
+    missing = [name for name in wanted if name not in found]
+    if missing:  # new workspaces: created (by whichever writer comes first), then read
+        await connection.execute(
+            _workspace_insert(connection.dialect.name), [{"name": name} for name in missing]
+        )
+        found.update(await _workspaces_named(connection, missing))
+    return found
+
+
+async def _workspaces_named(connection: AsyncConnection, names: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
-    for part in _chunks(wanted):
+    for part in _chunks(names):
         rows = await connection.execute(
             select(_workspace.c.id, _workspace.c.name).where(_workspace.c.name.in_(part))
         )
@@ -163,6 +176,11 @@ def _workspace_errors(name: str) -> list[ItemError]:
 
 
 # --- jobs ---------------------------------------------------------------------------------------
+
+
+@_statements
+def _workspace_insert(dialect_name: str) -> Any:
+    return _insert_for(dialect_name, _workspace).on_conflict_do_nothing(index_elements=["name"])
 
 
 async def write_jobs(connection: AsyncConnection, records: Sequence[JobRecord]) -> list[ItemResult]:
@@ -323,15 +341,18 @@ async def _upsert_jobs(
         row = {"workspace_id": workspace_id, "name": name, "type": "BATCH", **record.values}
         by_shape[frozenset(record.values)].append(row)
     for shape, rows in by_shape.items():
-        statement = _insert(connection, _job)
-        if shape:
-            statement = statement.on_conflict_do_update(
-                index_elements=["workspace_id", "name"],
-                set_={column: statement.excluded[column] for column in shape},
-            )
-        else:
-            statement = statement.on_conflict_do_nothing(index_elements=["workspace_id", "name"])
-        await connection.execute(statement, rows)
+        await connection.execute(_job_upsert(connection.dialect.name, shape), rows)
+
+
+@_statements
+def _job_upsert(dialect_name: str, shape: frozenset[str]) -> Any:
+    statement = _insert_for(dialect_name, _job)
+    if not shape:
+        return statement.on_conflict_do_nothing(index_elements=["workspace_id", "name"])
+    return statement.on_conflict_do_update(
+        index_elements=["workspace_id", "name"],
+        set_={column: statement.excluded[column] for column in shape},
+    )
 
 
 async def _jobs_by_key(
@@ -574,15 +595,23 @@ async def write_instances(
         else:
             result.outcome = Outcome.UNCHANGED
 
-    # Jobs only for what is written: a rejected or stale report changes no job either.
-    if to_write:
-        await write_jobs(connection, _unique_jobs([records[i] for i in to_write]))
+    # Jobs only for what is written: a rejected or stale report changes no job either; and only
+    # those that are new or change (most reports name a stored job and say nothing new of it).
+    job_records = [
+        job
+        for job in _unique_jobs([records[i] for i in to_write])
+        if not _job_unchanged(job, jobs.get((spaces.get(job.workspace, 0), job.name)))
+    ]
+    if job_records:
+        await write_jobs(connection, job_records)
         jobs.update(await _jobs_by_key(connection, [job_keys[i] for i in to_write]))
     writes = {
         i: ((jobs[job_keys[i]]["id"], records[i].instance_id), records[i], job_keys[i][0])
         for i in to_write
     }
-    outcome_of = await _upsert_instances(connection, list(writes.values()), stored)
+    # The rows as written (their columns an event reports), from the upserts' RETURNING.
+    after: dict[tuple[int, int], dict[str, Any]] = {}
+    outcome_of = await _upsert_instances(connection, list(writes.values()), stored, after)
     for index, (key, _, _) in writes.items():
         written = outcome_of.get(key)
         if written is None:
@@ -609,7 +638,7 @@ async def write_instances(
         ],
         stored_nodes,
     )
-    await _log_changes(connection, [(i, writes[i][0]) for i in to_write], results, stored)
+    await _log_changes(connection, [(i, writes[i][0]) for i in to_write], results, stored, after)
     return results
 
 
@@ -618,9 +647,11 @@ async def _log_changes(
     written: Sequence[tuple[int, tuple[int, int]]],
     results: Sequence[ItemResult],
     stored: dict[tuple[int, int], dict[str, Any]],
+    after: dict[tuple[int, int], dict[str, Any]],
 ) -> None:
     """One event per instance this transaction created or changed (UNCHANGED and STALE items
-    write none), appended to the log in this transaction: see jobql/storage/events.py."""
+    write none), appended to the log in this transaction: see jobql/storage/events.py. `after`:
+    rows as this transaction wrote them; the others (only their nodes changed) are read."""
     changed = [
         (index, key)
         for index, key in written
@@ -628,7 +659,10 @@ async def _log_changes(
     ]
     if not changed:
         return
-    final = await _instances_by_key(connection, [key for _, key in changed])
+    final = dict(after)
+    unread = [key for _, key in changed if key not in final]
+    if unread:
+        final.update(await _instances_by_key(connection, unread))
     changes: list[events.Change] = []
     for index, key in changed:
         row, before = final[key], stored.get(key)
@@ -698,6 +732,16 @@ def _unique_jobs(records: Sequence[InstanceRecord]) -> list[JobRecord]:
         else:
             merged[key] = JobRecord(record.workspace, record.job_name, dict(record.job_values))
     return list(merged.values())
+
+
+def _job_unchanged(record: JobRecord, stored: dict[str, Any] | None) -> bool:
+    """The job is stored and the record changes none of its values (`write_jobs` would find it
+    UNCHANGED; a record with an explicit parent is left to it)."""
+    return (
+        stored is not None
+        and record.parent_name is None
+        and all(_normal(value) == stored[column] for column, value in record.values.items())
+    )
 
 
 def _check_nodes(record: InstanceRecord, result: ItemResult, stored_names: set[str]) -> None:
@@ -780,6 +824,7 @@ async def _upsert_instances(
     connection: AsyncConnection,
     items: Sequence[tuple[tuple[int, int], InstanceRecord, int]],
     stored: dict[tuple[int, int], dict[str, Any]],
+    after: dict[tuple[int, int], dict[str, Any]],
 ) -> dict[tuple[int, int], tuple[int, bool | None]]:
     """Write rows; returns, per key written, its id and (PostgreSQL only) whether it was new.
     A key missing from the answer was held back by the guard, or had no column to write (a
@@ -808,29 +853,44 @@ async def _upsert_instances(
     for shape, rows in by_shape.items():
         if not shape:
             continue  # nothing of the row itself is reported (its nodes only): no row to write
-        statement = _insert(connection, _instance)
-        incoming = statement.excluded
-        # Only when something changes: an identical row is not rewritten.
-        changes = or_(*(_instance.c[c].is_distinct_from(incoming[c]) for c in sorted(shape)))
-        statement = statement.on_conflict_do_update(
-            index_elements=["job_id", "vendor_instance_id"],
-            set_={column: incoming[column] for column in shape},
-            where=and_(not_(_stale_condition(shape, incoming)), changes),
-        )
-        returned: list[ColumnElement[Any]] = [
-            _instance.c.id,
-            _instance.c.job_id,
-            _instance.c.vendor_instance_id,
-        ]
-        if postgres:  # xmax = 0: this statement inserted the row
-            returned.append(literal_column("xmax = 0").label("inserted"))
-        result = await connection.execute(statement.returning(*returned), rows)
+        statement = _instance_upsert(connection.dialect.name, shape)
+        result = await connection.execute(statement, rows)
         for answer in result.all():
-            written[(answer.job_id, answer.vendor_instance_id)] = (
-                answer.id,
-                bool(answer.inserted) if postgres else None,
-            )
+            key = (answer.job_id, answer.vendor_instance_id)
+            written[key] = (answer.id, bool(answer.inserted) if postgres else None)
+            after[key] = answer._asdict()
     return written
+
+
+_EVENT_COLUMNS = (
+    "id",
+    "job_id",
+    "vendor_instance_id",
+    "workspace_id",
+    "status",
+    "instance_type",
+    "plan_time",
+    "force_success",
+    "ignore_success",
+)
+
+
+@_statements
+def _instance_upsert(dialect_name: str, shape: frozenset[str]) -> Any:
+    statement = _insert_for(dialect_name, _instance)
+    incoming = statement.excluded
+    # Only when something changes: an identical row is not rewritten.
+    changes = or_(*(_instance.c[c].is_distinct_from(incoming[c]) for c in sorted(shape)))
+    statement = statement.on_conflict_do_update(
+        index_elements=["job_id", "vendor_instance_id"],
+        set_={column: incoming[column] for column in shape},
+        where=and_(not_(_stale_condition(shape, incoming)), changes),
+    )
+    # The key, and what an event of the change reports (see `_log_changes`).
+    returned: list[ColumnElement[Any]] = [_instance.c[name] for name in _EVENT_COLUMNS]
+    if dialect_name == "postgresql":  # xmax = 0: this statement inserted the row
+        returned.append(literal_column("xmax = 0").label("inserted"))
+    return statement.returning(*returned)
 
 
 async def _replace_nodes(
@@ -854,12 +914,16 @@ async def _replace_nodes(
         for position, node in sorted(enumerate(record.nodes or ()), key=lambda pair: pair[1].name):
             by_shape[frozenset(node.values)].append(_node_row(key, workspace_id, position, node))
     for shape, rows in by_shape.items():
-        statement = _insert(connection, _node)
-        statement = statement.on_conflict_do_update(
-            index_elements=["instance_id", "name"],
-            set_={c: statement.excluded[c] for c in {*shape, "position"}},
-        )
-        await connection.execute(statement, rows)
+        await connection.execute(_node_upsert(connection.dialect.name, shape), rows)
+
+
+@_statements
+def _node_upsert(dialect_name: str, shape: frozenset[str]) -> Any:
+    statement = _insert_for(dialect_name, _node)
+    return statement.on_conflict_do_update(
+        index_elements=["instance_id", "name"],
+        set_={c: statement.excluded[c] for c in {*shape, "position"}},
+    )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from jobql.http.subscriptions import LiveLimits, Runner, TooSlow
+from jobql.http.subscriptions import LiveLimits, Runner, SharedResult, TooSlow
 from jobql.resolvers.context import RequestContext
 from jobql.resolvers.live import Broker
 from jobql.resolvers.objects import global_id
@@ -78,6 +78,7 @@ class Subscriber:
             query, variables, None, self.context, on_too_slow=self.too_slow.set
         )
         self.results: list[Any] = []
+        self.raw: list[Any] = []  # the results as the stream gave them
         self.stall_after = stall_after
         self.error: BaseException | None = None
         self.task = asyncio.create_task(self._consume())
@@ -85,6 +86,7 @@ class Subscriber:
     async def _consume(self) -> None:
         try:
             async for result in self.stream:
+                self.raw.append(result)
                 self.results.append(
                     orjson.loads(orjson.dumps(result.data)) if result.data else result
                 )
@@ -311,3 +313,62 @@ async def test_instance_by_id_first_now_then_after_each_change(
     finally:
         await watcher.close()
         await foreign.close()
+
+
+async def test_commits_within_the_batch_interval_make_one_batch(engine: AsyncEngine) -> None:
+    """Ten commits in quick succession, read at most once per `batch_interval`: the groups see
+    one or two batches, not ten (each batch costs every matching group a read)."""
+    slow = Broker(engine, poll_interval=30.0, prune_interval=3600.0, batch_interval=0.5)
+    await slow.start()
+    await slow.wait_listening()
+    runner = make_runner(slow, engine)
+    ws = (await new_workspace(engine)).name
+    subscriber = Subscriber(runner, engine, ws)
+    try:
+        await joined(runner, 1)
+        await asyncio.sleep(0.6)  # past the interval of any read so far
+        before = slow.reads
+        for number in range(1, 11):
+            await write(engine, record(ws, number, "RUNNING"))
+        await until(lambda: len(subscriber.events()) == 10)
+        # The first commit is read at once, the nine after it within the next interval.
+        assert slow.reads - before <= 3
+        assert [e["instance"]["instanceId"] for e in subscriber.events()] == list(range(1, 11))
+    finally:
+        await subscriber.close()
+        await runner.close()
+        await slow.close()
+
+
+async def test_a_groups_result_is_encoded_once_for_all_its_subscribers(
+    runner: Runner, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every member gets the same result object, whose payload JSON is made once; the bytes are
+    those of the result as the protocols send it."""
+    ws = (await new_workspace(engine)).name
+    group = [Subscriber(runner, engine, ws) for _ in range(5)]
+    try:
+        await joined(runner, 5)
+        encodings = 0
+        real = SharedResult.encoded
+
+        def counted(self: SharedResult) -> bytes:
+            nonlocal encodings
+            if self._encoded is None:
+                encodings += 1
+            return real(self)
+
+        monkeypatch.setattr(SharedResult, "encoded", counted)
+        await write(engine, record(ws, 1, "RUNNING"))
+        await until(lambda: all(s.events() for s in group))
+        shared = [s.raw[-1] for s in group]
+        assert all(result is shared[0] for result in shared)
+        assert isinstance(shared[0], SharedResult)
+        assert orjson.loads(shared[0].encoded()) == {
+            "data": orjson.loads(orjson.dumps(shared[0].data)),
+            "extensions": shared[0].extensions,
+        }
+        assert encodings == 1
+    finally:
+        for subscriber in group:
+            await subscriber.close()
