@@ -111,6 +111,7 @@ class Subscribers:
             str(PER_CONNECTION),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            limit=1 << 28,  # the last line lists every latency
         )
         assert process.stdin is not None
         assert process.stdout is not None

@@ -63,5 +63,5 @@ await new Promise((resolve) => setTimeout(resolve, 500));
 process.stdout.write('ready\n');
 await input.next(); // "stop"
 for (const client of clients) await client.dispose();
-process.stdout.write(JSON.stringify({ errors, closed, latencies }) + '\n');
-process.exit(0);
+// Exit once written: process.exit() would cut a pipe write short.
+process.stdout.write(JSON.stringify({ errors, closed, latencies }) + '\n', () => process.exit(0));

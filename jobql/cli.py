@@ -187,6 +187,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         log_level=settings.log_level,
         access_log=settings.access_log,
+        # permessage-deflate costs more CPU than it saves on small messages (Hasura's default too).
+        ws_per_message_deflate=settings.live_compression,
     )
     return 0
 

@@ -58,6 +58,7 @@ class Settings:
     event_retention_count: int = 1_000_000
     live_poll_interval: float = 1.0
     live_batch_interval: float = 0.05
+    live_compression: bool = False
     live_queue_size: int = 1_000
     live_max_subscriptions: int = 10_000
     live_max_per_connection: int = 100
@@ -109,6 +110,7 @@ class Settings:
             event_retention_count=_int(env, "JOBQL_EVENT_RETENTION_COUNT", 1_000_000, minimum=1),
             live_poll_interval=_float(env, "JOBQL_LIVE_POLL_INTERVAL", 1.0),
             live_batch_interval=_float(env, "JOBQL_LIVE_BATCH_INTERVAL", 0.05),
+            live_compression=_bool(env, "JOBQL_LIVE_COMPRESSION", False),
             live_queue_size=_int(env, "JOBQL_LIVE_QUEUE_SIZE", 1_000, minimum=1),
             live_max_subscriptions=_int(env, "JOBQL_LIVE_MAX_SUBSCRIPTIONS", 10_000, minimum=1),
             live_max_per_connection=_int(env, "JOBQL_LIVE_MAX_PER_CONNECTION", 100, minimum=1),

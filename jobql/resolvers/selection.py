@@ -8,7 +8,9 @@ as the reference strategy (`keyset_window`, cursors), and runs the one statement
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from jobql.resolvers.context import RequestContext
 from jobql.resolvers.instances import cursor_context as instance_cursor_context
@@ -64,6 +66,7 @@ __all__ = [
     "RootPlan",
     "TotalCount",
     "Workspace",
+    "by_ids",
     "instance_connection",
     "job_connection",
     "link",
@@ -73,6 +76,7 @@ __all__ = [
     "prepare",
     "prepare_read",
     "read",
+    "read_by_ids",
     "read_prepared",
     "single_by_id",
     "single_instance",
@@ -326,6 +330,22 @@ async def read(ctx: RequestContext, plan: RootPlan, *, autocommit: bool = False)
 
 
 PreparedRead = json_sql.PreparedRead
+
+
+def by_ids(ctx: RequestContext, type_name: str, fields: Fields) -> Any:
+    """The statement that reads `type_name` objects with `fields` for any keys (see
+    `read_by_ids`), built once per selection; raises when SQL cannot express it."""
+    return json_sql.build_by_ids(
+        ObjectPlan(ENTITIES[type_name], fields),  # type: ignore[arg-type]
+        dialect=ctx.reader.dialect,
+        workspace=ctx.workspace,
+        secret=ctx.cursors.secret,
+    )
+
+
+async def read_by_ids(ctx: RequestContext, statement: Any, keys: Sequence[int]) -> dict[int, str]:
+    """Each found object's JSON text, by key (one statement)."""
+    return await json_sql.read_by_ids(ctx.reader, statement, keys)
 
 
 def prepare_read(ctx: RequestContext, plan: RootPlan, *, alone: bool) -> json_sql.PreparedRead:

@@ -426,7 +426,7 @@ def compiled_instances(info: Info, nodes: list[FieldNode]) -> InstanceFragments 
     ctx = info.context
     try:
         fields = _Planner.of(info, compilable).object("Instance", nodes)
-        selection.prepare(ctx, selection.many_by_id({"Instance": fields}, [("Instance", 1)]))
+        statement = selection.by_ids(ctx, "Instance", fields)
     except Exception:
         return None
 
@@ -434,13 +434,8 @@ def compiled_instances(info: Info, nodes: list[FieldNode]) -> InstanceFragments 
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        plan = selection.many_by_id({"Instance": fields}, [("Instance", k) for k in wanted])
-        found = orjson.loads(await selection.read(ctx, plan) or "[]")
-        return {
-            key: orjson.Fragment(orjson.dumps(value))
-            for key, value in zip(wanted, found, strict=True)
-            if value is not None
-        }
+        found = await selection.read_by_ids(ctx, statement, wanted)
+        return {key: orjson.Fragment(value) for key, value in found.items()}
 
     return read
 

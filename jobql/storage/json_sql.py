@@ -533,6 +533,50 @@ def _build(
     return statement
 
 
+IDS = "ids"
+
+
+def build_by_ids(
+    item: ObjectPlan, *, dialect: str, workspace: str, secret: str
+) -> Select[Any] | CompoundSelect[Any]:
+    """`item`'s objects by key, the keys a parameter (`IDS`, expanding): built (and checked)
+    once per selection, then run for any keys by `read_by_ids`; rows (key, JSON)."""
+    cache_key = ("by_ids", item, dialect, workspace, secret)
+    try:
+        cached = _statements[cache_key]
+    except (KeyError, TypeError):
+        pass
+    else:
+        _statements.move_to_end(cache_key)
+        return cached
+    builder = _Builder(dialect, workspace, secret)
+    base, key = BY_ID[item.entity]
+    found = _prune(base(workspace), _needed([item.fields])).where(
+        key.in_(bindparam(IDS, value=[0], expanding=True))
+    )
+    r = found.subquery()
+    value = builder.object(item, _columns(r), r)
+    statement = select(
+        r.c.id.label("k"), (cast(value, Text) if builder.pg else value).label("v")
+    ).select_from(r)
+    check(statement, dialect)
+    try:
+        _statements[cache_key] = statement
+    except TypeError:
+        return statement
+    if len(_statements) > STATEMENT_CACHE_SIZE:
+        _statements.popitem(last=False)
+    return statement
+
+
+async def read_by_ids(
+    reader: Reader, statement: Select[Any] | CompoundSelect[Any], keys: Sequence[int]
+) -> dict[int, str]:
+    """The JSON text of each object of `keys` found (a statement of `build_by_ids`)."""
+    rows = await reader.execute(statement.params({IDS: list(keys)}))
+    return {int(key): str(value) for key, value in rows if value is not None}
+
+
 async def read_json(
     reader: Reader, plan: RootPlan, *, workspace: str, secret: str, autocommit: bool = False
 ) -> str | None:
@@ -589,8 +633,10 @@ __all__ = [
     "PreparedRead",
     "Refused",
     "TooWide",
+    "build_by_ids",
     "build_statement",
     "prepare_read",
+    "read_by_ids",
     "read_json",
     "read_prepared",
 ]

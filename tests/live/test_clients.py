@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import websockets
 from sqlalchemy import text
 
 from jobql.storage.engine import create_engine
@@ -509,3 +510,23 @@ async def test_a_stalled_subscriber_is_disconnected_and_nothing_else_waits(
     assert closed["code"] in (4013, 1006), closed
     assert len(agent.of("stalled")) < count
     assert not agent.closed("steady")
+
+
+async def _extensions(server: Server) -> str | None:
+    """The WebSocket extensions the server accepted of a client offering permessage-deflate
+    (as browsers and Node's ws do)."""
+    async with websockets.connect(
+        server.ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+    ) as socket:
+        assert socket.response is not None
+        return socket.response.headers.get("Sec-WebSocket-Extensions")
+
+
+def test_no_compression_unless_configured(server: Server, tmp_path: Path) -> None:
+    """Compressing each small message costs more CPU than it saves: off by default, even when
+    the client offers it; JOBQL_LIVE_COMPRESSION=true turns it on."""
+    assert asyncio.run(_extensions(server)) is None
+    url = f"sqlite+aiosqlite:///{tmp_path / 'deflate.db'}"
+    _migrate(url)
+    with serve(tmp_path, url, workers=1, JOBQL_LIVE_COMPRESSION="true") as compressing:
+        assert "permessage-deflate" in (asyncio.run(_extensions(compressing)) or "")
