@@ -603,7 +603,7 @@ async def run_fast(
         # The full pipeline answers instead, on a fresh connection: a statement that failed
         # inside the snapshot transaction leaves that transaction unusable.
         with contextlib.suppress(Exception):
-            await ctx.reader.close()
+            await ctx.reader.release()
         return None
     cost = prepared.cost
     extensions: dict[str, Any] = {"cost": cost}

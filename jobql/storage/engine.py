@@ -327,12 +327,23 @@ def _worth_retrying(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in {"40P01", "40001"}
 
 
+class ReaderClosed(RuntimeError):
+    """A statement for a request that has ended (its `Reader` is closed)."""
+
+
 class Reader:
     """One request's database access: a single connection, checked out on first use.
 
     Loaders of one request may dispatch concurrently; the lock keeps their statements in turn on
     the one connection instead of checking out one per loader. A long-lived reader (a WebSocket
     connection) passes `hold=False` and returns the connection to the pool after each statement.
+
+    Closed at the end of its request, it takes no more statements: work of the request can
+    outlive its answer. graphql-core does not wait for the unfinished siblings of a field whose
+    error propagated synchronously (an argument that fails coercion): it settles them in the
+    background (`Executor.settle_in_background`), and their loaders' batches run later still.
+    Such a statement checking out a connection after `close` would hold it until the garbage
+    collector found it; it fails with ReaderClosed instead, and nobody awaits its result.
     """
 
     def __init__(self, engine: AsyncEngine, *, hold: bool = True) -> None:
@@ -340,6 +351,7 @@ class Reader:
         self._hold = hold
         self._connection: AsyncConnection | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     @contextlib.asynccontextmanager
     async def _connected(self, *, autocommit: bool = False) -> AsyncIterator[AsyncConnection]:
@@ -347,24 +359,28 @@ class Reader:
         here on first use (`autocommit`: no transaction begun), returned after each statement
         when the reader does not hold it."""
         async with self._lock:
-            if self._connection is None:
-                self._connection = await self._engine.connect()
-                if autocommit:
-                    await self._connection.execution_options(isolation_level="AUTOCOMMIT")
+            self._check_open()
+            connection = self._connection
+            opened = connection is None
+            if connection is None:
+                # Cancelled while checking out, SQLAlchemy returns the connection itself.
+                connection = self._connection = await self._engine.connect()
             try:
-                yield self._connection
+                if opened and autocommit:
+                    await connection.execution_options(isolation_level="AUTOCOMMIT")
+                yield connection
             except (DBAPIError, asyncio.CancelledError):
                 # A failed statement aborts a PostgreSQL transaction, and a cancelled one (a
                 # sibling field's error cancels the rest) leaves the connection unusable: whatever
                 # the request reads next (the reference strategy after a compiled read failed)
                 # gets a fresh connection.
-                connection, self._connection = self._connection, None
+                self._connection = None
                 with contextlib.suppress(Exception):
                     await connection.close()
                 raise
             finally:
                 if not self._hold and self._connection is not None:
-                    connection, self._connection = self._connection, None
+                    self._connection = None
                     await connection.close()
 
     async def execute(self, statement: Executable, *, autocommit: bool = False) -> Sequence[Any]:
@@ -382,6 +398,7 @@ class Reader:
         transaction, no SQLAlchemy execution machinery or pool checkout, and asyncpg's
         prepared-statement cache keyed by the text. For a request whose only statement this
         is (it does not use the request's connection)."""
+        self._check_open()
         pool = _DRIVER_POOLS.get(_base_engine(self._engine.sync_engine))
         if pool is None:  # an engine create_engine did not make: its own pooled connection
             async with self._connected() as connection:
@@ -414,8 +431,20 @@ class Reader:
         rows = await self.execute(statement)
         return rows[0][0] if rows else None
 
-    async def close(self) -> None:
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ReaderClosed("the request is over: its reader takes no more statements")
+
+    async def release(self) -> None:
+        """Return the connection to the pool now (after the statement in flight, if any); the
+        next statement checks out a fresh one."""
         async with self._lock:
             if self._connection is not None:
                 connection, self._connection = self._connection, None
                 await connection.close()
+
+    async def close(self) -> None:
+        """End of the request: release the connection and refuse any later statement (see the
+        class docstring). Statements already waiting for the connection are refused too."""
+        self._closed = True
+        await self.release()

@@ -6,6 +6,7 @@ answered by one statement that limits per parent with row_number().
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
@@ -27,7 +28,30 @@ V = TypeVar("V")
 L = TypeVar("L", bound="_Loader")
 
 
-class _Loader(DataLoader[Any, Any]):
+class ShieldedDataLoader(DataLoader[Any, Any]):
+    """aiodataloader's DataLoader, except that a caller cancelled while it awaits a load cancels
+    only its own wait. Every loader of a request derives from it.
+
+    aiodataloader hands every caller of one key the same future (its cache), and cancelling a
+    task cancels the future it awaits. graphql-core cancels the unfinished siblings of a field
+    whose error propagates; the other callers of that key (the other items of a list) would get
+    the CancelledError as their value, which is no Exception: nothing catches it, and it ends
+    the request with no answer."""
+
+    def load(self, key: Any) -> asyncio.Future[Any]:
+        shared = super().load(key)
+        # When every caller has gone (cancelled), nobody retrieves its outcome: marked retrieved
+        # here, so that asyncio does not log it as "never retrieved" (e.g. ReaderClosed).
+        shared.add_done_callback(_retrieved)
+        return asyncio.shield(shared)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class _Loader(ShieldedDataLoader):
     def __init__(self, reader: Reader, workspace: str, *, cache: bool = True) -> None:
         super().__init__(max_batch_size=MAX_BATCH, cache=cache)
         self.reader = reader
