@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnected as StarletteDisconnected
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
 from strawberry.http.base import BaseRequestProtocol
@@ -78,14 +79,15 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
     async def send_json(self, message: Any) -> None:
         try:
             await self.ws.send_text(orjson.dumps(message).decode())
-        except WebSocketDisconnect as exc:
+        except (WebSocketDisconnect, StarletteDisconnected) as exc:
             raise WebSocketDisconnected from exc
 
     async def send_text(self, message: bytes) -> None:
         """A message already encoded (UTF-8 JSON)."""
         try:
             await self.ws.send_text(message.decode())
-        except WebSocketDisconnect as exc:
+        except (WebSocketDisconnect, StarletteDisconnected) as exc:
+            # StarletteDisconnected: the connection was closed meanwhile (a client that left).
             raise WebSocketDisconnected from exc
 
 

@@ -147,6 +147,8 @@ class Broker:
         self._wake = asyncio.Event()
         # The newest id a wake-up announced (an empty read costs a statement: skip it).
         self._announced = 0
+        self._next_head: asyncio.Future[int] | None = None
+        self._head_lock = asyncio.Lock()
         self._listener = events.Listener(engine, self._notified)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -175,9 +177,19 @@ class Broker:
         return follower
 
     async def head(self) -> int:
-        """The newest id in the log now (at least `position`): one statement."""
-        _, newest = await events.bounds(self.engine)
+        """The newest id in the log now (at least `position`). One statement serves every call
+        made before it starts (subscribers joining at once take one connection, not one each);
+        a call made while one runs waits for the next, which starts after it."""
+        if self._next_head is None:
+            self._next_head = asyncio.ensure_future(self._read_head())
+        newest = await asyncio.shield(self._next_head)
         return max(newest, self.position)
+
+    async def _read_head(self) -> int:
+        async with self._head_lock:  # one at a time: the next one starts after this one
+            self._next_head = None  # calls from now on wait for the next read
+            _, newest = await events.bounds(self.engine)
+            return newest
 
     async def wait_listening(self) -> None:
         await self._listener.connected.wait()

@@ -372,3 +372,23 @@ async def test_a_groups_result_is_encoded_once_for_all_its_subscribers(
     finally:
         for subscriber in group:
             await subscriber.close()
+
+
+async def test_subscribers_joining_at_once_share_the_read_of_the_log_head(
+    runner: Runner, engine: AsyncEngine, statements: StatementCounter
+) -> None:
+    """Each join needs the log's newest id; fifty at once take a few statements, not fifty
+    (each statement takes a pooled connection the writes need too)."""
+    ws = (await new_workspace(engine)).name
+    statements.reset()
+    group = [Subscriber(runner, engine, ws) for _ in range(50)]
+    try:
+        await joined(runner, 50)
+        heads = [s for s in statements.statements if "max(instance_event.id)" in s]
+        assert 1 <= len(heads) <= 5, len(heads)
+        # Each still gets every event committed after it joined.
+        await write(engine, record(ws, 1, "RUNNING"))
+        await until(lambda: all(len(s.events()) == 1 for s in group))
+    finally:
+        for subscriber in group:
+            await subscriber.close()
