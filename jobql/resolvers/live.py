@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,6 +30,7 @@ from jobql.errors import BadUserInput, JobqlError
 from jobql.resolvers.context import RequestContext
 from jobql.resolvers.validation import text
 from jobql.storage import events, instances
+from jobql.storage.engine import Reader
 from jobql.storage.events import Event
 from jobql.storage.identifiers import CursorContext, InvalidIdentifier, ValueKind
 from jobql.storage.instances import InstanceFilter
@@ -41,6 +42,8 @@ __all__ = [
     "FellBehind",
     "Follower",
     "Live",
+    "Reader",
+    "SharedRead",
     "event_cursor",
     "instance_events",
     "instance_rows",
@@ -53,9 +56,28 @@ CURSOR_KIND = "event"
 # Instances read per statement when a stream catches up with many events at once.
 READ_CHUNK = 500
 T = TypeVar("T")
-# Reads the instances of a batch (by surrogate id) the way the subscription's selection needs
-# them: rows for the reference strategy, JSON fragments for the compiled one.
-InstanceReader = Callable[[Sequence[int]], Awaitable[dict[int, T]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedRead(Generic[T]):
+    """How a subscription reads the instances of a batch (by surrogate id) the way its selection
+    needs them: JSON fragments for the compiled strategy, objects for the reference one.
+
+    Every stream whose read has the same `key` (the same statement: selection and workspace)
+    shares one statement per batch with the others, whatever their filters: a batch wakes them
+    together, and the broker reads the union of their ids once (`Broker.read`). `run` reads
+    with the reader it is given (the broker's, not a stream's)."""
+
+    key: Hashable
+    run: Callable[[Reader, Sequence[int]], Awaitable[dict[int, T]]]
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """A shared read not yet started: the ids asked for so far, and its outcome."""
+
+    future: asyncio.Future[dict[int, Any]]
+    keys: set[int] = field(default_factory=set)
 
 
 class FellBehind(JobqlError):
@@ -140,6 +162,8 @@ class Broker:
         # The subscription streams' reads of their batches' instances at once: a batch wakes every
         # stream together, and each read takes a pooled connection that writes and queries need.
         self.read_slots = asyncio.Semaphore(read_concurrency)
+        self._pending: dict[Hashable, _Pending] = {}
+        self._reading: set[asyncio.Task[None]] = set()
         self.position = 0
         self.followers: set[Follower] = set()
         # Statements the broker sent for batches (one per read): for tests and the benchmark.
@@ -161,9 +185,9 @@ class Broker:
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._reading]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._reading]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
@@ -175,6 +199,42 @@ class Broker:
         follower = Follower(self, self.position, max_pending)
         self.followers.add(follower)
         return follower
+
+    async def read(self, read: SharedRead[T], keys: Sequence[int]) -> dict[int, T]:
+        """`read` of `keys`, in one statement with every other stream's read of the same key
+        asked for in this turn of the event loop (the streams a batch woke)."""
+        pending = self._pending.get(read.key)
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            pending = self._pending[read.key] = _Pending(loop.create_future())
+            # After the streams already woken have asked (they run before this callback).
+            loop.call_soon(self._start_read, read, pending)
+        pending.keys.update(keys)
+        found = await asyncio.shield(pending.future)
+        return {key: found[key] for key in keys if key in found}
+
+    def _start_read(self, read: SharedRead[Any], pending: _Pending) -> None:
+        if self._pending.get(read.key) is pending:
+            del self._pending[read.key]  # later asks start another read
+        task = asyncio.create_task(self._run_read(read, pending), name="jobql-shared-read")
+        self._reading.add(task)
+        task.add_done_callback(self._reading.discard)
+
+    async def _run_read(self, read: SharedRead[Any], pending: _Pending) -> None:
+        reader = Reader(self.engine, hold=False)
+        try:
+            async with self.read_slots:
+                found = await read.run(reader, sorted(pending.keys))
+        except Exception as exc:
+            pending.future.set_exception(exc)
+            pending.future.exception()  # reported to the streams that wait, not logged
+        except asyncio.CancelledError:
+            pending.future.cancel()
+            raise
+        else:
+            pending.future.set_result(found)
+        finally:
+            await reader.close()
 
     async def head(self) -> int:
         """The newest id in the log now (at least `position`). One statement serves every call
@@ -298,11 +358,17 @@ def matches(event: Event, workspace: str, spec: InstanceFilter) -> bool:
     return spec.ignore_success is None or event.ignore_success == spec.ignore_success
 
 
-async def instance_rows(ctx: RequestContext, keys: Sequence[int]) -> dict[int, Any]:
-    """The instances of a batch as rows (one statement), for the reference strategy."""
-    if not keys:
-        return {}
-    return await instances.instances_by_ids(ctx.reader, ctx.workspace, sorted(set(keys)))
+def instance_rows(workspace: str, convert: Callable[[Any], T]) -> SharedRead[T]:
+    """The instances of a batch as rows (one statement), each made an object by `convert`, for
+    the reference strategy; shared by every stream of the workspace."""
+
+    async def run(reader: Reader, keys: Sequence[int]) -> dict[int, T]:
+        if not keys:
+            return {}
+        found = await instances.instances_by_ids(reader, workspace, sorted(set(keys)))
+        return {key: convert(row) for key, row in found.items()}
+
+    return SharedRead(("rows", workspace, convert), run)
 
 
 async def _replay(ctx: RequestContext, live: Live, after: str) -> AsyncIterator[list[Event]]:
@@ -339,16 +405,15 @@ async def _batches(
         yield await live.follower.next_batch()
 
 
-async def _read(live: Live, read: InstanceReader[T], keys: list[int]) -> dict[int, T]:
-    async with live.broker.read_slots:
-        return await read(keys)
+async def _read(live: Live, read: SharedRead[T], keys: list[int]) -> dict[int, T]:
+    return await live.broker.read(read, keys)
 
 
 async def instance_events(
     ctx: RequestContext,
     spec: InstanceFilter,
     after: str | None,
-    read: InstanceReader[T] | None,
+    read: SharedRead[T] | None,
 ) -> AsyncIterator[tuple[Event, T | None]]:
     """The events of instances that match `spec`, in commit order, each with its instance as
     `read` returns it (None: not asked for); one read per batch. An event whose instance no
@@ -369,7 +434,7 @@ async def instance_events(
 
 async def watch_instance(
     ctx: RequestContext,
-    read: InstanceReader[T],
+    read: SharedRead[T],
     *,
     key: int | None = None,
     job_name: str | None = None,
@@ -383,7 +448,7 @@ async def watch_instance(
         if key is None and name is not None and instance_id is not None:
             row = await instances.get_instance(ctx.reader, ctx.workspace, name, instance_id)
             key = None if row is None else row.id
-        found = await read([key]) if key is not None else {}
+        found = await _read(live, read, [key]) if key is not None else {}
         live.position = live.until
         yield None if key is None else found.get(key)
     if live.follower is None:

@@ -19,6 +19,7 @@ from jobql.resolvers.nodes import CURSOR_KIND as NODE_CURSOR_KIND
 from jobql.resolvers.pagination import PageArgs, keyset_window
 from jobql.resolvers.validation import text
 from jobql.storage import json_sql
+from jobql.storage.engine import Reader
 from jobql.storage.identifiers import CursorContext, ValueKind
 from jobql.storage.instances import InstanceFilter, InstanceOrder
 from jobql.storage.jobs import JobFilter
@@ -343,9 +344,11 @@ def by_ids(ctx: RequestContext, type_name: str, fields: Fields) -> Any:
     )
 
 
-async def read_by_ids(ctx: RequestContext, statement: Any, keys: Sequence[int]) -> dict[int, str]:
-    """Each found object's JSON text, by key (one statement)."""
-    return await json_sql.read_by_ids(ctx.reader, statement, keys)
+async def read_by_ids(reader: Reader, statement: Any, keys: Sequence[int]) -> dict[int, str]:
+    """Each found object's JSON text, by key (one statement of `by_ids`, with `reader`)."""
+    if not keys:
+        return {}
+    return await json_sql.read_by_ids(reader, statement, keys)
 
 
 def prepare_read(ctx: RequestContext, plan: RootPlan, *, alone: bool) -> json_sql.PreparedRead:

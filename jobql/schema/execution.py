@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,7 @@ from strawberry.types.arguments import convert_arguments
 from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import selection
 from jobql.resolvers.context import RequestContext, is_statement_error
+from jobql.resolvers.live import Reader, SharedRead
 from jobql.resolvers.nodes import status_names
 from jobql.resolvers.objects import MAX_IDS, parse_global_id
 from jobql.resolvers.pagination import PageArgs
@@ -413,13 +414,11 @@ def selected(info: Info, type_name: str, field_name: str) -> list[list[FieldNode
     return [nodes for nodes in found.values() if nodes[0].name.value == field_name]
 
 
-InstanceFragments = Callable[[Sequence[int]], Awaitable[dict[int, orjson.Fragment]]]
-
-
-def compiled_instances(info: Info, nodes: list[FieldNode]) -> InstanceFragments | None:
+def compiled_instances(info: Info, nodes: list[FieldNode]) -> SharedRead[orjson.Fragment] | None:
     """A subscription's instances, compiled: `nodes` (an `Instance` selection) read for a whole
-    batch of instances in one statement, each instance's JSON as a fragment. None when the
-    selection does not compile (the reference strategy serves it)."""
+    batch of instances in one statement, each instance's JSON as a fragment; shared by every
+    subscription with the same selection in the workspace. None when the selection does not
+    compile (the reference strategy serves it)."""
     compilable = getattr(info.schema, "compilable", None)
     if not compilable or getattr(info.schema, "read_strategy", None) != "compiled":
         return None
@@ -430,14 +429,11 @@ def compiled_instances(info: Info, nodes: list[FieldNode]) -> InstanceFragments 
     except Exception:
         return None
 
-    async def read(keys: Sequence[int]) -> dict[int, orjson.Fragment]:
-        wanted = sorted(set(keys))
-        if not wanted:
-            return {}
-        found = await selection.read_by_ids(ctx, statement, wanted)
+    async def read(reader: Reader, keys: Sequence[int]) -> dict[int, orjson.Fragment]:
+        found = await selection.read_by_ids(reader, statement, sorted(set(keys)))
         return {key: orjson.Fragment(value) for key, value in found.items()}
 
-    return read
+    return SharedRead(statement, read)
 
 
 async def serve(info: Info, name: str) -> orjson.Fragment | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -81,19 +81,13 @@ class InstanceEvent:
         )
 
 
-def _reader(info: Info, nodes: list[Any] | None) -> live_use_cases.InstanceReader[Any]:
+def _reader(info: Info, nodes: list[Any] | None) -> live_use_cases.SharedRead[Any]:
     """One read per batch: the compiled statement of the `Instance` selection `nodes` where it
     compiles, else rows (also for `nodes=None`)."""
     compiled = None if nodes is None else compiled_instances(info, nodes)
     if compiled is not None:
         return compiled
-    ctx = info.context
-
-    async def rows(keys: Sequence[int]) -> dict[int, Any]:
-        found = await live_use_cases.instance_rows(ctx, keys)
-        return {key: Instance.from_row(row) for key, row in found.items()}
-
-    return rows
+    return live_use_cases.instance_rows(info.context.workspace, Instance.from_row)
 
 
 @strawberry.type(description="Live data: events, and instances kept up to date." + TRANSPORT_NOTE)

@@ -392,3 +392,31 @@ async def test_subscribers_joining_at_once_share_the_read_of_the_log_head(
     finally:
         for subscriber in group:
             await subscriber.close()
+
+
+async def test_groups_with_the_same_selection_share_one_read_per_batch(
+    runner: Runner, engine: AsyncEngine, statements: StatementCounter
+) -> None:
+    """Five groups (five filters: five distinct variables), one selection: the batch's
+    instances are read once for all of them, not once per group."""
+    ws = (await new_workspace(engine)).name
+    filters: list[dict[str, Any] | None] = [
+        None,
+        {"statuses": ["RUNNING"]},
+        {"statuses": ["RUNNING", "FAIL"]},
+        {"instanceTypes": ["GENERAL", "MANUAL"]},
+        {"planTimeAfter": "2000-01-01T00:00:00Z"},
+    ]
+    group = [Subscriber(runner, engine, ws, variables={"filter": f}) for f in filters]
+    try:
+        await joined(runner, len(filters))
+        assert len(runner.groups) == len(filters)
+        statements.reset()
+        await write(engine, *(record(ws, i, "RUNNING", nodes=["a"]) for i in range(1, 6)))
+        await until(lambda: all(len(s.events()) == 5 for s in group))
+        await asyncio.sleep(0.3)
+        reads = [s for s in statements.statements if "instance_node" in s and "instance.id IN" in s]
+        assert len(reads) == 1, reads
+    finally:
+        for subscriber in group:
+            await subscriber.close()
