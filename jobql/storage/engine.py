@@ -263,7 +263,10 @@ async def write(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable
                     async with connection.begin():
                         result = await work(connection)
                 except BaseException:
-                    connection.info.pop(AFTER_COMMIT, None)  # rolled back: nothing happened
+                    # Rolled back: nothing happened. (A connection a cancellation invalidated
+                    # cannot even be asked; the next write on it starts by emptying the list.)
+                    with contextlib.suppress(Exception):
+                        connection.info.pop(AFTER_COMMIT, None)
                     raise
                 for callback in connection.info.pop(AFTER_COMMIT, ()):
                     callback()

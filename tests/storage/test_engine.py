@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jobql.settings import Settings, SettingsError
+from jobql.storage import engine as storage_engine
 from jobql.storage.engine import Reader, _connection_lost, create_engine, is_unavailable
 
 
@@ -135,3 +137,30 @@ async def test_driver_reads_work_from_every_postgresql_engine(engine: AsyncEngin
     finally:
         await configured.dispose()
         await elsewhere.dispose()
+
+
+# SQLAlchemy, invalidating the connection that the cancellation interrupted, leaves one asyncpg
+# connect() coroutine unawaited (its own cleanup, not ours).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_write_cancelled_in_a_statement_ends_with_the_cancellation(
+    engine: AsyncEngine,
+) -> None:
+    """Cancelled while the database works (a request's timeout, a server stopping): the caller
+    gets CancelledError, not an error of the cleanup (which cannot even ask the invalidated
+    connection for its info), and the next write works."""
+    _postgresql_only(engine)
+
+    async def slow(connection: Any) -> None:
+        await connection.execute(text("SELECT pg_sleep(5)"))
+
+    task = asyncio.create_task(storage_engine.write(engine, slow))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    # Not pytest.raises: the test's own task would count the CancelledError as its own.
+    outcome = (await asyncio.gather(task, return_exceptions=True))[0]
+    assert isinstance(outcome, asyncio.CancelledError), repr(outcome)
+
+    async def quick(connection: Any) -> int:
+        return int((await connection.execute(text("SELECT 1"))).scalar_one())
+
+    assert await storage_engine.write(engine, quick) == 1
