@@ -35,6 +35,9 @@ class Run:
     normalisation: dict[str, str] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)  # one per measurement
     sqlite: dict[str, Any] = field(default_factory=dict)
+    # Per case, the contenders that cannot answer it and why (not asked, not timed).
+    unanswered: dict[str, dict[str, str]] = field(default_factory=dict)
+    command: str = ""  # the arguments it ran with (older results: not recorded)
 
 
 def machine() -> dict[str, Any]:
@@ -168,7 +171,9 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _table(rows: list[dict[str, Any]], jobql_names: set[str]) -> list[str]:
+def _table(
+    rows: list[dict[str, Any]], jobql_names: set[str], unanswered: dict[str, str] | None = None
+) -> list[str]:
     jobqls = [r for r in rows if r["contender"] in jobql_names and r["req_s"]]
     best = max(jobqls, key=lambda r: r["req_s"]) if jobqls else None
     lines = []
@@ -194,6 +199,8 @@ def _table(rows: list[dict[str, Any]], jobql_names: set[str]) -> list[str]:
             f"| {row['failed']}{_kinds(row['failed_by'])} "
             f"| {', '.join(str(v) for v in row['req_s_rounds'])} |"
         )
+    for name, reason in (unanswered or {}).items():
+        lines.append(f"| {name} | not run | – " + "| – " * 9 + f"| {reason} |")
     return lines
 
 
@@ -205,11 +212,15 @@ TITLES = {
     "W4": "W4 filters: status + instance type + plan-time range, no totalCount",
     "W4-count": "W4 filters with totalCount",
     "W5": "W5 large: 1,000 instances x 11 fields, nodes(first: 10) x 10 fields",
+    "W7": "W7 statistics: countsByStatus, instanceStats and 10 jobs' stats, 30 days by day",
 }
 
 
 def _sections(
-    results: list[dict[str, Any]], jobql_names: set[str], notes: dict[str, str]
+    results: list[dict[str, Any]],
+    jobql_names: set[str],
+    notes: dict[str, str],
+    unanswered: dict[str, dict[str, str]] | None = None,
 ) -> list[str]:
     rows = aggregate(results)
     lines: list[str] = []
@@ -232,7 +243,7 @@ def _sections(
             for r in rows
             if (r["case"], r["connections"], r["workers"]) == (case, connections, workers)
         ]
-        lines += _table(group, jobql_names)
+        lines += _table(group, jobql_names, (unanswered or {}).get(case))
     return lines
 
 
@@ -249,14 +260,18 @@ def write(run: Run, folder: Path, stem: str | None = None) -> Path:
         "W4": f"SUCCESS, GENERAL, plan time in ({p['w4_after']}, {p['w4_before']})",
         "W4-count": f"SUCCESS, GENERAL, plan time in ({p['w4_after']}, {p['w4_before']})",
     }
+    if p.get("w7_after"):
+        case_notes["W7"] = (
+            f"plan time in ({p['w7_after']}, {p['w7_before']}), {p['w7_instances']:,} instances"
+        )
     lines = [
         f"# jobql read benchmark — {run.mode} mode, {run.started}",
         "",
         f"Machine: {run.machine['cpu']}, {run.machine['cores']} cores ({run.machine['host']}, "
         f"Linux {run.machine['kernel']}; load average at the start "
         f"{run.machine.get('load_average_at_start', 'not recorded')}: other work on the machine "
-        "makes the figures noisy). Command: `python -m bench"
-        + (" --quick" if run.mode.startswith("quick") else "")
+        "makes the figures noisy). Command: `"
+        + (run.command or "python -m bench" + (" --quick" if run.mode.startswith("quick") else ""))
         + "`.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in run.versions.items()) + ".",
@@ -274,7 +289,8 @@ def write(run: Run, folder: Path, stem: str | None = None) -> Path:
         "the sequential requests "
         "(W6: over the wrk run) for the server process and its workers, and for PostgreSQL "
         "(the private cluster's processes); "
-        "statements per request from pg_stat_statements (BEGIN/COMMIT not counted); peak RSS = "
+        "statements per request from pg_stat_statements (BEGIN/COMMIT and the idle jobql servers' "
+        "polls of their event log not counted); peak RSS = "
         "VmHWM summed over the server's processes.",
         "",
         "Correctness gate (before timing): every contender's answer equals jobql-reference's as "
@@ -286,7 +302,7 @@ def write(run: Run, folder: Path, stem: str | None = None) -> Path:
     if run.notes:
         lines += ["Notes:", ""] + [f"- {note}" for note in run.notes] + [""]
     lines += ["## PostgreSQL"]
-    lines += _sections(run.results, jobql_names, case_notes)
+    lines += _sections(run.results, jobql_names, case_notes, run.unanswered)
     if run.sqlite:
         lines += [
             "",

@@ -1,10 +1,11 @@
-"""The workloads W1-W6: documents, variables, and the data-dependent parameters."""
+"""The workloads W1-W7: documents, variables, and the data-dependent parameters."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ QUERIES = Path(__file__).resolve().parent / "queries"
 WORKSPACE = "default"
 PAGE = 50
 DEEP_PAGE = 10_000
+# W7: the dashboard's default statistics window (DEFAULT_STATS_WINDOW in
+# examples/dashboard/queries.js), by day, and the jobs whose charts are asked in one request.
+STATS_DAYS = 30
+STATS_JOBS = 10
 
 
 def document(name: str, dialect: str = "") -> str:
@@ -32,8 +37,8 @@ def document(name: str, dialect: str = "") -> str:
 class Case:
     """One measured request: a workload with its variables."""
 
-    name: str  # W1, W2-page1, W2-deep, W3, W4, W4-count, W5
-    workload: str  # W1..W5: the document
+    name: str  # W1, W2-page1, W2-deep, W3, W4, W4-count, W5, W7
+    workload: str  # W1..W5, W7: the document
     variables: dict[str, Any]
     stock_variables: dict[str, Any] | None = None  # when stock needs other values
     postgraphile_variables: dict[str, Any] = field(default_factory=dict)
@@ -51,6 +56,9 @@ class Parameters:
     w3_nodes: int
     w4_after: str
     w4_before: str
+    w7_after: str
+    w7_before: str
+    w7_instances: int
     notes: list[str] = field(default_factory=list)
 
 
@@ -106,8 +114,24 @@ async def _parameters(url: str) -> Parameters:
                     select(func.min(i.plan_time), func.max(i.plan_time)).where(i.workspace_id == ws)
                 )
             ).one()
+            # W7's window as the dashboard's statsWindow() makes it: STATS_DAYS whole UTC days
+            # ending with the day of the latest planned run, both bounds exclusive.
+            day = timedelta(days=1)
+            end = high.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + day
+            start = end - STATS_DAYS * day
+            w7_after, w7_before = start - timedelta(milliseconds=1), end
+            w7_instances = int(
+                await conn.scalar(
+                    select(func.count()).where(
+                        i.workspace_id == ws, i.plan_time > w7_after, i.plan_time < w7_before
+                    )
+                )
+                or 0
+            )
     finally:
         await engine.dispose()
+    if low > w7_after:
+        raise ValueError(f"W7: the data starts at {low}, after its {STATS_DAYS}-day window")
     span = high - low
     notes = []
     if page < DEEP_PAGE:
@@ -125,6 +149,9 @@ async def _parameters(url: str) -> Parameters:
         w3_nodes=int(target.nodes),
         w4_after=format_utc(low + span * 0.4),
         w4_before=format_utc(low + span * 0.6),
+        w7_after=format_utc(w7_after),
+        w7_before=format_utc(w7_before),
+        w7_instances=w7_instances,
         notes=notes,
     )
 
@@ -145,6 +172,7 @@ def cases(p: Parameters) -> list[Case]:
         "after": p.w4_after,
         "before": p.w4_before,
     }
+    w7 = {"planTimeAfter": p.w7_after, "planTimeBefore": p.w7_before}
     return [
         Case("W1", "W1", {"statuses": ["FAIL"]}, postgraphile_variables={"statuses": ["FAIL"]}),
         Case("W2-page1", "W2", {"after": None}, postgraphile_variables={"after": None}),
@@ -177,4 +205,10 @@ def cases(p: Parameters) -> list[Case]:
             postgraphile_variables={**w4, "withCount": True},
         ),
         Case("W5", "W5", {}, postgraphile_variables={}),
+        Case(
+            "W7",
+            "W7",
+            {"filter": w7, "window": w7, "jobs": STATS_JOBS},
+            note=f"{p.w7_instances:,} instances in the window",
+        ),
     ]

@@ -64,9 +64,12 @@ async def test_the_checkout_dashboard_is_served(
     assert page.headers["content-type"].startswith("text/html")
     assert page.text == (DASHBOARD_DIR / "index.html").read_text(encoding="utf-8")
 
-    for script in sorted(DASHBOARD_DIR.glob("*.js")):
-        module = await client.get(f"/dashboard/{script.name}")
-        assert module.status_code == 200, script.name
+    scripts = sorted(DASHBOARD_DIR.rglob("*.js"))
+    assert DASHBOARD_DIR / "vendor" / "chart.umd.js" in scripts
+    for script in scripts:
+        name = script.relative_to(DASHBOARD_DIR).as_posix()
+        module = await client.get(f"/dashboard/{name}")
+        assert module.status_code == 200, name
         # Browsers refuse ES modules served with a non-JavaScript MIME type.
         assert "javascript" in module.headers["content-type"], module.headers["content-type"]
 
@@ -83,14 +86,39 @@ def test_the_dashboard_loads_nothing_from_another_origin() -> None:
         r"""|fetch\(\s*["']([^"']+)["']""",
     )
     seen = []
-    for path in sorted(DASHBOARD_DIR.iterdir()):
+    # The vendored Chart.js (vendor/) included: it must not fetch anything either.
+    for path in sorted(p for p in DASHBOARD_DIR.rglob("*") if p.is_file()):
+        name = path.relative_to(DASHBOARD_DIR).as_posix()
         for match in reference.finditer(path.read_text(encoding="utf-8")):
             url = next(group for group in match.groups() if group)
             seen.append(url)
-            assert url.startswith(("./", "/", "data:")), f"{path.name} references {url}"
-            assert not url.startswith("//"), f"{path.name} references {url}"
+            assert url.startswith(("./", "/", "data:")), f"{name} references {url}"
+            assert not url.startswith("//"), f"{name} references {url}"
     assert "./app.js" in seen, seen
     assert "./dashboard.css" in seen, seen
+    assert "./vendor/chart.umd.js" in seen, seen
+
+
+def test_the_vendored_chart_library_is_pinned_and_licensed() -> None:
+    """vendor/ holds what scripts/refresh-dashboard-vendor.sh pins, with the licences."""
+    vendor = DASHBOARD_DIR / "vendor"
+    script = (DASHBOARD_DIR.parents[1] / "scripts" / "refresh-dashboard-vendor.sh").read_text()
+    pinned = dict(re.findall(r"^(CHARTJS_VERSION|KURKLE_COLOR_VERSION)=(\S+)$", script, re.M))
+    lines = [
+        line.split()
+        for line in (vendor / "VERSIONS").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert [(name, version) for name, version, _ in lines] == [
+        ("chart.js", pinned["CHARTJS_VERSION"]),
+        ("@kurkle/color", pinned["KURKLE_COLOR_VERSION"]),
+    ]
+    assert all(integrity.startswith("sha512-") for _, _, integrity in lines)
+    bundle = (vendor / "chart.umd.js").read_text(encoding="utf-8")
+    assert f"Chart.js v{pinned['CHARTJS_VERSION']}" in bundle[:200]
+    assert f"@kurkle/color v{pinned['KURKLE_COLOR_VERSION']}" in bundle
+    for licence in ("LICENSE.chart.js", "LICENSE.kurkle-color"):
+        assert "MIT License" in (vendor / licence).read_text(), licence
 
 
 async def test_the_dashboard_needs_no_token_but_its_data_does(

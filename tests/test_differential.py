@@ -17,7 +17,14 @@ other offsets and invalid texts), job filters (`nameStartsWith` with LIKE wildca
 connection's own kind and order taken from earlier answers, of another order, of another workspace,
 minted with the default secret for places between or past the rows, and garbage; global ids of real
 objects, of another workspace's objects, of keys that do not exist, of unknown types, and garbage.
-Mostly in the seeded workspace, sometimes in the foreign one or in an empty one.
+Mostly in the seeded workspace, sometimes in the foreign one or in an empty one. In a small share
+of the documents (STATS_PERCENT, decided on its own) also the statistics fields, which only the
+reference strategy serves (a root field that selects one goes the reference way in both apps):
+`countsByStatus` on both connections, `Job.stats` and `Instance.nodeStats` beside the other fields,
+`instanceStats` as a root field; with `groupBy` lists (repeated keys, empty, a single value, null),
+`bucket` over a window of a few buckets, and in documents with mistakes a `bucket` without a window
+or with one bound, over more than 1,000 buckets, over an inverted or empty window, and
+`nodeStats(first:)` out of range, so that their BAD_USER_INPUT answers are compared too.
 
 The data (`seed`): the importer seed examples (DLF lists and detail with nodes, SchedulerX dispatch,
 Realtime Compute runtime), a job chain (`diff_root` <- real-time `diff_stream` <- three sub-jobs),
@@ -45,7 +52,8 @@ Run with `-s` for a tally per backend: documents, how each root field was served
 answered, the depths reached, the features drawn, the error codes seen and the time spent in each
 app. The test also asserts that the generator exercises what it claims (`Tally.check`: shares of
 compiled roots per root field, fast-path answers, clean documents, deep and too deep documents,
-fragments, variables, cursors, ids, bounds...), so it fails if the generator degenerates.
+fragments, variables, cursors, ids, bounds, stats fields and their refusals...), so it fails if
+the generator degenerates.
 
 What it found is listed in KNOWN, each with its smallest document, run as a strict xfail, and
 steered clear of by the generator or skipped by the main test (the places say "KNOWN"); fixed
@@ -56,7 +64,8 @@ Budget: generating a document costs about 15-35 ms, answering it three times 30-
 
 - `ci` (default): CI_EXAMPLES (200) documents per backend, derandomized (the same documents on
   every run). The whole file, SQLite and PostgreSQL together, takes about 75 s (measured: 75 s,
-  79-87 s while other work shared the two cores; 250 per backend took 84-97 s).
+  79-87 s while other work shared the two cores; 250 per backend took 84-97 s; with the stats
+  fields 65-70 s in pytest, 73-78 s with its start, at a load of 2 on the two cores).
 - `full`: FULL_EXAMPLES documents per backend, random, a new sample on every run, on demand
   (about 10 minutes):
 
@@ -98,8 +107,10 @@ from starlette.testclient import TestClient
 from jobql.app import create_app
 from jobql.importers import parse_body
 from jobql.resolvers.ingest import import_instances
+from jobql.resolvers.stats import MAX_BUCKETS, MAX_NODE_STATS, truncate
 from jobql.schema.execution import FALLBACKS
 from jobql.settings import DEFAULT_CURSOR_SECRET, Settings
+from jobql.storage.enums import TimeBucket
 from jobql.storage.identifiers import CursorCodec, CursorContext, encode_global_id
 from jobql.storage.models import InstanceNode
 from jobql.storage.paging import Position
@@ -516,7 +527,31 @@ NODE_TYPES = [
     for size in (0, 1)
 ]
 CODEC = CursorCodec(DEFAULT_CURSOR_SECRET)
-BOUNDED = {"Dispatch", "StreamRuntime", "PageInfo"}  # objects with leaves only
+
+
+# The statistics fields (issue 25), by parent type, with their feature label. The compiled
+# strategy does not know their resolvers: a root field whose selection holds one is answered the
+# reference way by both apps, and their types end a selection within two levels (but
+# InstanceStatsGroup.job). Drawn everywhere, they would leave few roots compiled and few deep
+# spines; so they are drawn in STATS_PERCENT of the documents only, decided on its own (a rare
+# branch of a weighted choice hardly ever comes up in a derandomized sample), and never as a
+# spine. In those documents each comes up beside the other fields wherever its parent type is
+# selected (STATS_FIELD_PERCENT), and `instanceStats` as one more root field (STATS_ROOT_PERCENT,
+# or whenever no other came up).
+STATS_FIELDS = {
+    "InstanceConnection": {"countsByStatus": "stats:countsByStatus"},
+    "InstanceNodeConnection": {"countsByStatus": "stats:countsByStatus"},
+    "Job": {"stats": "stats:Job.stats"},
+    "Instance": {"nodeStats": "stats:nodeStats"},
+    "Query": {"instanceStats": "stats:instanceStats"},
+}
+STATS_PERCENT = 12
+STATS_FIELD_PERCENT = 50
+STATS_ROOT_PERCENT = 40
+STATS_GROUPS = ["STATUS", "JOB", "INSTANCE_TYPE"]
+NODE_STATS_ORDERS = ["SLOWEST", "MOST_FAILING", "NAME"]
+BUCKETS = {"HOUR": timedelta(hours=1), "DAY": timedelta(days=1), "WEEK": timedelta(weeks=1)}
+MS = timedelta(milliseconds=1)
 
 
 class EnumName(str):
@@ -540,6 +575,7 @@ class Document:
     roots: dict[str, str]  # response key -> root field name
     features: frozenset[str]
     depth: int
+    stats_keys: frozenset[str] = frozenset()  # response keys of the stats fields
 
     def __repr__(self) -> str:  # what Hypothesis prints for a failing example
         return (
@@ -551,6 +587,38 @@ class Document:
 
 def named(type_: Any) -> Any:
     return graphql.get_named_type(type_)
+
+
+def _heights() -> dict[str, int]:
+    """The object types whose selections end within so many levels (1: leaves only), by name;
+    the others (Job, Instance, InstanceStatsGroup, ...) lead back to connections."""
+    heights: dict[str, int] = {}
+
+    def height(name: str, seen: frozenset[str]) -> int | None:
+        if name in heights:
+            return heights[name]
+        type_ = SCHEMA.type_map[name]
+        if name in seen or not isinstance(type_, graphql.GraphQLObjectType):
+            return None
+        levels = [1]
+        for field_def in type_.fields.values():
+            target = named(field_def.type)
+            if graphql.is_leaf_type(target):
+                continue
+            below = height(target.name, seen | {name})
+            if below is None:
+                return None
+            levels.append(1 + below)
+        heights[name] = max(levels)
+        return heights[name]
+
+    for name in list(SCHEMA.type_map):
+        if not name.startswith("__"):
+            height(name, frozenset())
+    return heights
+
+
+BOUNDED = _heights()  # objects whose selections end within so many levels
 
 
 def depth_of(document: graphql.DocumentNode) -> int:
@@ -598,6 +666,13 @@ class Generator:
         self.hostile = self.chance(65)
         if self.hostile:
             self.features.add("hostile")
+        self.stats = self.chance(STATS_PERCENT)  # may draw the statistics fields
+        # Stats arguments the server refuses: in hostile documents, and in some otherwise valid
+        # ones, where they are the only mistake (a hostile document's other mistakes often fail
+        # it, or the stats field's parent, first).
+        self.stats_mistakes = self.stats and (self.hostile or self.chance(50))
+        self.stats_keys: set[str] = set()
+        self.stats_arguments: dict[tuple[str, str], str] = {}  # see `stats_field`
 
     # -- drawing helpers --------------------------------------------------------------------
 
@@ -733,7 +808,7 @@ class Generator:
                 moment += timedelta(milliseconds=self.pick([-1, 1, 60_000]))
             except OverflowError:
                 return text
-            return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+            return _stamp(moment)
         if form == "offset":
             return _in_offset(text)
         if form == "lower":
@@ -834,6 +909,81 @@ class Generator:
         if self.chance(80):
             spec["direction"] = EnumName(self.pick(DIRECTIONS))
         return spec, (str(spec.get("field", "PLAN_TIME")), str(spec.get("direction", "DESC")))
+
+    def bucket(self) -> EnumName | None:
+        """A timeline's `bucket`, or None (left out)."""
+        if not self.chance(60):
+            return None
+        self.features.add("stats:bucket")
+        return EnumName(self.pick(list(BUCKETS)))
+
+    def stats_window(self, bucket: str | None) -> dict[str, Any]:
+        """planTimeAfter/planTimeBefore of a stats window (or of instanceStats' filter). Without
+        `bucket` as `bounds` draws them, or none; with one the timeline's range: a few buckets
+        around a plan time of the data, or (where `stats_mistakes`) one bound or none, more
+        buckets than a timeline may have (one more, or far more), or inverted or equal bounds,
+        each BAD_USER_INPUT."""
+        if bucket is None:
+            return self.bounds() if self.chance(50) else {}
+        shape = "fits"
+        if self.stats_mistakes and self.chance(40):
+            shape = self.pick(["missing", "too-wide", "inverted"])
+            self.features.add("stats:bad-argument")
+        self.features.add(f"stats:window:{shape}")
+        if shape == "missing":
+            one: dict[str, Any] = self.pick(
+                [{}, {"planTimeAfter": self.time()}, {"planTimeBefore": self.time()}]
+            )
+            return one
+        step = BUCKETS[bucket]
+        anchor = truncate(TimeBucket[bucket], self.anchor())
+        if shape == "too-wide":
+            if self.chance(30):  # the years 1 .. 9999
+                return {
+                    "planTimeAfter": self.world.plan_times[0],
+                    "planTimeBefore": self.world.plan_times[-1],
+                }
+            count = self.pick([MAX_BUCKETS + 1, 5 * MAX_BUCKETS])
+            return {
+                "planTimeAfter": _stamp(anchor - MS),
+                "planTimeBefore": _stamp(anchor + count * step),
+            }
+        after = anchor - self.integer(0, 2) * step + self.pick([-MS, 0 * MS, MS, step / 3])
+        before = after + self.integer(1, 4) * step + self.pick([-MS, 0 * MS, MS])
+        if shape == "inverted":
+            after, before = before, self.pick([after, before])
+        form = self.pick([_stamp, _stamp, lambda t: _in_offset(_stamp(t))])
+        return {"planTimeAfter": form(after), "planTimeBefore": form(before)}
+
+    def anchor(self) -> datetime:
+        """A plan time of the data that a few thousand weeks either way keep in the years."""
+        moment = _parse_time(self.pick(self.world.plan_times))
+        return moment if 1900 < moment.year < 2100 else BASE
+
+    def instance_stats(self) -> tuple[list[tuple[str, Any]], int]:
+        """The arguments of `instanceStats`, and about how many groups it answers."""
+        args: list[tuple[str, Any]] = []
+        spec = self.instance_filter()
+        bucket = self.bucket()
+        if bucket is not None:
+            spec = {k: v for k, v in spec.items() if not k.startswith("planTime")}
+            spec.update(self.stats_window(bucket))
+        if spec or self.chance(5):
+            args.append(("filter", spec))
+        groups = 1
+        if self.chance(60):
+            self.features.add("stats:groupBy")
+            group_by = self.some(STATS_GROUPS, 4)
+            sizes = {"STATUS": 4, "JOB": 1 if "jobName" in spec else 10, "INSTANCE_TYPE": 2}
+            for key in set(group_by):
+                groups *= sizes[key]
+            if len(group_by) == 1 and self.chance(20):
+                args.append(("groupBy", group_by[0]))  # a single value: coerced to a list
+            else:
+                args.append(("groupBy", group_by if group_by or self.chance(70) else None))
+        if bucket is not None:
+            args.append(("bucket", bucket))
+        return args, min(groups, 20)
 
     def cursor(self, kind: str, order: tuple[str, str]) -> Any:
         """A cursor for a connection of `kind` in `order`, mostly one it could have been given."""
@@ -1017,6 +1167,28 @@ class Generator:
             else:
                 name, key = self.pick(self.world.runs)
             args += [("jobName", name), ("instanceId", key)]
+        elif (parent, field_name) == ("Query", "instanceStats"):
+            args, size = self.instance_stats()
+        elif (parent, field_name) == ("Job", "stats"):
+            bucket = self.bucket()
+            window = self.stats_window(bucket)
+            if window or self.chance(10):
+                args.append(("window", window or self.pick([{}, None])))
+            if bucket is not None:
+                args.append(("bucket", bucket))
+        elif (parent, field_name) == ("Instance", "nodeStats"):
+            if self.chance(40):
+                args.append(("window", self.stats_window(None) if self.chance(85) else None))
+            if self.stats_mistakes and self.chance(5):
+                self.features.add("stats:bad-argument")
+                args.append(("orderBy", Bad(None)))  # refused: the argument is non-null
+            elif self.chance(30):
+                args.append(("orderBy", EnumName(self.pick(NODE_STATS_ORDERS))))
+            if self.stats_mistakes and self.chance(30):
+                self.features.update({"stats:bad-argument", "stats:first-out-of-range"})
+                args.append(("first", self.pick([0, -1, MAX_NODE_STATS + 1, -(2**31)])))
+            elif self.chance(50):
+                args.append(("first", self.pick([1, 2, 3, MAX_NODE_STATS])))
         elif field_name == "node":
             args.append(("id", self.global_id()))
         elif field_name == "nodes":
@@ -1051,7 +1223,8 @@ class Generator:
         assert isinstance(graphql_type, graphql.GraphQLObjectType)
         fields = graphql_type.fields
         leaves = [n for n, f in fields.items() if graphql.is_leaf_type(named(f.type))]
-        composites = [n for n in fields if n not in leaves]
+        stats = STATS_FIELDS.get(type_name, {})
+        composites = [n for n in fields if n not in leaves and n not in stats]
         items: list[str] = []
         if self.chance(85) or want == depth or not composites:
             count = self.integer(1, min(len(leaves), 5 if self.size < 80 else 2))
@@ -1061,7 +1234,9 @@ class Generator:
             items.append(f"{self.alias(20)}__typename")
             self.features.add("typename")
         candidates = [
-            c for c in composites if want == depth + 1 or named(fields[c].type).name not in BOUNDED
+            c
+            for c in composites
+            if BOUNDED.get(named(fields[c].type).name, want - depth) >= want - depth
         ]
         if want > depth and candidates:
             spine = self.pick(candidates)
@@ -1076,6 +1251,11 @@ class Generator:
                 reach = self.integer(depth + 1, min(want, depth + 3))
                 self.features.add("alias-twice")
                 items.append(self.composite(type_name, spine, depth, reach, fan, alias=True))
+        if self.stats and want > depth:
+            for name in stats:
+                if self.size < 120 and self.chance(STATS_FIELD_PERCENT):
+                    reach = self.integer(depth + 1, min(want, depth + 3))
+                    items.append(self.stats_field(type_name, name, depth, reach, fan))
         if self.chance(4) and items:
             items.append(items[-1] if "(" not in items[-1] else items[0])  # merges with itself
             self.features.add("merge")
@@ -1111,10 +1291,33 @@ class Generator:
         if target.endswith("Connection"):
             fan = fan * size
         if target in BOUNDED:
-            want = depth + 1
+            want = min(want, depth + BOUNDED[target])
         sub = self.selection(target, depth + 1, want, fan)
         prefix = self.alias(100 if alias else 8)
         return f"{prefix}{name}{args}{self.directives(4)} {sub}"
+
+    def stats_field(self, parent: str, name: str, depth: int, want: int, fan: int) -> str:
+        """A stats field of `parent` (STATS_FIELDS). Unaliased, it has the arguments its first
+        unaliased occurrence under `parent` drew: a named fragment that holds it may be reused
+        beside another, and fields of one response key merge only with the same arguments."""
+        self.size += 1
+        field_def = SCHEMA.type_map[parent].fields[name]  # type: ignore[attr-defined]
+        target = named(field_def.type).name
+        prefix = self.alias(30)
+        args = None if prefix else self.stats_arguments.get((parent, name))
+        if args is None:
+            args = self.arguments(parent, name, fan)[0] if field_def.args else ""
+            if not prefix:
+                self.stats_arguments[(parent, name)] = args
+        if target in BOUNDED:
+            want = min(want, depth + BOUNDED[target])
+        sub = self.selection(target, depth + 1, want, fan)
+        self.drew_stats(parent, name, prefix.removesuffix(": ") or name)
+        return f"{prefix}{name}{args}{self.directives(4)} {sub}"
+
+    def drew_stats(self, parent: str, name: str, key: str) -> None:
+        self.features.update({"stats", STATS_FIELDS[parent][name]})
+        self.stats_keys.add(key)
 
     def node_selection(self, depth: int, want: int, fan: int) -> str:
         """A selection on the Node interface: `id`, and fragments on the types that implement it."""
@@ -1198,13 +1401,15 @@ class Generator:
             )
             for _ in range(count)
         ]
+        if self.stats and self.chance(STATS_ROOT_PERCENT):
+            names.insert(self.integer(0, len(names)), "instanceStats")
         roots: dict[str, str] = {}
         fields: list[str] = []
-        for position, name in enumerate(names):
-            want = self.limit if position == 0 else self.integer(1, min(self.limit, 4))
+
+        def add(name: str, want: int, last: bool) -> None:
             key = name
             directive = ""
-            if position == len(names) - 1 and self.chance(3):
+            if last and self.chance(3):
                 self.features.add("root:directive")
                 directive = self.directives(100)
             text = self.root(name, want, directive)
@@ -1212,8 +1417,17 @@ class Generator:
                 key = self.name("r")
                 self.features.add("alias")
                 text = f"{key}: {text}"
+            if name in STATS_FIELDS["Query"]:
+                self.drew_stats("Query", name, key)
             roots[key] = name
             fields.append(text)
+
+        for position, name in enumerate(names):
+            want = self.limit if position == 0 else self.integer(1, min(self.limit, 4))
+            add(name, want, position == len(names) - 1)
+        if self.stats and "stats" not in self.features:
+            # None of them came up in the selections: a root field of its own.
+            add("instanceStats", self.integer(1, min(self.limit, 4)), False)
         if self.chance(3):
             self.features.add("root:fragment")
             fragment = self.name("Q")
@@ -1271,6 +1485,7 @@ def documents(draw: st.DrawFn, world: World) -> Document:
         roots=roots,
         features=frozenset(generator.features),
         depth=depth_of(parsed),
+        stats_keys=frozenset(generator.stats_keys),
     )
 
 
@@ -1338,6 +1553,12 @@ def _in_offset(text: str) -> str:
 
 def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _stamp(moment: datetime) -> str:
+    """A UTC DateTime text to the millisecond, with four-digit years."""
+    moment = moment.astimezone(UTC)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
 # -- the requests --------------------------------------------------------------------------------
@@ -1469,6 +1690,7 @@ class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     seconds: Counter[str] = field(default_factory=Counter)  # spent in requests, by app
     slow: list[str] = field(default_factory=list)  # all compiled and clean, yet not fast
+    stats_codes: Counter[str] = field(default_factory=Counter)  # errors at or in stats fields
     known: Counter[str] = field(default_factory=Counter)  # documents that met a KNOWN issue
 
     def add(self, document: Document, response: httpx.Response, fast: bool) -> None:
@@ -1481,6 +1703,9 @@ class Tally:
         body = response.json()
         errors = body.get("errors") or []
         self.codes.update({(e.get("extensions") or {}).get("code") for e in errors})
+        for error in errors:
+            if document.stats_keys.intersection(error.get("path") or ()):
+                self.stats_codes[(error.get("extensions") or {}).get("code")] += 1
         strategies = (body.get("extensions") or {}).get("strategy") or {}
         for key, strategy in strategies.items():
             self.served[f"{document.roots.get(key, key)}: {strategy}"] += 1
@@ -1511,6 +1736,8 @@ class Tally:
             f"over {MAX_DEPTH}: {self.share(over)}; {dict(sorted(self.depths.items()))}",
             f"  served: {dict(sorted(self.served.items()))}",
             f"  codes: {dict(self.codes.most_common())}  statuses: {dict(self.statuses)}",
+            f"  stats fields in {self.share(self.features['stats'])} documents; errors at or "
+            f"in them: {dict(self.stats_codes.most_common())}",
             f"  features: {dict(sorted(self.features.items()))}",
             f"  seconds in requests: { ({k: round(v, 1) for k, v in self.seconds.items()}) }",
             f"  KNOWN issues met (not compared): {dict(self.known)}",
@@ -1569,10 +1796,19 @@ class Tally:
             "page:first-and-last": 0.02,
             "page:out-of-range": 0.02,
             "lookup:miss": 0.004,
+            "stats": 0.05,
+            "stats:countsByStatus": 0.01,
+            "stats:Job.stats": 0.01,
+            "stats:nodeStats": 0.01,
+            "stats:instanceStats": 0.01,
+            "stats:bucket": 0.01,
+            "stats:bad-argument": 0.01,
         }.items():
             assert self.features[feature] >= share * n, (feature, report)
         for code in ("BAD_USER_INPUT", "NOT_FOUND", "QUERY_TOO_COMPLEX"):
             assert self.codes[code] > 0, (code, report)
+        # The stats fields' own refusals (windows, buckets, `first`) are compared too.
+        assert self.stats_codes["BAD_USER_INPUT"] > 0, report
 
 
 @contextmanager

@@ -1,9 +1,11 @@
 """L0: the hand-written limit. Starlette + SQLAlchemy Core + orjson, one endpoint.
 
-POST /graphql with `{"op": "W1".."W5", "variables": {...}}` (the variables of the jobql
+POST /graphql with `{"op": "W1".."W5" | "W7", "variables": {...}}` (the variables of the jobql
 document of that workload) answers exactly the JSON jobql answers, built from real queries:
 one statement for the instances, one for all their nodes (window function per parent), one for
 totalCount when asked. Ids and cursors come from jobql's own codec, so they are identical.
+W7's statistics are two hand-written statements for PostgreSQL (`percentile_cont`), one per
+panel: the whole window with its days (GROUPING SETS), and the page of jobs with theirs.
 
 Run: BENCH_DATABASE_URL=postgresql+asyncpg://... uvicorn bench.contenders.l0:create_app --factory
 """
@@ -11,12 +13,13 @@ Run: BENCH_DATABASE_URL=postgresql+asyncpg://... uvicorn bench.contenders.l0:cre
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import and_, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from jobql.settings import DEFAULT_CURSOR_SECRET
+from jobql.storage.enums import InstanceStatus
 from jobql.storage.identifiers import CursorCodec, CursorContext, ValueKind, encode_global_id
 from jobql.storage.models import Instance, InstanceNode, Job, Workspace
 from jobql.storage.paging import Position
@@ -75,6 +79,46 @@ W3_INSTANCE = [
 FULL_NODE = list(NODE_COLUMNS)
 W4_INSTANCE = ["id", "instanceId", "jobName", "status", "instanceType", "planTime", "endTime"]
 W5_INSTANCE = W3_INSTANCE[:-1]
+
+# W7: per status a count column, `n_<STATUS>`, in the enum's order (the order jobql lists them).
+STATUSES = [s.name for s in InstanceStatus]
+_COUNTS = ",\n       ".join(
+    f"count(*) FILTER (WHERE m.status = '{s}') AS \"n_{s}\"" for s in STATUSES
+)
+# Durations as jobql defines them (whole milliseconds of end - start), p50/p95 by percentile_cont.
+_MEASURED = """
+  SELECT i.plan_time, i.status,
+         round(extract(epoch FROM i.end_time - i.start_time) * 1000)::float8 AS duration
+  FROM instance i"""
+_DAY = "date_trunc('day', m.plan_time, 'UTC')"
+_AGGREGATES = f"""count(m.plan_time) AS n,
+       {_COUNTS},
+       count(m.duration) AS durations,
+       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY m.duration) AS p"""
+# The window (grouping ()) and its days (grouping (day)): counts by status, success rate, p50/p95.
+W7_WINDOW_SQL = f"""
+SELECT {_DAY} AS day, grouping({_DAY}) AS whole,
+       {_AGGREGATES}
+FROM ({_MEASURED}
+  WHERE i.workspace_id = :ws AND i.plan_time > :after AND i.plan_time < :before
+) m
+GROUP BY GROUPING SETS ((), ({_DAY}))
+ORDER BY whole DESC, day"""
+# The first jobs by name, each with its window and its days; a job without runs in the window
+# keeps its (job) row with n = 0 (LEFT JOIN), and a (job, day) row with a null day, skipped.
+W7_JOBS_SQL = f"""
+WITH page AS (
+  SELECT j.id, j.name FROM job j WHERE j.workspace_id = :ws ORDER BY j.name, j.id LIMIT :jobs
+)
+SELECT page.id, page.name, {_DAY} AS day, grouping({_DAY}) AS whole,
+       {_AGGREGATES}
+FROM page LEFT JOIN LATERAL ({_MEASURED}
+  WHERE i.job_id = page.id AND i.plan_time > :after AND i.plan_time < :before
+) m ON true
+GROUP BY GROUPING SETS ((page.name, page.id), (page.name, page.id, {_DAY}))
+ORDER BY page.name, page.id, whole DESC, day"""
+DAY = timedelta(days=1)
+MS = timedelta(milliseconds=1)
 
 
 def _value(name: str, value: Any, type_name: str) -> Any:
@@ -231,6 +275,75 @@ class L0:
             }
         }
 
+    async def w7(self, conn: AsyncConnection, variables: dict[str, Any]) -> Any:
+        ws = await self._workspace(conn)
+        window = variables["filter"]
+        after, before = parse_utc(window["planTimeAfter"]), parse_utc(window["planTimeBefore"])
+        # Every day of the exclusive range (after, before), empty ones included.
+        first = _midnight(after + MS)
+        days = [first + n * DAY for n in range((_midnight(before - MS) - first) // DAY + 1)]
+        bounds = {"ws": ws, "after": after, "before": before}
+        rows = (await conn.execute(text(W7_WINDOW_SQL), bounds)).all()
+        whole, timeline = _panel(rows, days)
+        job_rows = (
+            await conn.execute(text(W7_JOBS_SQL), {**bounds, "jobs": variables["jobs"]})
+        ).all()
+        jobs: dict[int, list[Any]] = {}
+        for row in job_rows:
+            jobs.setdefault(row.id, []).append(row)
+        job_nodes = []
+        for found in jobs.values():
+            summary, job_timeline = _panel(found, days)
+            job_nodes.append(
+                {"name": found[0].name, "stats": {**_summary(summary), "timeline": job_timeline}}
+            )
+        return {
+            "instances": {
+                "countsByStatus": [
+                    {"status": s, "count": whole._mapping[f"n_{s}"]} for s in STATUSES
+                ]
+            },
+            "instanceStats": [{**_summary(whole), "timeline": timeline}],
+            "jobs": {"nodes": job_nodes},
+        }
+
+
+def _midnight(time: datetime) -> datetime:
+    return time.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _percentiles(row: Any) -> dict[str, Any]:
+    p50, p95 = row.p if row.p is not None else (None, None)
+    return {"p50": p50, "p95": p95}
+
+
+def _summary(row: Any) -> dict[str, Any]:
+    success = row._mapping["n_SUCCESS"]
+    return {
+        "count": row.n,
+        "successRate": success / row.n if row.n else None,
+        "durationMs": _percentiles(row),
+    }
+
+
+def _panel(rows: Sequence[Any], days: list[datetime]) -> tuple[Any, list[dict[str, Any]]]:
+    """The window's row (grouping 1), and its timeline over `days` (absent days: zero)."""
+    by_day = {row.day: row for row in rows if not row.whole and row.day is not None}
+    timeline = []
+    for day in days:
+        row = by_day.get(day)
+        timeline.append(
+            {
+                "start": format_utc(day),
+                "count": row.n if row else 0,
+                "durationMs": _percentiles(row) if row else {"p50": None, "p95": None},
+                "countsByStatus": [
+                    {"status": s, "count": row._mapping[f"n_{s}"] if row else 0} for s in STATUSES
+                ],
+            }
+        )
+    return next(row for row in rows if row.whole), timeline
+
 
 def create_app() -> Starlette:
     url = os.environ["BENCH_DATABASE_URL"]
@@ -238,7 +351,9 @@ def create_app() -> Starlette:
         url, pool_size=int(os.environ.get("BENCH_POOL_SIZE", "10")), max_overflow=0
     ).execution_options(isolation_level="AUTOCOMMIT")
     l0 = L0(engine)
-    handlers = {"W1": l0.w1, "W2": l0.w2, "W3": l0.w3, "W4": l0.w4, "W5": l0.w5}
+    handlers = {
+        "W1": l0.w1, "W2": l0.w2, "W3": l0.w3, "W4": l0.w4, "W5": l0.w5, "W7": l0.w7,
+    }  # fmt: skip
 
     async def graphql(request: Request) -> Response:
         body = orjson.loads(await request.body())

@@ -22,6 +22,15 @@ POSTGRAPHILE_CLI = POSTGRAPHILE_DIR / "node_modules" / "postgraphile" / "dist" /
 TIME_FIELDS = {"planTime", "startTime", "endTime", "submitTime"}
 CURSOR_FIELDS = {"cursor", "endCursor", "startCursor"}
 CURSOR_MASK = "<cursor>"
+# Workloads a contender has no way to answer, with the reason the results say: it is neither asked
+# in the gate nor timed there.
+UNANSWERED = {
+    "stock": {"W7": "no statistics API (stock Strawberry types have no aggregates)"},
+    "postgraphile": {
+        "W7": "no percentiles or per-day buckets without an aggregates plugin "
+        "(@graphile/pg-aggregates is not installed)"
+    },
+}
 
 
 def compiled_strategy_available() -> bool:
@@ -50,6 +59,10 @@ class Contender:
     @property
     def is_jobql(self) -> bool:
         return self.kind == "jobql"
+
+    def unanswered(self, workload: str) -> str | None:
+        """Why this contender cannot answer `workload` (None: it can)."""
+        return UNANSWERED.get(self.kind, {}).get(workload)
 
     @property
     def multi_worker(self) -> bool:

@@ -1,25 +1,39 @@
 // The dashboard: filters -> three views (counts, instances, timeline), each one GraphQL request,
-// and a drill-down to an instance's nodes (one more). Plain ES modules, no build step. With
-// "Live" ticked, a subscription says when a change matches the filter and the views re-read what
-// they show; the open drill-down is itself a subscription (live.js).
+// a drill-down to an instance's nodes and its job's slowest nodes (one more), and the charts of one
+// job (duration and failure rate per day: the job list, then one request per job and window).
+// Plain ES modules, no build step; the charts are Chart.js (vendor/, charts.js). With "Live"
+// ticked, a subscription says when a change matches the filter and the views re-read what they
+// show; the open drill-down is itself a subscription (live.js).
+import { clearChart, dayLabel, drawDurations, drawFailureRates } from './charts.js';
 import { GraphQLRequestError, request } from './graphql.js';
 import { LiveConnection } from './live.js';
 import {
+  DEFAULT_STATS_WINDOW,
   INSTANCE_NODES_QUERY,
   INSTANCE_STATUSES,
   INSTANCES_QUERY,
+  JOB_STATS_QUERY,
+  JOBS_QUERY,
+  JOBS_SIZE,
   NODES_SIZE,
   PAGE_SIZE,
+  SLOWEST_NODES,
+  STATS_WINDOWS,
+  STATUS_COUNTS_QUERY,
   TIMELINE_QUERY,
   TIMELINE_SIZE,
-  statusCountsQuery,
+  statsWindow,
 } from './queries.js';
 import {
   renderCounts,
   renderInstances,
+  renderJobChoices,
+  renderJobStatsSummary,
   renderNodes,
+  renderSlowestNodes,
   renderStatusChoices,
   renderTimeline,
+  renderWindowChoices,
 } from './views.js';
 
 const WORKSPACE_KEY = 'jobql.dashboard.workspace';
@@ -33,6 +47,7 @@ const sections = {
   instances: $('#instances'),
   timeline: $('#timeline'),
   nodes: $('#nodes'),
+  jobStats: $('#jobStats'),
 };
 
 const state = {
@@ -47,6 +62,10 @@ const state = {
   refreshTimer: null,
   refreshController: null,
   refreshes: 0,
+  jobs: null, // job name -> plan time of its latest run (null: none), once the job list is read
+  statsJob: null, // the job the charts show
+  statsDays: DEFAULT_STATS_WINDOW,
+  statsController: null,
 };
 // Changes arriving together are one re-read.
 const REFRESH_DELAY_MS = 250;
@@ -113,17 +132,13 @@ async function runView(section, generation, load) {
 
 function loadCounts(generation, signal) {
   return runView(sections.counts, generation, async () => {
-    const variables = {
-      after: state.filter.planTimeAfter ?? null,
-      before: state.filter.planTimeBefore ?? null,
-    };
-    const data = await request(statusCountsQuery(), variables, state.connection, { signal });
+    // Every status is counted, whichever are ticked: a click on one filters by it.
+    const filter = {};
+    if (state.filter.planTimeAfter) filter.planTimeAfter = state.filter.planTimeAfter;
+    if (state.filter.planTimeBefore) filter.planTimeBefore = state.filter.planTimeBefore;
+    const data = await request(STATUS_COUNTS_QUERY, { filter }, state.connection, { signal });
     if (generation !== state.generation) return;
-    const counts = INSTANCE_STATUSES.map((status) => ({
-      status,
-      count: data[status].totalCount,
-    }));
-    renderCounts(sections.counts, counts, pickStatus);
+    renderCounts(sections.counts, data.instances.countsByStatus, pickStatus);
   });
 }
 
@@ -160,6 +175,88 @@ function loadTimeline(generation, signal) {
   });
 }
 
+/** A signal for one load of the job charts: a newer load (another job or window) aborts it. */
+function statsSignal(signal) {
+  state.statsController?.abort();
+  state.statsController = new AbortController();
+  return AbortSignal.any([signal, state.statsController.signal]);
+}
+
+/** The charts of the chosen job and window: one request. */
+async function drawJobStats(generation, signal) {
+  const section = sections.jobStats;
+  const name = state.statsJob;
+  const days = state.statsDays;
+  const charts = [$('#durationChart'), $('#failureChart')];
+  if (!name) {
+    charts.forEach(clearChart);
+    section.querySelector('.summary').textContent = '(no jobs in this workspace)';
+    Object.assign(section.dataset, { job: '', days: String(days), count: '0' });
+    return;
+  }
+  // A job beyond the list (JOBS_SIZE) has no known latest run: its window ends today.
+  const planWindow = statsWindow(state.jobs?.get(name) ?? null, days);
+  const variables = { name, window: planWindow };
+  const data = await request(JOB_STATS_QUERY, variables, state.connection, { signal });
+  const current = name === state.statsJob && days === state.statsDays;
+  if (generation !== state.generation || !current) return;
+  const stats = data.job?.stats ?? null;
+  const timeline = stats?.timeline ?? [];
+  drawDurations(charts[0], timeline);
+  drawFailureRates(charts[1], timeline);
+  const firstDay = dayLabel(new Date(Date.parse(planWindow.planTimeAfter) + 1).toISOString());
+  const lastDay = dayLabel(new Date(Date.parse(planWindow.planTimeBefore) - 1).toISOString());
+  renderJobStatsSummary(section, stats, firstDay, lastDay);
+  Object.assign(section.dataset, {
+    job: name,
+    days: String(days),
+    planTimeAfter: planWindow.planTimeAfter,
+    planTimeBefore: planWindow.planTimeBefore,
+    count: String(stats?.count ?? 0),
+  });
+}
+
+/** The job list (when asked to, or not read yet), then the charts. */
+function loadJobStats(generation, signal, { reloadJobs = false } = {}) {
+  const stats = statsSignal(signal);
+  return runView(sections.jobStats, generation, async () => {
+    if (reloadJobs || state.jobs === null) {
+      const data = await request(JOBS_QUERY, { first: JOBS_SIZE }, state.connection, {
+        signal: stats,
+      });
+      if (generation !== state.generation) return;
+      const jobs = data.jobs.nodes;
+      state.jobs = new Map(jobs.map((job) => [job.name, job.instances.nodes[0]?.planTime ?? null]));
+      // After Apply (maybe another workspace) a job not listed gives way to the first; a live
+      // re-read keeps the job shown, even one opened from beyond the list.
+      if (!state.statsJob || (!reloadJobs && !state.jobs.has(state.statsJob))) {
+        state.statsJob = jobs[0]?.name ?? null;
+      }
+      const select = $('#statsJob');
+      renderJobChoices(select, jobs, state.statsJob);
+      select.title =
+        data.jobs.totalCount > jobs.length
+          ? `The first ${jobs.length} of ${data.jobs.totalCount} jobs by name; open an instance ` +
+            'to chart the job of any run'
+          : '';
+      sections.jobStats.dataset.jobsTotal = String(data.jobs.totalCount);
+    }
+    await drawJobStats(generation, stats);
+  });
+}
+
+/** Another job or window, picked or opened in the drill-down: redraw the charts only. */
+function showJobStats({ job = state.statsJob, days = state.statsDays } = {}) {
+  if (job === state.statsJob && days === state.statsDays) return Promise.resolve();
+  state.statsJob = job;
+  state.statsDays = days;
+  const listed = [...(state.jobs?.keys() ?? [])].map((name) => ({ name }));
+  renderJobChoices($('#statsJob'), listed, job);
+  $('#statsWindow').value = String(days);
+  // Reads the job list too when this cuts short an Apply's load of it.
+  return loadJobStats(state.generation, state.controller.signal);
+}
+
 function newGeneration() {
   state.controller?.abort();
   state.pageController?.abort();
@@ -175,6 +272,8 @@ async function apply() {
   state.connection = connection;
   state.filter = filter;
   state.cursors = [null];
+  // The job list is the workspace's (and the token's): read it again.
+  state.jobs = null;
   localStorage.setItem(WORKSPACE_KEY, connection.workspace);
   const { generation, signal } = newGeneration();
   // The drill-down belongs to the previous filter: close it.
@@ -185,6 +284,7 @@ async function apply() {
     loadCounts(generation, signal),
     loadInstances(generation, signal),
     loadTimeline(generation, signal),
+    loadJobStats(generation, signal),
   ]);
 }
 
@@ -218,6 +318,8 @@ function scheduleRefresh() {
       loadCounts(generation, signal),
       loadInstances(generation, signal),
       loadTimeline(generation, signal),
+      // A new run may move the job's latest day, and so the window: the list is read again too.
+      loadJobStats(generation, signal, { reloadJobs: true }),
     ]);
   }, REFRESH_DELAY_MS);
 }
@@ -253,6 +355,7 @@ function stopLive() {
 
 async function openInstance(instance) {
   state.selectedId = instance.id;
+  showJobStats({ job: instance.jobName });
   state.live?.watch(instance.id, NODES_SIZE);
   for (const row of sections.instances.querySelectorAll('tr.instance')) {
     row.classList.toggle('selected', row.dataset.id === instance.id);
@@ -260,14 +363,15 @@ async function openInstance(instance) {
   const section = sections.nodes;
   section.hidden = false;
   section.querySelector('.summary').textContent = `${instance.jobName} #${instance.instanceId} …`;
-  section.querySelector('tbody').replaceChildren();
+  for (const body of section.querySelectorAll('tbody')) body.replaceChildren();
   delete section.dataset.instanceId;
   const generation = state.generation;
   await runView(section, generation, async () => {
-    const variables = { id: instance.id, first: NODES_SIZE };
+    const variables = { id: instance.id, first: NODES_SIZE, slowest: SLOWEST_NODES };
     const data = await request(INSTANCE_NODES_QUERY, variables, state.connection);
     if (state.selectedId !== instance.id) return;
     renderNodes(section, data.node, { limit: NODES_SIZE });
+    renderSlowestNodes(section, data.node?.nodeStats ?? []);
     section.dataset.opened = instance.id;
   });
   section.scrollIntoView({ block: 'nearest' });
@@ -282,6 +386,7 @@ function pickStatus(status) {
 
 function start() {
   renderStatusChoices($('#statusChoices'), INSTANCE_STATUSES);
+  renderWindowChoices($('#statsWindow'), STATS_WINDOWS, state.statsDays);
   const saved = localStorage.getItem(WORKSPACE_KEY);
   if (saved) $('#workspace').value = saved;
   form.addEventListener('submit', (event) => {
@@ -299,6 +404,10 @@ function start() {
     if (event.target.checked) startLive();
     else stopLive();
   });
+  $('#statsJob').addEventListener('change', (event) => showJobStats({ job: event.target.value }));
+  $('#statsWindow').addEventListener('change', (event) =>
+    showJobStats({ days: Number(event.target.value) }),
+  );
   $('#nextPage').addEventListener('click', () => turnPage(1));
   $('#previousPage').addEventListener('click', () => turnPage(-1));
   apply();

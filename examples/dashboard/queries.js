@@ -19,6 +19,13 @@ export const PAGE_SIZE = 50;
 export const TIMELINE_SIZE = 40;
 // An instance has 1..30 nodes in the demo data; the drill-down says so when there are more.
 export const NODES_SIZE = 100;
+// The drill-down's "slowest nodes": this many node names of the job, by p95 duration.
+export const SLOWEST_NODES = 5;
+// The job picker lists this many jobs (by name); a job opened in the drill-down is added to it.
+export const JOBS_SIZE = 500;
+// The windows (days, ending with the day of the job's latest run) the job charts offer.
+export const STATS_WINDOWS = [7, 30, 90];
+export const DEFAULT_STATS_WINDOW = 30;
 
 /** The instances table: one page of the filtered instances, newest planned first. */
 export const INSTANCES_QUERY = `query DashboardInstances($filter: InstanceFilter, $first: Int!, $after: String) {
@@ -30,18 +37,15 @@ export const INSTANCES_QUERY = `query DashboardInstances($filter: InstanceFilter
 }`;
 
 /**
- * Counts per status: one aliased `instances(filter: { statuses: [X] }) { totalCount }` per status,
- * all in the plan time range, in a single request. `first: 1` keeps the estimated cost low; no row
- * is selected, only the count.
+ * Counts per status: the `countsByStatus` of the instances in the plan time range (every status,
+ * zero included, in the enum's order), one field in one request. `first: 1` keeps the estimated
+ * cost low; no row is selected, only the counts.
  */
-export function statusCountsQuery(statuses = INSTANCE_STATUSES) {
-  const fields = statuses.map(
-    (status) =>
-      `  ${status}: instances(first: 1, filter: { statuses: [${status}], ` +
-      'planTimeAfter: $after, planTimeBefore: $before }) { totalCount }',
-  );
-  return `query DashboardStatusCounts($after: DateTime, $before: DateTime) {\n${fields.join('\n')}\n}`;
-}
+export const STATUS_COUNTS_QUERY = `query DashboardStatusCounts($filter: InstanceFilter) {
+  instances(filter: $filter, first: 1) {
+    countsByStatus { status count }
+  }
+}`;
 
 /** The timeline: the latest runs of the filter by start time, with what a bar needs. */
 export const TIMELINE_QUERY = `query DashboardTimeline($filter: InstanceFilter, $first: Int!) {
@@ -50,8 +54,11 @@ export const TIMELINE_QUERY = `query DashboardTimeline($filter: InstanceFilter, 
   }
 }`;
 
-/** The drill-down: one instance, by global id, with its nodes. */
-export const INSTANCE_NODES_QUERY = `query DashboardInstanceNodes($id: ID!, $first: Int!) {
+/**
+ * The drill-down: one instance, by global id, with its nodes and the job's slowest node names
+ * (p95 duration over the job's runs of the 30 days up to this one, `nodeStats`' default window).
+ */
+export const INSTANCE_NODES_QUERY = `query DashboardInstanceNodes($id: ID!, $first: Int!, $slowest: Int!) {
   node(id: $id) {
     ... on Instance {
       jobName
@@ -60,6 +67,54 @@ export const INSTANCE_NODES_QUERY = `query DashboardInstanceNodes($id: ID!, $fir
         totalCount
         nodes { name type status startTime durationMs retryTimes }
       }
+      nodeStats(orderBy: SLOWEST, first: $slowest) {
+        name runs failures durationMs { p50 p95 }
+      }
     }
   }
 }`;
+
+/** The job picker: job names, each with its latest planned run (where its charts' window ends). */
+export const JOBS_QUERY = `query DashboardJobs($first: Int!) {
+  jobs(first: $first) {
+    totalCount
+    nodes { name instances(first: 1) { nodes { planTime } } }
+  }
+}`;
+
+/**
+ * The job charts: one job's runs in the window, per UTC day: p50/p95 duration, and the counts by
+ * status the failure rate (FAIL / all) is drawn from; with the window's totals for the summary.
+ */
+export const JOB_STATS_QUERY = `query DashboardJobStats($name: String!, $window: StatsWindow!) {
+  job(name: $name) {
+    stats(window: $window, bucket: DAY) {
+      count
+      successRate
+      durationMs { p50 p95 }
+      timeline {
+        start
+        count
+        durationMs { p50 p95 }
+        countsByStatus { status count }
+      }
+    }
+  }
+}`;
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The plan time window of a job's charts: `days` whole UTC days ending with the day of its latest
+ * planned run (today when that is in the future, or when it has none), as a `StatsWindow` (both
+ * bounds exclusive: `planTimeAfter` is the millisecond before the first midnight).
+ */
+export function statsWindow(latestPlanTime, days, now = Date.now()) {
+  const latest = latestPlanTime ? Date.parse(latestPlanTime) : now;
+  const end = (Math.floor(Math.min(latest, now) / DAY_MS) + 1) * DAY_MS;
+  const start = end - days * DAY_MS;
+  return {
+    planTimeAfter: new Date(start - 1).toISOString(),
+    planTimeBefore: new Date(end).toISOString(),
+  };
+}

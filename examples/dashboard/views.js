@@ -202,7 +202,7 @@ export function renderTimeline(section, runs, { limit, onOpen }) {
 
 export function renderNodes(section, instance, { limit }) {
   section.hidden = false;
-  const body = section.querySelector('tbody');
+  const body = section.querySelector('table.nodes tbody');
   const summary = section.querySelector('.summary');
   if (!instance) {
     summary.textContent = 'an instance that is no longer there';
@@ -233,4 +233,68 @@ export function renderNodes(section, instance, { limit }) {
       return row;
     }),
   );
+}
+
+/**
+ * The drill-down's slowest node names (`nodeStats(orderBy: SLOWEST)`), in the API's order. The
+ * raw numbers ride along as data attributes, the cells show them formatted.
+ */
+export function renderSlowestNodes(section, stats) {
+  const body = section.querySelector('table.slowest tbody');
+  if (stats.length === 0) {
+    const row = element('tr');
+    row.append(element('td', { colspan: '5', class: 'empty' }, 'No node ran in the window.'));
+    body.replaceChildren(row);
+    return;
+  }
+  const ms = (value) => (value === null ? '–' : formatDuration(Math.round(value)));
+  body.replaceChildren(
+    ...stats.map((node) => {
+      const row = element('tr', {
+        class: 'slow-node',
+        'data-name': node.name,
+        'data-runs': String(node.runs),
+        'data-failures': String(node.failures),
+        'data-p50': JSON.stringify(node.durationMs.p50),
+        'data-p95': JSON.stringify(node.durationMs.p95),
+      });
+      row.append(
+        element('td', { class: 'name' }, node.name),
+        element('td', { class: 'number' }, String(node.runs)),
+        element('td', { class: 'number' }, String(node.failures)),
+        element('td', { class: 'number' }, ms(node.durationMs.p50)),
+        element('td', { class: 'number' }, ms(node.durationMs.p95)),
+      );
+      return row;
+    }),
+  );
+}
+
+/** The job picker: `jobs` is `[{ name }]`; keeps `selected` (added when it is not listed). */
+export function renderJobChoices(select, jobs, selected) {
+  const names = jobs.map((job) => job.name);
+  if (selected && !names.includes(selected)) names.push(selected);
+  select.replaceChildren(...names.map((name) => element('option', { value: name }, name)));
+  select.value = selected ?? '';
+}
+
+export function renderWindowChoices(select, windows, selected) {
+  select.replaceChildren(
+    ...windows.map((days) => element('option', { value: String(days) }, `${days} days`)),
+  );
+  select.value = String(selected);
+}
+
+/** `46 runs, 87 % succeeded, p50 1 min 43 s, p95 3 min 34 s (2025-05-02 – 2025-05-31)`. */
+export function renderJobStatsSummary(section, stats, firstDay, lastDay) {
+  const summary = section.querySelector('.summary');
+  if (!stats) {
+    summary.textContent = '(no such job)';
+    return;
+  }
+  const ms = (value) => (value === null ? '–' : formatDuration(Math.round(value)));
+  const parts = [`${stats.count.toLocaleString('en')} run${stats.count === 1 ? '' : 's'}`];
+  if (stats.successRate !== null) parts.push(`${Math.round(stats.successRate * 100)} % succeeded`);
+  parts.push(`p50 ${ms(stats.durationMs.p50)}`, `p95 ${ms(stats.durationMs.p95)}`);
+  summary.textContent = `(${parts.join(', ')}; ${firstDay} – ${lastDay})`;
 }

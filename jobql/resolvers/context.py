@@ -10,6 +10,7 @@ from jobql.errors import Forbidden
 from jobql.storage.engine import Reader, is_statement_error, is_unavailable
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.loaders import Loaders
+from jobql.storage.stats import StatsLoaders
 
 __all__ = [
     "DEFAULT_WORKSPACE",
@@ -41,6 +42,16 @@ class RequestContext:
     document: str | None = None
     # A subscription's `jobql.resolvers.live.Live` (how it reads events); None elsewhere.
     live: object | None = None
+    # The statistics' loaders (`jobql.storage.stats`), made on first use; rows are cached for
+    # the request unless the context outlives one operation.
+    cache_rows: bool = True
+    _stats_loaders: StatsLoaders | None = None
+
+    @property
+    def stats_loaders(self) -> StatsLoaders:
+        if self._stats_loaders is None:
+            self._stats_loaders = StatsLoaders(self.reader, self.workspace, cache=self.cache_rows)
+        return self._stats_loaders
 
     @classmethod
     def open(
@@ -63,6 +74,7 @@ class RequestContext:
             cursors=cursors,
             engine=engine,
             scopes=scopes,
+            cache_rows=not long_lived,
         )
 
     def rebind(self, workspace: str | None, scopes: frozenset[str]) -> None:
@@ -70,6 +82,8 @@ class RequestContext:
         self.workspace = workspace if workspace else DEFAULT_WORKSPACE
         self.scopes = scopes
         self.loaders = Loaders.create(self.reader, self.workspace, cache=False)
+        self.cache_rows = False
+        self._stats_loaders = None
 
     def note_strategy(self, response_key: str, strategy: str) -> None:
         self.strategies[response_key] = strategy

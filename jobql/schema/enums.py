@@ -9,10 +9,13 @@ from jobql.storage.enums import (
     InstanceStatus,
     InstanceType,
     JobType,
+    NodeStatsOrder,
     NodeStatus,
     OrderDirection,
+    StatsGroup,
     StreamApiType,
     StreamState,
+    TimeBucket,
     TimeType,
     TriggerType,
 )
@@ -22,10 +25,13 @@ __all__ = [
     "InstanceStatus",
     "InstanceType",
     "JobType",
+    "NodeStatsOrder",
     "NodeStatus",
     "OrderDirection",
+    "StatsGroup",
     "StreamApiType",
     "StreamState",
+    "TimeBucket",
     "TimeType",
     "TriggerType",
 ]
@@ -85,3 +91,25 @@ strawberry.enum(
     ),
 )
 strawberry.enum(OrderDirection, description="Sort direction.")
+strawberry.enum(
+    StatsGroup,
+    description=(
+        "What `instanceStats` groups instances by: STATUS, JOB, INSTANCE_TYPE. Several keys make "
+        "one group per combination that has instances."
+    ),
+)
+strawberry.enum(
+    TimeBucket,
+    description=(
+        "The width of a timeline's buckets, by plan time in UTC: HOUR, DAY (from midnight), WEEK "
+        "(from Monday midnight)."
+    ),
+)
+strawberry.enum(
+    NodeStatsOrder,
+    description=(
+        "Order of `Instance.nodeStats`: SLOWEST (p95 duration, longest first; nodes without "
+        "durations last), MOST_FAILING (failures, then failure rate, most first), NAME. Ties by "
+        "name."
+    ),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,7 +11,9 @@ import strawberry
 from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import nodes as node_use_cases
+from jobql.resolvers import stats as stats_use_cases
 from jobql.resolvers.objects import global_id
+from jobql.resolvers.pagination import Connection as PageResult
 from jobql.schema import pagination
 from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
@@ -18,6 +21,7 @@ from jobql.schema.enums import (
     InstanceOrderField,
     InstanceStatus,
     InstanceType,
+    NodeStatsOrder,
     NodeStatus,
     OrderDirection,
     StreamApiType,
@@ -25,10 +29,18 @@ from jobql.schema.enums import (
     TimeType,
     TriggerType,
 )
-from jobql.schema.nodes import InstanceNode, duration_ms
+from jobql.schema.nodes import InstanceNodeConnection, duration_ms
 from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
+from jobql.schema.stats import (
+    COUNTS_BY_STATUS,
+    NodeStats,
+    StatsWindow,
+    StatusCount,
+    status_counts,
+    window_spec,
+)
 
 if TYPE_CHECKING:
     from jobql.schema.jobs import Job
@@ -278,14 +290,55 @@ class Instance(Node):
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
         last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
         before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
-    ) -> Connection[InstanceNode]:
+    ) -> InstanceNodeConnection:
         result = await node_use_cases.list_instance_nodes(
             info.context,
             self.key,
             statuses,
             pagination.page_args(first, after, last, before),
         )
-        return pagination.to_graphql(result, InstanceNode.from_row)
+        names = node_use_cases.status_names(statuses)
+        return InstanceNodeConnection.of(
+            result, lambda: stats_use_cases.node_status_counts(info.context, self.key, names)
+        )
+
+    @strawberry.field(
+        description=(
+            "The drill-down: per node name of this run's job, across the job's runs planned in "
+            "`window` (this run's own nodes need not be among them), how often it ran, failed "
+            "and was retried and how long it took. Without `window`: the job's runs planned in "
+            "the 30 days up to and including this run's plan time (`planTime - 30 days` "
+            "exclusive .. `planTime` inclusive). One statement for all the instances of a "
+            "request that ask with the same window."
+        )
+    )
+    async def node_stats(
+        self,
+        info: Info,
+        window: Annotated[
+            StatsWindow | None,
+            strawberry.argument(
+                description="The runs' plan time range; default: the 30 days up to this run."
+            ),
+        ] = None,
+        order_by: Annotated[
+            NodeStatsOrder,
+            strawberry.argument(description="Order of the list; default SLOWEST."),
+        ] = NodeStatsOrder.SLOWEST,
+        first: Annotated[
+            int | None,
+            strawberry.argument(
+                description=(
+                    f"At most this many node names, the first in `orderBy` order "
+                    f"(1..{stats_use_cases.MAX_NODE_STATS}; default "
+                    f"{stats_use_cases.DEFAULT_NODE_STATS})."
+                )
+            ),
+        ] = None,
+    ) -> list[NodeStats]:
+        spec = None if window is None else window_spec(window)
+        found = await stats_use_cases.node_stats(info.context, self.key, spec, order_by, first)
+        return [NodeStats.from_stats(item) for item in found]
 
     @classmethod
     def from_row(cls, row: Any) -> Instance:
@@ -307,4 +360,33 @@ class Instance(Node):
             version=row.version,
             dispatch=_dispatch(row),
             runtime=_runtime(row),
+        )
+
+
+@strawberry.type(
+    description=(
+        "A page of instances with Relay cursor pagination, and counts over all the instances "
+        "its filter matches."
+    )
+)
+class InstanceConnection(Connection[Instance]):
+    read_status_counts: strawberry.Private[Callable[[], Awaitable[list[tuple[str, int]]]]]
+
+    @strawberry.field(description=COUNTS_BY_STATUS)
+    async def counts_by_status(self) -> list[StatusCount]:
+        return status_counts(await self.read_status_counts())
+
+    @classmethod
+    def of(
+        cls,
+        result: PageResult[Any],
+        read_status_counts: Callable[[], Awaitable[list[tuple[str, int]]]],
+    ) -> InstanceConnection:
+        page = pagination.to_graphql(result, Instance.from_row)
+        return cls(
+            edges=page.edges,
+            nodes=page.nodes,
+            page_info=page.page_info,
+            count=page.count,
+            read_status_counts=read_status_counts,
         )

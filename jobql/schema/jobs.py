@@ -8,15 +8,22 @@ import strawberry
 
 from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers import jobs as job_use_cases
+from jobql.resolvers import stats as stats_use_cases
 from jobql.resolvers.objects import global_id
 from jobql.schema import pagination
 from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
-from jobql.schema.enums import JobType
-from jobql.schema.instances import Instance, InstanceFilter, InstanceOrder, instance_arguments
-from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
+from jobql.schema.enums import JobType, TimeBucket
+from jobql.schema.instances import (
+    InstanceConnection,
+    InstanceFilter,
+    InstanceOrder,
+    instance_arguments,
+)
+from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
+from jobql.schema.stats import InstanceStatsGroup, StatsWindow, window_spec
 
 
 @strawberry.input(description="Conditions on jobs; all given conditions must hold.")
@@ -90,12 +97,48 @@ class Job(Node):
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
         last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
         before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
-    ) -> Connection[Instance]:
+    ) -> InstanceConnection:
         spec, order = instance_arguments(filter, order_by)
         result = await instance_use_cases.list_job_instances(
             info.context, self.key, spec, order, pagination.page_args(first, after, last, before)
         )
-        return pagination.to_graphql(result, Instance.from_row)
+        return InstanceConnection.of(
+            result, lambda: stats_use_cases.job_status_counts(info.context, self.key, spec)
+        )
+
+    @strawberry.field(
+        description=(
+            "Statistics of this job's runs planned in `window` (all its runs without one): "
+            "count, success rate, duration and lateness, and with `bucket` a timeline. The same "
+            "numbers as `instanceStats(filter: {jobName: ...})`; one statement for all the jobs "
+            "of a request that ask with the same arguments."
+        )
+    )
+    async def stats(
+        self,
+        info: Info,
+        window: Annotated[
+            StatsWindow | None,
+            strawberry.argument(
+                description=(
+                    "The runs' plan time range (both bounds exclusive). A timeline needs both "
+                    "bounds."
+                )
+            ),
+        ] = None,
+        bucket: Annotated[
+            TimeBucket | None,
+            strawberry.argument(
+                description=(
+                    "Add a timeline with buckets of this width, by plan time in UTC, covering "
+                    "`window` (both bounds required; at most "
+                    f"{stats_use_cases.MAX_BUCKETS} buckets, else BAD_USER_INPUT)."
+                )
+            ),
+        ] = None,
+    ) -> InstanceStatsGroup:
+        found = await stats_use_cases.job_stats(info.context, self.key, window_spec(window), bucket)
+        return InstanceStatsGroup.from_stats(found, job_key=self.key, job_name=self.name)
 
     @classmethod
     def from_row(cls, row: Any, workspace: str) -> Job:

@@ -34,7 +34,10 @@ from strawberry.extensions.max_aliases import create_validator as create_alias_v
 from strawberry.extensions.query_depth_limiter import create_validator as create_depth_validator
 from strawberry.types import ExecutionResult
 
+from jobql.resolvers import stats as stats_use_cases
 from jobql.resolvers.pagination import DEFAULT_PAGE_SIZE
+from jobql.schema.scalars import parse_datetime
+from jobql.storage.enums import TimeBucket
 
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
@@ -167,6 +170,11 @@ class _CostWalker:
         if not isinstance(named, GraphQLObjectType | GraphQLInterfaceType):
             return 0
         arguments = {a.name.value: a.value for a in node.arguments or ()}
+        stats = self.stats(parent.name, node.name.value, named, arguments)
+        if stats is not None:
+            items, inner_lists = stats
+            count = multiplier * items
+            return count + self.selection_set(node.selection_set, named, count, inner_lists)
         if "first" in definition.args or "last" in definition.args:
             # A connection: one object per parent; its lists hold a page each.
             page = self.number(arguments.get("first")) or self.number(arguments.get("last"))
@@ -177,6 +185,60 @@ class _CostWalker:
         if _is_list(definition.type):
             count = multiplier * (self.length(arguments.get("ids")) or list_size)
         return count + self.selection_set(node.selection_set, named, count, 1)
+
+    def stats(
+        self, parent: str, name: str, named: Any, arguments: dict[str, Any]
+    ) -> tuple[int, int] | None:
+        """A statistics field (jobql/schema/stats.py): how many objects it gives per parent, and
+        how many items each list inside them holds (a timeline's buckets); None for others.
+
+        `countsByStatus` holds one item per status. `instanceStats` one group per combination
+        of its `groupBy` keys: each status, each instance type, and a job counts MAX_GROUPS
+        (the most it answers) unless `filter.jobName` names one. A timeline holds the buckets of
+        the plan time range, counted from the arguments; when the resolver will refuse them
+        (no range, over MAX_BUCKETS) it counts 1, so that the refusal names the problem.
+        `nodeStats` holds `first` (default DEFAULT_NODE_STATS)."""
+        if name == "countsByStatus":
+            return _enum_size(named, "status"), 1
+        if (parent, name) == ("Query", "instanceStats"):
+            spec = self.value(arguments.get("filter"))
+            spec = spec if isinstance(spec, dict) else {}
+            groups = 1
+            for key in set(self.list_of(arguments.get("groupBy"))):
+                if key == "STATUS":
+                    groups *= _enum_size(named, "status")
+                elif key == "INSTANCE_TYPE":
+                    groups *= _enum_size(named, "instanceType")
+                elif key == "JOB" and spec.get("jobName") is None:
+                    groups *= stats_use_cases.MAX_GROUPS
+            return min(groups, stats_use_cases.MAX_GROUPS), self.buckets(arguments, spec)
+        if (parent, name) == ("Job", "stats"):
+            window = self.value(arguments.get("window"))
+            return 1, self.buckets(arguments, window if isinstance(window, dict) else {})
+        if (parent, name) == ("Instance", "nodeStats"):
+            first = self.number(arguments.get("first"))
+            return first or stats_use_cases.DEFAULT_NODE_STATS, 1
+        return None
+
+    def buckets(self, arguments: dict[str, Any], window: dict[str, Any]) -> int:
+        bucket = self.value(arguments.get("bucket"))
+        if not isinstance(bucket, str) or bucket not in TimeBucket.__members__:
+            return 1
+        try:
+            after = parse_datetime(window.get("planTimeAfter"))
+            before = parse_datetime(window.get("planTimeBefore"))
+        except (ValueError, OverflowError):
+            return 1  # missing or invalid: refused by the resolver or the scalar
+        if after >= before:
+            return 1
+        count = stats_use_cases.bucket_count(TimeBucket[bucket], after, before)
+        return count if count <= stats_use_cases.MAX_BUCKETS else 1
+
+    def list_of(self, node: Any) -> list[Any]:
+        value = self.value(node)
+        if isinstance(value, list):
+            return value
+        return [] if value is None else [value]  # a single value is coerced to a list
 
     def value(self, node: Any) -> Any:
         if node is None:
@@ -196,6 +258,11 @@ class _CostWalker:
             return len(node.values)
         value = self.value(node)
         return len(value) if isinstance(value, list) else None
+
+
+def _enum_size(object_type: Any, field_name: str) -> int:
+    """How many values the enum of `object_type.field_name` has."""
+    return len(get_named_type(object_type.fields[field_name].type).values)
 
 
 def _is_list(type_: Any) -> bool:

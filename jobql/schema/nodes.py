@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -9,11 +10,15 @@ import strawberry
 
 from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers.objects import global_id
+from jobql.resolvers.pagination import Connection as PageResult
+from jobql.schema import pagination
 from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
 from jobql.schema.enums import NodeStatus
+from jobql.schema.pagination import Connection
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
+from jobql.schema.stats import COUNTS_BY_STATUS, NodeStatusCount, node_status_counts
 
 if TYPE_CHECKING:
     from jobql.schema.instances import Instance
@@ -79,4 +84,33 @@ class InstanceNode(Node):
             input_row_count=row.input_row_count,
             speed=row.speed,
             log_path=row.log_path,
+        )
+
+
+@strawberry.type(
+    description=(
+        "A page of an instance's nodes with Relay cursor pagination, and counts over all the "
+        "nodes its `statuses` match."
+    )
+)
+class InstanceNodeConnection(Connection[InstanceNode]):
+    read_status_counts: strawberry.Private[Callable[[], Awaitable[list[tuple[str, int]]]]]
+
+    @strawberry.field(description=COUNTS_BY_STATUS)
+    async def counts_by_status(self) -> list[NodeStatusCount]:
+        return node_status_counts(await self.read_status_counts())
+
+    @classmethod
+    def of(
+        cls,
+        result: PageResult[Any],
+        read_status_counts: Callable[[], Awaitable[list[tuple[str, int]]]],
+    ) -> InstanceNodeConnection:
+        page = pagination.to_graphql(result, InstanceNode.from_row)
+        return cls(
+            edges=page.edges,
+            nodes=page.nodes,
+            page_info=page.page_info,
+            count=page.count,
+            read_status_counts=read_status_counts,
         )

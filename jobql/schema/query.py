@@ -9,16 +9,25 @@ import strawberry
 from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import objects as object_use_cases
+from jobql.resolvers import stats as stats_use_cases
 from jobql.schema import pagination
 from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
+from jobql.schema.enums import StatsGroup, TimeBucket
 from jobql.schema.execution import serve
-from jobql.schema.instances import Instance, InstanceFilter, InstanceOrder, instance_arguments
+from jobql.schema.instances import (
+    Instance,
+    InstanceConnection,
+    InstanceFilter,
+    InstanceOrder,
+    instance_arguments,
+)
 from jobql.schema.jobs import Job, JobFilter
 from jobql.schema.nodes import InstanceNode
 from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
+from jobql.schema.stats import InstanceStatsGroup
 
 WORKSPACE_NOTE = (
     " Everything is confined to the workspace named by the `workspace` HTTP header "
@@ -147,11 +156,55 @@ class Query:
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
         last: Annotated[int | None, strawberry.argument(description=LAST)] = None,
         before: Annotated[str | None, strawberry.argument(description=BEFORE)] = None,
-    ) -> Connection[Instance]:
+    ) -> InstanceConnection:
         if (served := await serve(info, "instances")) is not None:
             return served  # type: ignore[return-value]
         spec, order = instance_arguments(filter, order_by)
         result = await instance_use_cases.list_instances(
             info.context, spec, order, pagination.page_args(first, after, last, before)
         )
-        return pagination.to_graphql(result, Instance.from_row)
+        return InstanceConnection.of(
+            result, lambda: stats_use_cases.instance_status_counts(info.context, spec)
+        )
+
+    @strawberry.field(
+        description=(
+            "Statistics of the instances `filter` matches, in groups: count, success rate, "
+            "duration (min, avg, p50, p90, p95, p99, max) and lateness (p50, p95), and with "
+            "`bucket` a timeline per group. Without `groupBy` there is exactly one group (also "
+            "when nothing matches); with it, one per combination of the keys that has instances, "
+            "ordered by the keys in `groupBy`'s order (statuses and instance types in their "
+            "enum's order, jobs by name). At most "
+            f"{stats_use_cases.MAX_GROUPS} groups, else BAD_USER_INPUT. Percentiles are exact "
+            "(PostgreSQL's `percentile_cont`). One statement, plus one for the timelines of all "
+            "groups when selected. Cost: a group per status, per instance type, and per job "
+            f"counted as {stats_use_cases.MAX_GROUPS} unless `filter.jobName` names one; for "
+            "timelines of many jobs, select `stats(bucket:)` under `jobs(first:)` instead."
+        )
+    )
+    async def instance_stats(
+        self,
+        info: Info,
+        filter: Annotated[
+            InstanceFilter | None,
+            strawberry.argument(description="Conditions, as for `instances`."),
+        ] = None,
+        group_by: Annotated[
+            list[StatsGroup] | None,
+            strawberry.argument(description="The keys to group by; none or `[]`: one group."),
+        ] = None,
+        bucket: Annotated[
+            TimeBucket | None,
+            strawberry.argument(
+                description=(
+                    "Add a timeline to each group, with buckets of this width by plan time in "
+                    "UTC, covering the range `filter.planTimeAfter` .. `filter.planTimeBefore` "
+                    f"(both required; at most {stats_use_cases.MAX_BUCKETS} buckets, else "
+                    "BAD_USER_INPUT)."
+                )
+            ),
+        ] = None,
+    ) -> list[InstanceStatsGroup]:
+        spec, _ = instance_arguments(filter, None)
+        found = await stats_use_cases.instance_stats(info.context, spec, group_by, bucket)
+        return [InstanceStatsGroup.from_stats(group) for group in found]

@@ -19,7 +19,7 @@ LONG_MAX = 2**63 - 1
 RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})?")
 
 
-def _parse_datetime(value: Any) -> datetime:
+def parse_datetime(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError("DateTime must be an RFC 3339 string such as 2019-03-04T03:53:00Z")
     match = RFC3339.fullmatch(value)
@@ -59,7 +59,7 @@ DATETIME_SCALAR = strawberry.scalar(
     ),
     specified_by_url="https://datatracker.ietf.org/doc/html/rfc3339",
     serialize=_serialize_datetime,
-    parse_value=_parse_datetime,
+    parse_value=parse_datetime,
 )
 
 LONG_SCALAR = strawberry.scalar(

@@ -99,3 +99,27 @@ class InstanceEventKind(Enum):
     CREATED = "CREATED"
     STATUS_CHANGED = "STATUS_CHANGED"
     UPDATED = "UPDATED"
+
+
+class StatsGroup(Enum):
+    """What `instanceStats` groups instances by."""
+
+    STATUS = "STATUS"
+    JOB = "JOB"
+    INSTANCE_TYPE = "INSTANCE_TYPE"
+
+
+class TimeBucket(Enum):
+    """The width of a timeline bucket (UTC; weeks start on Monday)."""
+
+    HOUR = "HOUR"
+    DAY = "DAY"
+    WEEK = "WEEK"
+
+
+class NodeStatsOrder(Enum):
+    """The order of `Instance.nodeStats`."""
+
+    SLOWEST = "SLOWEST"
+    MOST_FAILING = "MOST_FAILING"
+    NAME = "NAME"

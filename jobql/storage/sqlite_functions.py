@@ -1,20 +1,27 @@
 """Functions SQLite lacks, registered on every SQLite connection (see `engine`).
 
 The compiled strategy (`json_sql`) builds global ids and cursors in SQL; PostgreSQL has base64 and
-sha256 built in, SQLite gets these two, which make the same bytes as `identifiers`.
+sha256 built in, SQLite gets these two, which make the same bytes as `identifiers`. The statistics
+(`stats`) need PostgreSQL's `percentile_cont`; SQLite gets `jobql_percentiles`, the same
+definition computed the same way, over the values its own `json_group_array` collects (a scalar
+function: SQLAlchemy's aiosqlite adapter registers functions, not aggregates).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from jobql.storage.identifiers import CHECK_BYTES
 
 
 def register_sqlite_functions(dbapi_connection: Any) -> None:
-    """The two encoders SQLite lacks, as deterministic functions of the connection."""
+    """The encoders and the percentiles SQLite lacks, as deterministic functions of the
+    connection."""
 
     def global_id(text: str | None) -> str | None:
         return None if text is None else base64.b64encode(text.encode()).decode("ascii")
@@ -28,3 +35,28 @@ def register_sqlite_functions(dbapi_connection: Any) -> None:
 
     dbapi_connection.create_function("jobql_global_id", 1, global_id, deterministic=True)
     dbapi_connection.create_function("jobql_cursor", 2, cursor, deterministic=True)
+    dbapi_connection.create_function("jobql_percentiles", 2, percentiles, deterministic=True)
+
+
+def percentile_cont(ordered: Sequence[float], fraction: float) -> float:
+    """PostgreSQL's `percentile_cont` of sorted values: linear interpolation between the values
+    at ranks floor and ceil of `fraction * (n - 1)`, with the same floating-point operations as
+    its `float8_lerp`, so that both databases give the very same double."""
+    position = fraction * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    if low == high:
+        return float(ordered[low])
+    below = float(ordered[low])
+    return below + (position - low) * (float(ordered[high]) - below)
+
+
+def percentiles(values: str | None, fractions: str) -> str | None:
+    """`jobql_percentiles(json_group_array(x), '0.5,0.95')`: the `percentile_cont` of the
+    non-null values at each fraction, as a JSON array of numbers in the order given; NULL without
+    values (as PostgreSQL's `percentile_cont(ARRAY[...]) WITHIN GROUP (ORDER BY x)`)."""
+    if values is None:
+        return None
+    ordered = sorted(float(v) for v in json.loads(values) if v is not None)
+    if not ordered:
+        return None
+    return json.dumps([percentile_cont(ordered, float(f)) for f in fractions.split(",")])

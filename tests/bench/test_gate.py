@@ -22,6 +22,9 @@ from tests.conftest import PG_ADMIN_URL
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = ("W1", "W2-page1", "W2-deep", "W3", "W4", "W4-count", "W5")
+# Statistics: stock Strawberry and PostGraphile cannot answer them (UNANSWERED), so they are not
+# asked; jobql's strategies and L0 must agree.
+STATS_CASES = ("W7",)
 
 
 def _missing(message: str) -> NoReturn:
@@ -69,6 +72,11 @@ def test_quick_gate_passes_for_every_contender(tmp_path: Path) -> None:
         assert f"[gate] {case}: 4 contenders agree" in output or (
             f"[gate] {case}: 5 contenders agree" in output
         ), output[-4000:]
+    for case in STATS_CASES:
+        not_asked = "(not asked: stock-strawberry, postgraphile)"
+        assert f"[gate] {case}: 2 contenders agree {not_asked}" in output or (
+            f"[gate] {case}: 3 contenders agree {not_asked}" in output
+        ), output[-4000:]
     assert "gate passed" in output
     assert "wrk missing" in output, output[-4000:]
 
@@ -95,6 +103,37 @@ def test_gate_stops_on_a_difference_with_a_diff(monkeypatch: pytest.MonkeyPatch)
 
     answers["L0"] = answers["jobql-reference"]
     run.gate([reference, other], dict.fromkeys(answers), [case])
+
+
+def test_gate_does_not_ask_a_contender_what_it_cannot_answer(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = Contender("jobql-reference", "jobql")
+    l0 = Contender("L0", "l0")
+    stock = Contender("stock-strawberry", "stock")
+    case = Case("W7", "W7", {})
+    answer = {"instanceStats": [{"count": 3, "successRate": 1.0}]}
+    asked: list[str] = []
+
+    def fetch(contender: Contender, _server: Any, _case: Case) -> Any:
+        asked.append(contender.name)
+        return answer
+
+    monkeypatch.setattr(run, "_fetch", fetch)
+    run.gate(
+        [reference, l0, stock], dict.fromkeys(["jobql-reference", "L0", "stock-strawberry"]), [case]
+    )
+    assert asked == ["jobql-reference", "L0"]
+    assert "[gate] W7: 2 contenders agree (not asked: stock-strawberry)" in capsys.readouterr().out
+
+
+def test_an_answer_without_rows_or_counts_voids_the_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = Contender("jobql-reference", "jobql")
+    case = Case("W7", "W7", {})
+    nothing = {"instanceStats": [{"count": 0, "successRate": None, "timeline": []}]}
+    monkeypatch.setattr(run, "_fetch", lambda *_: nothing)
+    with pytest.raises(BenchError, match="jobql returns no rows for W7"):
+        run.gate([reference], {"jobql-reference": None}, [case])
 
 
 def test_normalisation_masks_cursors_and_reformats_times_only() -> None:

@@ -31,3 +31,15 @@ def test_the_p99_under_load_is_in_the_table_where_no_sequential_p99_is() -> None
     shown = dict(zip(columns, cells, strict=True))
     assert shown["p99 ms"] == "–"  # W6 makes no sequential run
     assert shown["p99 ms under load"] == "300.00"  # the median over the rounds
+
+
+def test_a_contender_that_cannot_answer_has_a_row_that_says_why() -> None:
+    rows = aggregate([{**_result(1, 120.0), "case": "W7", "connections": 16, "workers": 1}])
+    lines = _table(rows, {"jobql-compiled"}, {"postgraphile": "no percentiles"})
+    header, row = lines[2], lines[-1]
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    shown = dict(zip(columns, cells, strict=True))
+    assert shown["contender"] == "postgraphile"
+    assert shown["req/s"] == "not run"
+    assert shown["req/s per round"] == "no percentiles"

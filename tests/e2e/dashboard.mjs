@@ -1,17 +1,25 @@
-// Drive jobql's /dashboard in Debian's Chromium: apply filters, read every view, open a drill-down,
-// save the screenshot, then turn to the next page of instances (when there is one).
+// Drive jobql's /dashboard in Debian's Chromium: apply filters, read every view (the job charts
+// from their Chart.js instances), open a drill-down (which shows its job in the charts), optionally
+// pick another job and window for the charts, and optionally tick Live and write a run of the
+// charts' job from outside the page; save the screenshot, then turn to the next page of instances
+// (when there is one).
 //
 // usage: node dashboard.mjs <baseUrl> <screenshot.png> <plan-json>
 //
 // plan-json: {"workspace": "ws1", "token": "" (optional), "statuses": ["SUCCESS", ...],
 //             "planTimeAfter": "YYYY-MM-DDTHH:MM", "planTimeBefore": "YYYY-MM-DDTHH:MM",
-//             "expectError": false (optional: the views must fail, e.g. without a token)}
+//             "expectError": false (optional: the views must fail, e.g. without a token),
+//             "statsJob": "name", "statsDays": 7 (optional: picked in the charts' selects),
+//             "liveWrite": {InstanceInput} (optional: recorded with Live ticked; the charts must
+//                           then count `liveCount` runs)}
 //
 // Fails if the page asks any other origin for anything. Records every /graphql request the page
 // sends (operation, variables, headers). Prints one JSON object on stdout: the rows of the
-// instances table, the per-status counts, the timeline's bars, the drill-down's node names, the
-// second page's rows and the requests of each step, for test_dashboard.py to compare with the API's own answers. Diagnostics go to stderr;
-// any failure exits non-zero. The browser is never downloaded: playwright-core drives $CHROMIUM.
+// instances table, the per-status counts, the timeline's bars, the job charts' labels and
+// datasets (and where each value is drawn), the drill-down's node names and slowest nodes, the
+// second page's rows and the requests of each step, for test_dashboard.py to compare with the
+// API's own answers. Diagnostics go to stderr; any failure exits non-zero. The browser is never
+// downloaded: playwright-core drives $CHROMIUM.
 import { chromium } from 'playwright-core';
 
 import { Failure, logger, runScript } from './script.mjs';
@@ -28,7 +36,10 @@ const LAUNCH_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-const VIEWS = ['#counts', '#instances', '#timeline'];
+const VIEWS = ['#counts', '#instances', '#timeline', '#jobStats'];
+const RECORD = `mutation Record($input: [InstanceInput!]!) {
+  recordInstances(input: $input) { results { outcome userErrors { message } } }
+}`;
 
 const log = logger('dashboard.mjs');
 
@@ -103,6 +114,77 @@ async function applyFilters(page, plan) {
   log('filters applied, every view drawn');
 }
 
+/** The job charts as drawn: each Chart.js instance's labels and datasets, read from the page. */
+async function readJobStats(page) {
+  return page.evaluate(() => {
+    const section = document.querySelector('#jobStats');
+    const chartOf = (id) => {
+      const canvas = document.getElementById(id);
+      const chart = window.Chart?.getChart(canvas);
+      if (!chart) return null;
+      const y = chart.scales.y;
+      return {
+        type: chart.config.type,
+        labels: [...chart.data.labels],
+        datasets: chart.data.datasets.map((dataset, index) => {
+          const meta = chart.getDatasetMeta(index);
+          return {
+            label: dataset.label,
+            data: [...dataset.data],
+            hidden: !chart.isDatasetVisible(index),
+            // Where each value is drawn, read back through the y scale: the picture, not only
+            // the data it was given (null: nothing drawn for that day).
+            drawn: meta.data.map((element, i) =>
+              dataset.data[i] === null ? null : y.getValueForPixel(element.y),
+            ),
+          };
+        }),
+        yRange: [y.min, y.max],
+        size: [canvas.width, canvas.height],
+      };
+    };
+    return {
+      job: section.dataset.job ?? null,
+      days: section.dataset.days ? Number(section.dataset.days) : null,
+      planTimeAfter: section.dataset.planTimeAfter ?? null,
+      planTimeBefore: section.dataset.planTimeBefore ?? null,
+      count: section.dataset.count ? Number(section.dataset.count) : null,
+      jobsTotal: section.dataset.jobsTotal ? Number(section.dataset.jobsTotal) : null,
+      jobChoices: [...document.querySelectorAll('#statsJob option')].map((option) => option.value),
+      windowChoices: [...document.querySelectorAll('#statsWindow option')].map((o) => Number(o.value)),
+      summary: section.querySelector('.summary').textContent,
+      duration: chartOf('durationChart'),
+      failureRate: chartOf('failureChart'),
+    };
+  });
+}
+
+/** Wait until the job charts show `job` over `days` (and, given, `count` runs), drawn and idle. */
+async function waitForJobStats(page, { job, days, count }) {
+  try {
+    await page.waitForFunction(
+      ({ job: wantedJob, days: wantedDays, count: wantedCount }) => {
+        const section = document.querySelector('#jobStats');
+        return (
+          !section.classList.contains('loading') &&
+          (wantedJob === undefined || section.dataset.job === wantedJob) &&
+          (wantedDays === undefined || section.dataset.days === String(wantedDays)) &&
+          (wantedCount === undefined || section.dataset.count === String(wantedCount))
+        );
+      },
+      { job, days, count },
+      { timeout: STEP_TIMEOUT_MS, polling: 100 },
+    );
+  } catch {
+    const error = await page.locator('#error').textContent().catch(() => null);
+    const shown = await page.locator('#jobStats').evaluate((s) => ({ ...s.dataset }));
+    throw new Failure(
+      `the job charts never showed ${JSON.stringify({ job, days, count })}; they show ` +
+        `${JSON.stringify(shown)}, the error box holds ${JSON.stringify(error)}`,
+    );
+  }
+}
+
 async function readViews(page) {
   return page.evaluate(() => {
     const fieldsOf = (section) =>
@@ -125,6 +207,9 @@ async function readViews(page) {
           Number(item.dataset.count),
         ]),
       ),
+      countsOrder: [...document.querySelectorAll('#counts li[data-status]')].map(
+        (item) => item.dataset.status,
+      ),
       countsShown: Object.fromEntries(
         [...document.querySelectorAll('#counts li[data-status]')].map((item) => [
           item.dataset.status,
@@ -145,6 +230,7 @@ async function readViews(page) {
 async function openDrillDown(page) {
   const row = page.locator('#instances tr.instance').first();
   const id = await row.getAttribute('data-id');
+  const job = await row.getAttribute('data-job-name');
   await row.click();
   try {
     await page.waitForFunction(
@@ -159,7 +245,9 @@ async function openDrillDown(page) {
     const error = await page.locator('#error').textContent().catch(() => null);
     throw new Failure(`the drill-down of ${id} never opened; the error box holds ${JSON.stringify(error)}`);
   }
-  log(`drill-down of ${id} open`);
+  // Opening an instance shows its job in the charts.
+  await waitForJobStats(page, { job });
+  log(`drill-down of ${id} open, the charts show ${job}`);
   return page.evaluate((opened) => {
     const section = document.querySelector('#nodes');
     return {
@@ -167,10 +255,62 @@ async function openDrillDown(page) {
       jobName: section.dataset.jobName,
       instanceId: section.dataset.instanceId,
       names: [...section.querySelectorAll('tr.node td.name')].map((cell) => cell.textContent),
-      fields: [...section.querySelectorAll('th[data-field]')].map((th) => th.dataset.field),
+      fields: [...section.querySelectorAll('table.nodes th[data-field]')].map((th) => th.dataset.field),
+      slowest: [...section.querySelectorAll('table.slowest tr.slow-node')].map((row) => ({
+        name: row.dataset.name,
+        runs: Number(row.dataset.runs),
+        failures: Number(row.dataset.failures),
+        p50: JSON.parse(row.dataset.p50),
+        p95: JSON.parse(row.dataset.p95),
+        cells: [...row.cells].map((cell) => cell.textContent),
+      })),
+      slowestFields: [...section.querySelectorAll('table.slowest th[data-field]')].map(
+        (th) => th.dataset.field,
+      ),
       summary: section.querySelector('.summary').textContent,
     };
   }, id);
+}
+
+/** Pick a job and/or a window in the charts' selects, as a person would. */
+async function pickJobStats(page, { statsJob, statsDays }) {
+  if (statsJob !== undefined) {
+    await page.selectOption('#statsJob', statsJob);
+    await waitForJobStats(page, { job: statsJob });
+  }
+  if (statsDays !== undefined) {
+    await page.selectOption('#statsWindow', String(statsDays));
+    await waitForJobStats(page, { job: statsJob, days: statsDays });
+  }
+  log(`the charts show ${statsJob ?? 'the same job'} over ${statsDays ?? 'the same'} days`);
+}
+
+async function record(base, workspace, items) {
+  const response = await fetch(new URL('/graphql', base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', workspace },
+    body: JSON.stringify({ query: RECORD, variables: { input: items } }),
+  });
+  const body = await response.json();
+  if (body.errors) throw new Failure(`the write failed: ${JSON.stringify(body.errors)}`);
+  const errors = body.data.recordInstances.results.flatMap((result) => result.userErrors ?? []);
+  if (errors.length > 0) throw new Failure(`the write was refused: ${JSON.stringify(errors)}`);
+}
+
+/** Tick Live, write a run from outside the page, and wait for the charts to count it. */
+async function writeWhileLive(page, base, plan) {
+  await page.check('#live');
+  try {
+    await page.waitForFunction(() => document.querySelector('#liveStatus').dataset.status === 'live', null, {
+      timeout: STEP_TIMEOUT_MS,
+      polling: 100,
+    });
+  } catch {
+    throw new Failure(`Live never connected: ${await page.locator('#liveStatus').textContent()}`);
+  }
+  await record(base, plan.workspace, [plan.liveWrite]);
+  await waitForJobStats(page, { job: plan.liveWrite.jobName, count: plan.liveCount });
+  log('the charts followed a write made elsewhere');
 }
 
 async function turnPage(page) {
@@ -251,8 +391,11 @@ async function main() {
     await applyFilters(page, plan);
     const applied = requests.slice(initialRequests);
     const views = await readViews(page);
+    const jobStats = { applied: await readJobStats(page) };
     let drillDown = null;
     let drillDownRequests = [];
+    let pickRequests = [];
+    let liveRequests = [];
     let secondPage = null;
     let pageRequests = [];
     if (plan.expectError) {
@@ -263,6 +406,19 @@ async function main() {
       const before = requests.length;
       drillDown = await openDrillDown(page);
       drillDownRequests = requests.slice(before);
+      jobStats.drillDown = await readJobStats(page);
+      if (plan.statsJob !== undefined || plan.statsDays !== undefined) {
+        const beforePick = requests.length;
+        await pickJobStats(page, plan);
+        pickRequests = requests.slice(beforePick);
+        jobStats.picked = await readJobStats(page);
+      }
+      if (plan.liveWrite) {
+        const beforeWrite = requests.length;
+        await writeWhileLive(page, base, plan);
+        liveRequests = requests.slice(beforeWrite);
+        jobStats.live = await readJobStats(page);
+      }
       // The artifact shows the filtered first page with its drill-down open.
       await page.screenshot({ path: screenshot, fullPage: true });
       log(`screenshot saved to ${screenshot}`);
@@ -289,9 +445,12 @@ async function main() {
       `${JSON.stringify({
         url: page.url(),
         views,
+        jobStats,
         drillDown,
         applied,
         drillDownRequests,
+        pickRequests,
+        liveRequests,
         secondPage,
         pageRequests,
       })}\n`,

@@ -88,13 +88,13 @@ async function main() {
 
     // 2. Open it; a change of its nodes reaches the open drill-down.
     await page.click(`#instances tr.instance[data-instance-id="${plan.instanceId}"]`);
-    await until(page, 'the drill-down', () => document.querySelectorAll('#nodes tbody tr').length === 1);
+    await until(page, 'the drill-down', () => document.querySelectorAll('#nodes table.nodes tbody tr').length === 1);
     await record(base, plan.workspace, [
       item(plan, plan.instanceId, 'FAIL', [['extract', 'SUCCESS'], ['load', 'FAIL']]),
     ]);
-    await until(page, 'the pushed nodes', () => document.querySelectorAll('#nodes tbody tr').length === 2);
+    await until(page, 'the pushed nodes', () => document.querySelectorAll('#nodes table.nodes tbody tr').length === 2);
     seen.steps.drillDown = await page.evaluate(() =>
-      [...document.querySelectorAll('#nodes tbody tr')].map((row) => [...row.cells].map((c) => c.textContent)),
+      [...document.querySelectorAll('#nodes table.nodes tbody tr')].map((row) => [...row.cells].map((c) => c.textContent)),
     );
     log('the drill-down followed a write');
 

@@ -45,13 +45,21 @@ def test_names_of_the_contract() -> None:
     built = build_schema(SCHEMA_FILE.read_text(encoding="utf-8"))
     query = built.query_type
     assert query is not None
-    assert set(query.fields) == {"node", "nodes", "job", "jobs", "instance", "instances"}
+    assert set(query.fields) == {
+        "node",
+        "nodes",
+        "job",
+        "jobs",
+        "instance",
+        "instances",
+        "instanceStats",  # issue 25
+    }
     assert str(query.fields["instance"].args["instanceId"].type) == "Long!"
-    for connection in ("JobConnection", "InstanceConnection", "InstanceNodeConnection"):
-        assert set(built.type_map[connection].fields) == {  # type: ignore[union-attr]
-            "edges",
-            "nodes",
-            "pageInfo",
-            "totalCount",
-        }
+    relay = {"edges", "nodes", "pageInfo", "totalCount"}
+    for connection, extra in (
+        ("JobConnection", set()),
+        ("InstanceConnection", {"countsByStatus"}),  # issue 25
+        ("InstanceNodeConnection", {"countsByStatus"}),
+    ):
+        assert set(built.type_map[connection].fields) == relay | extra  # type: ignore[union-attr]
     assert str(built.type_map["Instance"].fields["planTime"].type) == "DateTime!"  # type: ignore[union-attr]
