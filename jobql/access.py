@@ -9,6 +9,9 @@ Tokens are configured as JSON, in `JOBQL_TOKENS` or in the file `JOBQL_TOKENS_FI
 Only hashes are stored (`printf %s TOKEN | sha256sum`). Clients send `Authorization: Bearer
 TOKEN`. With no tokens configured jobql runs open: every request may read and write everything
 (the laptop default, said at start-up).
+
+Scopes: `read` and `write` act in the token's workspaces; `metrics` lets it read `/metrics`
+(counts of every workspace, no data), whatever its workspaces (`[]` for a scraper's token).
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ from jobql.asgi import send_error
 
 logger = logging.getLogger("jobql")
 
-SCOPES = frozenset({"read", "write"})
+# What a token may do with data in its workspaces, and everything it may do.
+DATA_SCOPES = frozenset({"read", "write"})
+SCOPES = DATA_SCOPES | {"metrics"}
 ALL_WORKSPACES = "*"
+HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
 PRINCIPAL_KEY = "jobql.principal"
 
 
@@ -44,8 +50,9 @@ class Principal:
     scopes: frozenset[str]
 
     def scopes_in(self, workspace: str) -> frozenset[str]:
+        """Its data scopes in `workspace` (none: it may not use the workspace)."""
         covered = ALL_WORKSPACES in self.workspaces or workspace in self.workspaces
-        return self.scopes if covered else frozenset()
+        return self.scopes & DATA_SCOPES if covered else frozenset()
 
 
 ANONYMOUS = Principal("anonymous", frozenset({ALL_WORKSPACES}), SCOPES)
@@ -106,15 +113,15 @@ def _entry(entry: Any, index: int) -> tuple[str, Principal]:
     if not isinstance(workspaces, list) or not all(isinstance(w, str) for w in workspaces):
         raise AccessConfigError(f"{where} ({name}): workspaces must be a list of names or ['*']")
     if not isinstance(scopes, list) or not set(scopes) <= SCOPES:
-        raise AccessConfigError(f"{where} ({name}): scopes must be a list of read, write")
+        raise AccessConfigError(f"{where} ({name}): scopes must be a list of read, write, metrics")
     return digest.lower(), Principal(str(name), frozenset(workspaces), frozenset(scopes))
 
 
 class Authentication:
     """ASGI middleware: puts the caller's principal in the scope; 401 without a valid token.
 
-    `/healthz`, the static files, the GraphiQL page and the dashboard's files (no data: the
-    dashboard sends the token with its GraphQL requests) need no token."""
+    `/healthz`, `/livez`, `/readyz`, the static files, the GraphiQL page and the dashboard's
+    files (no data: the dashboard sends the token with its GraphQL requests) need no token."""
 
     def __init__(self, app: ASGIApp, access: Access) -> None:
         self.app = app
@@ -149,7 +156,7 @@ class Authentication:
     @staticmethod
     def _exempt(scope: Scope) -> bool:
         path: str = scope.get("path", "")
-        if path in ("/healthz", "/dashboard") or path.startswith(("/static/", "/dashboard/")):
+        if path in (*HEALTH_PATHS, "/dashboard") or path.startswith(("/static/", "/dashboard/")):
             return True
         if path == "/graphql" and scope.get("method") == "GET":
             accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")

@@ -2,36 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from jobql.access import Access, Authentication
 from jobql.dashboard import dashboard_routes
+from jobql.health import Health
 from jobql.http.admission import ConcurrencyLimit
 from jobql.http.body import BodyLimit, LingeringClose
 from jobql.http.endpoint import GraphQLEndpoint
 from jobql.http.lane import FastLane
+from jobql.http.metrics import keep_publishing, metrics_route, multiprocess_dir, worker_exit
 from jobql.http.persisted import Allowlist, PersistedQueries
 from jobql.http.sse import GraphQLOverSSE
 from jobql.http.subscriptions import LiveLimits, Runner
+from jobql.http.telemetry import Telemetry
+from jobql.logs import ACCESS_LOGGER
 from jobql.resolvers.live import Broker
 from jobql.rest import RequestIds, rest_routes
+from jobql.rest.endpoint import request_id_of
 from jobql.schema import create_schema
 from jobql.schema.limits import Limits
 from jobql.settings import Settings
-from jobql.storage.engine import create_engine
+from jobql.storage.engine import create_engine, publish_pool_metrics
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.migrate import is_up_to_date
+from jobql.tracing import Tracing, provider_from_settings
 
 logger = logging.getLogger("jobql")
 
@@ -40,7 +47,8 @@ class DatabaseNotMigrated(RuntimeError):
     pass
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, tracer_provider: Any = None) -> Starlette:
+    """The app; `tracer_provider` (OpenTelemetry) traces it whatever JOBQL_OTEL_EXPORTER says."""
     settings = settings or Settings.from_env()
     access = Access.from_config(settings.tokens, settings.tokens_file)
     engine = create_engine(
@@ -48,7 +56,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         pool_size=settings.pool_size,
         pool_timeout=settings.pool_timeout,
         plan_cache_mode=settings.plan_cache_mode,
+        observe=settings.metrics,
     )
+    provider = tracer_provider or provider_from_settings(settings.otel_exporter)
+    tracing = Tracing(provider, engine) if provider is not None else None
+    request_log = (
+        logging.getLogger(ACCESS_LOGGER)
+        if settings.access_log and settings.log_format == "json"
+        else None
+    )
+    if settings.log_format == "json":
+        logging.captureWarnings(True)  # a warning is a JSON line too, not raw stderr
     limits = Limits(
         max_depth=settings.max_depth,
         max_aliases=settings.max_aliases,
@@ -61,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         read_strategy=settings.read_strategy,
         report_strategy=settings.debug_strategy,
         fast_path=settings.fast_path,
+        tracer_provider=provider,
     )
     cursors = CursorCodec(settings.cursor_secret)
     live_limits = LiveLimits(
@@ -101,6 +120,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     graphql.runner = Runner(schema, broker, engine, cursors, live_limits)
 
+    def publish_pools() -> None:
+        publish_pool_metrics(engine)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if access.open:
@@ -116,23 +138,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     "The database is not migrated to this version of jobql: run `jobql migrate`."
                 )
             await broker.start()
+            # Several workers: another worker may answer a scrape; this one's gauges go out
+            # every second (one worker publishes when it answers).
+            publisher = (
+                asyncio.create_task(keep_publishing(publish_pools), name="jobql-metrics")
+                if settings.metrics and multiprocess_dir()
+                else None
+            )
             try:
                 yield
             finally:
+                if publisher is not None:
+                    publisher.cancel()
                 assert graphql.runner is not None
                 await graphql.runner.close()
                 await broker.close()
         finally:
             await engine.dispose()
-
-    async def healthz(_request: Request) -> JSONResponse:
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception:
-            logger.exception("health check: database unreachable")
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        return JSONResponse({"status": "ok"})
+            if tracing is not None:
+                tracing.close()
+            worker_exit()
 
     app = Starlette(
         routes=[
@@ -141,7 +166,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             # GraphQL over Server-Sent Events (graphql-sse, distinct connections).
             Route("/graphql/stream", GraphQLOverSSE(graphql)),
-            Route("/healthz", healthz, methods=["GET"]),
+            # /livez, /readyz, /healthz (jobql/health.py) and Prometheus' /metrics.
+            *Health(engine, timeout=settings.pool_timeout).routes(),
+            *([metrics_route(engine, publish_pools)] if settings.metrics else []),
             Mount("/static", StaticFiles(packages=[("jobql", "static")]), name="static"),
             # The example dashboard (examples/dashboard/): static files that call /graphql.
             *dashboard_routes(settings.dashboard_dir),
@@ -150,6 +177,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
         middleware=[
+            # The request's span (traceparent in), around everything else.
+            *([tracing.middleware()] if tracing is not None else []),
+            # Metrics, the JSON request line, the span's name: of every answer, early ones too.
+            *(
+                [
+                    Middleware(
+                        Telemetry,
+                        count=settings.metrics,
+                        log=request_log,
+                        request_id=_request_id,
+                        tracing=tracing is not None,
+                    )
+                ]
+                if settings.metrics or request_log is not None or tracing is not None
+                else []
+            ),
             # Every reply but /graphql's names its request (X-Request-Id), early answers too.
             Middleware(RequestIds, exempt=("/graphql",)),
             # Outermost but for that, so that it sees every early answer (413, 503, 401, 405 ...).
@@ -168,4 +211,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.engine = engine
     app.state.broker = broker
+    app.state.tracing = tracing
     return app
+
+
+def _request_id(scope: Scope) -> str:
+    """The request's id in its log line: the one its `X-Request-Id` carries (made here for
+    /graphql, whose replies carry none)."""
+    return request_id_of(Request(scope))

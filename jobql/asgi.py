@@ -7,6 +7,8 @@ from collections.abc import Iterable
 import orjson
 from starlette.types import Send
 
+from jobql import metrics
+
 
 async def send_error(
     send: Send,
@@ -16,6 +18,7 @@ async def send_error(
     headers: Iterable[tuple[bytes, bytes]] = (),
 ) -> None:
     """A GraphQL-style error body (`errors[0].extensions.code`) with `status`."""
+    metrics.note_error(code)
     body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
     await send(
         {

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import logging
+import os
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jobql import logs
 from jobql.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -27,13 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and getattr(args, "handler", None) is not _bench:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.bench_args = extra
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"jobql: {exc}", file=sys.stderr)
         return 2
+    logs.configure(settings.log_format)
     try:
         return int(args.handler(args, settings))
     except KeyboardInterrupt:
@@ -179,18 +182,38 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(exc)) from exc
 
     asyncio.run(_prepare_database(settings))
-    uvicorn.run(
-        "jobql.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        # permessage-deflate costs more CPU than it saves on small messages (Hasura's default too).
-        ws_per_message_deflate=settings.live_compression,
-    )
+    with _metrics_directory(settings, args.workers):
+        uvicorn.run(
+            "jobql.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+            log_config=logs.uvicorn_config(settings.log_format, settings.log_level),
+            # JSON: jobql writes the request lines itself (uvicorn's have no workspace, no
+            # operation, and the query string, where GET requests carry their variables).
+            access_log=settings.access_log and settings.log_format == "text",
+            # permessage-deflate costs more CPU than it saves on small messages (Hasura's
+            # default too).
+            ws_per_message_deflate=settings.live_compression,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _metrics_directory(settings: Settings, workers: int) -> Iterator[None]:
+    """Several workers: prometheus-client's multiprocess mode, in a fresh directory removed at
+    exit, so that /metrics sums every worker (unless PROMETHEUS_MULTIPROC_DIR names one)."""
+    if not settings.metrics or workers < 2 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="jobql-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # the workers inherit it
+        try:
+            yield
+        finally:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 async def _prepare_database(settings: Settings) -> None:

@@ -16,6 +16,8 @@ DEFAULT_CURSOR_SECRET = "jobql-cursor-v1"
 # loaders for everything (the specification the compiled strategy is tested against).
 READ_STRATEGIES = ("compiled", "reference")
 PLAN_CACHE_MODES = ("auto", "force_generic_plan", "force_custom_plan")
+LOG_FORMATS = ("text", "json")
+OTEL_EXPORTERS = ("none", "otlp", "console")
 
 
 class SettingsError(ValueError):
@@ -47,6 +49,10 @@ class Settings:
     fast_lane: bool = True
     plan_cache_mode: str = "auto"
     access_log: bool = False
+    # Operations: Prometheus metrics on /metrics, the log format, OpenTelemetry traces.
+    metrics: bool = True
+    log_format: str = "text"
+    otel_exporter: str = "none"
     persisted_queries: bool = True
     persisted_query_cache_size: int = 10_000
     cache_max_age: int = 5
@@ -75,6 +81,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        log_format = env.get("JOBQL_LOG_FORMAT", "text").lower()
         settings = cls(
             database_url=env.get("JOBQL_DATABASE_URL", DEFAULT_DATABASE_URL),
             timezone=env.get("JOBQL_TIMEZONE", "UTC"),
@@ -98,7 +105,11 @@ class Settings:
             fast_path=_bool(env, "JOBQL_FAST_PATH", True),
             fast_lane=_bool(env, "JOBQL_FAST_LANE", True),
             plan_cache_mode=env.get("JOBQL_PLAN_CACHE_MODE", "auto").lower(),
-            access_log=_bool(env, "JOBQL_ACCESS_LOG", False),
+            # JSON logs are for machines: a line per request is what they are read for.
+            access_log=_bool(env, "JOBQL_ACCESS_LOG", log_format == "json"),
+            metrics=_bool(env, "JOBQL_METRICS", True),
+            log_format=log_format,
+            otel_exporter=env.get("JOBQL_OTEL_EXPORTER", "none").lower() or "none",
             persisted_queries=_bool(env, "JOBQL_PERSISTED_QUERIES", True),
             persisted_query_cache_size=_int(
                 env, "JOBQL_PERSISTED_QUERY_CACHE_SIZE", 10_000, minimum=1
@@ -131,6 +142,15 @@ class Settings:
             raise SettingsError(
                 f"JOBQL_PLAN_CACHE_MODE={settings.plan_cache_mode!r} must be one of "
                 + ", ".join(PLAN_CACHE_MODES)
+            )
+        if settings.log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"JOBQL_LOG_FORMAT={settings.log_format!r} must be one of " + ", ".join(LOG_FORMATS)
+            )
+        if settings.otel_exporter not in OTEL_EXPORTERS:
+            raise SettingsError(
+                f"JOBQL_OTEL_EXPORTER={settings.otel_exporter!r} must be one of "
+                + ", ".join(OTEL_EXPORTERS)
             )
         if not settings.cursor_secret:
             raise SettingsError("JOBQL_CURSOR_SECRET must not be empty")

@@ -224,3 +224,9 @@ def test_no_import_circles() -> None:
 def test_an_import_circle_is_found() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert circles(graph) == [["a", "b", "c"]]
+
+
+def test_metrics_import_nothing_of_jobql() -> None:
+    """jobql/metrics.py is counted in by every layer: it may depend on none of them."""
+    imported = imported_modules(PACKAGE / "metrics.py")
+    assert [module for module in imported if module.startswith("jobql")] == []

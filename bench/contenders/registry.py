@@ -161,6 +161,8 @@ ABLATIONS = {
     "jobql-compiled-no-lane": {"JOBQL_FAST_LANE": "false"},
     "jobql-compiled-no-fast-path": {"JOBQL_FAST_PATH": "false"},
     "jobql-compiled-generic-plans": {"JOBQL_PLAN_CACHE_MODE": "force_generic_plan"},
+    # What Prometheus metrics cost (jobql-compiled has them on, the default).
+    "jobql-compiled-no-metrics": {"JOBQL_METRICS": "false"},
 }
 
 

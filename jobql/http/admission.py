@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jobql import metrics
 from jobql.asgi import send_error
 
 # A live stream (`/graphql/stream`) is not a request in flight: subscriptions have their own
-# limits (JOBQL_LIVE_MAX_SUBSCRIPTIONS).
-EXEMPT = ("/healthz", "/static/", "/graphql/stream")
+# limits (JOBQL_LIVE_MAX_SUBSCRIPTIONS). Health checks and scrapes answer an overloaded worker too.
+EXEMPT = ("/healthz", "/livez", "/readyz", "/metrics", "/static/", "/graphql/stream")
 
 
 class ConcurrencyLimit:
@@ -25,6 +26,7 @@ class ConcurrencyLimit:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
+            metrics.ADMISSION_REJECTED.inc()
             await send_error(
                 send,
                 503,

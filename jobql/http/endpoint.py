@@ -32,6 +32,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
+from jobql import metrics
 from jobql.access import ANONYMOUS, Access, principal_if_any, principal_of
 from jobql.http.persisted import VARY, HttpCache, PersistedQueries, PersistedQueryError
 from jobql.http.subscriptions import LiveLimits, Runner
@@ -181,6 +182,9 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             await forbidden(scope, receive, send)
             return
         context = RequestContext.open(self.engine, self.cursors, workspace, scopes=scopes)
+        record = metrics.current()
+        if record is not None:
+            record.workspace, record.strategies = workspace, context.strategies
         try:
             # Cancelling the request cancels its database statement; the context returns the
             # connection to the pool.
@@ -269,6 +273,9 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
         data = await super().parse_http_body(request)
         if isinstance(data, GraphQLRequestData):  # batches are refused before this
+            record = metrics.current()
+            if record is not None:
+                record.note_operation(data.operation_name, data.extensions)
             data.query = self.persisted.resolve(data.query, data.extensions)
         return data
 
@@ -308,6 +315,7 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         errors: list[Any] = (
             list(response_data.get("errors") or []) if isinstance(response_data, dict) else []
         )
+        metrics.note_errors(errors)
         if errors and all(
             (error.get("extensions") or {}).get("code") == "SERVICE_UNAVAILABLE" for error in errors
         ):
@@ -351,6 +359,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
 def error_response(
     status: int, message: str, media_type: str, *, code: str = "BAD_REQUEST"
 ) -> Response:
+    metrics.note_error(code)
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return Response(
         orjson.dumps(body), status_code=status, media_type=f"{media_type}; charset=utf-8"

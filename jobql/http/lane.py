@@ -9,6 +9,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http import process_result
 
+from jobql import metrics
 from jobql.access import Access
 from jobql.http.endpoint import JSON, GraphQLEndpoint, negotiate
 from jobql.http.persisted import VARY, PersistedQueryError
@@ -121,6 +122,9 @@ class FastLane:
         scopes = principal.scopes_in(workspace)
         if not scopes:
             return None
+        record = metrics.current()
+        if record is not None:
+            record.note_request(workspace, operation_name, extensions)
         try:
             query = self.endpoint.persisted.resolve(query, extensions)
         except PersistedQueryError:

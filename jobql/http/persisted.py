@@ -34,6 +34,8 @@ from graphql.language.visitor import REMOVE
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from jobql import metrics
+
 APQ_VERSION = 1
 MAX_STORED_CHARS = 32 * 1024 * 1024
 # Documents longer than the token limit are refused by the schema anyway; this only bounds the
@@ -69,6 +71,7 @@ class PersistedQueryError(Exception):
         self.headers = dict(headers or {})
 
     def response(self, media_type: str) -> Response:
+        metrics.note_error(self.code)
         body = {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}
         return Response(
             orjson.dumps(body),
@@ -188,6 +191,7 @@ class PersistedQueries:
             text = self.store.get(digest)
             if text is None and self.allowlist is not None:
                 text = self.allowlist.by_hash.get(digest)
+            _note("miss" if text is None else "hit")
             if text is None:
                 raise PersistedQueryError(
                     200, "PersistedQueryNotFound", NOT_FOUND, {"cache-control": UNCACHED}
@@ -202,6 +206,7 @@ class PersistedQueries:
             )
         self._check_allowed(query)
         self.store.put(digest, query)
+        _note("registered")
         return query
 
     def _check_allowed(self, query: str) -> None:
@@ -211,6 +216,13 @@ class PersistedQueries:
                 "Only the operations of the allow-list may run here (allow-list mode).",
                 NOT_ALLOWED,
             )
+
+
+def _note(result: str) -> None:
+    """For the request's metrics; the fast lane and the full stack may both resolve one request."""
+    record = metrics.current()
+    if record is not None:
+        record.persisted = result
 
 
 def _digest_of(persisted: object) -> str:

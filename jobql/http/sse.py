@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.types import ExecutionResult
 
+from jobql import metrics
 from jobql.access import principal_of
 from jobql.http.persisted import PersistedQueryError
 from jobql.http.subscriptions import Runner, SharedResult, TooSlow, next_payload
@@ -193,6 +194,7 @@ class GraphQLOverSSE:
                 async for result in source:
                     chunk = _encoded(result)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    metrics.DELIVERED_SSE.inc()
             except TooSlow:
                 complete = False
                 chunk = _next({"data": None, "errors": [TOO_SLOW]})

@@ -43,6 +43,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.utils.aio import aclosing
 
+from jobql import metrics
 from jobql.resolvers.context import AsyncEngine, CursorCodec, RequestContext
 from jobql.resolvers.live import Broker, Live
 from jobql.schema.limits import TOO_COMPLEX, estimate_cost
@@ -114,6 +115,7 @@ class Member:
         if self.ended:
             return
         if len(self.items) >= self.size:
+            metrics.SUBSCRIBERS_TOO_SLOW.inc()
             self.fail(TooSlow())
             return
         self.items.append((position, result))
@@ -212,6 +214,7 @@ class Runner:
             yield refused
             return
         self.active += 1
+        metrics.SUBSCRIPTIONS_ACTIVE.inc()
         try:
             async for result in self._subscribe(
                 query, variables, operation_name, operation, ctx, on_too_slow
@@ -219,6 +222,7 @@ class Runner:
                 yield result
         finally:
             self.active -= 1
+            metrics.SUBSCRIPTIONS_ACTIVE.dec()
 
     def _refusal(
         self, document: DocumentNode, operation_name: str | None, variables: dict[str, Any]

@@ -32,6 +32,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.utils.aio import aclosing
 
+from jobql import metrics
 from jobql.http.persisted import PersistedQueryError
 from jobql.http.subscriptions import CLOSE_TOO_SLOW, TOO_SLOW_REASON, SharedResult, TooSlow
 from jobql.resolvers.context import RequestContext
@@ -139,11 +140,13 @@ class TransportWS(BaseGraphQLTransportWSHandler[RequestContext, None]):
                     b'{"id":%b,"type":"next","payload":%b}'
                     % (orjson.dumps(operation.id), result.encoded())
                 )
+                metrics.DELIVERED_WS.inc()
             elif first and isinstance(result, PreExecutionError):
                 await self._handle_pre_execution_error(operation, result)
                 return
             elif isinstance(result, ExecutionResult):
                 await operation.send_next(result)
+                metrics.DELIVERED_WS.inc()
             else:
                 await self._reject_incremental_delivery(operation)
                 return

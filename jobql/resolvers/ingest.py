@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from jobql import metrics
 from jobql.errors import BadUserInput
 from jobql.resolvers.context import RequestContext
 from jobql.resolvers.validation import text
@@ -54,6 +55,7 @@ class ImportSummary:
                 )
             elif result.outcome is not None:
                 self.counts[result.outcome.value.lower()] += 1
+        _count("instance", results)
 
     def line(self) -> str:
         names = ("created", "updated", "unchanged", "stale", "rejected")
@@ -140,6 +142,7 @@ async def import_instances(
             # Not expected (records are checked first); this chunk is rolled back, earlier
             # chunks stay, and the report says which records did not land.
             summary.counts["rejected"] += len(chunk)
+            metrics.INGEST_ITEMS.labels("instance", "rejected").inc(len(chunk))
             first, last = chunk[0].source or str(start), chunk[-1].source or str(start + len(chunk))
             summary.rejected.append(f"{first} .. {last}: the database refused them: {exc.orig}")
         else:
@@ -166,6 +169,7 @@ async def record_instances(
     )
     for index, result in zip(valid, written, strict=True):
         results[index] = result
+    _count("instance", results)
     return results
 
 
@@ -188,7 +192,20 @@ async def upsert_jobs(ctx: RequestContext, records: Sequence[JobRecord]) -> list
     written = await storage_engine.write(ctx.engine, work) if chosen else []
     for index, result in zip(valid, written, strict=True):
         results[index] = result
+    _count("job", results)
     return results
+
+
+def _count(kind: str, results: Sequence[ItemResult]) -> None:
+    """Items by outcome, for /metrics (`jobql_ingest_items_total`)."""
+    outcomes: Counter[str] = Counter()
+    for result in results:
+        if result.errors:
+            outcomes["rejected"] += 1
+        elif result.outcome is not None:
+            outcomes[result.outcome.value.lower()] += 1
+    for outcome, count in outcomes.items():
+        metrics.INGEST_ITEMS.labels(kind, outcome).inc(count)
 
 
 async def _write_instances(

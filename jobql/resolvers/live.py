@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobql import metrics
 from jobql.errors import BadUserInput, JobqlError
 from jobql.resolvers.context import RequestContext
 from jobql.resolvers.validation import text
@@ -286,6 +287,7 @@ class Broker:
             self.reads += 1
             if not batch:
                 return
+            metrics.LIVE_EVENTS_READ.inc(len(batch))
             self.position = batch[-1].id
             for follower in list(self.followers):
                 follower.offer(batch)

@@ -32,6 +32,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobql import metrics
 from jobql.access import principal_of
 from jobql.errors import BadUserInput, Forbidden, NotFound
 from jobql.resolvers.context import AsyncEngine, CursorCodec, RequestContext
@@ -76,6 +77,9 @@ class Backend:
             raise BadUserInput(
                 f"The workspace header {header!r} does not match {parameter} {chosen!r}."
             )
+        record = metrics.current()
+        if record is not None:  # the request's log line names it
+            record.workspace = chosen
         scopes = principal_of(request.scope).scopes_in(text(parameter, chosen))
         if not scopes:
             raise Forbidden(f"This token may not use workspace {chosen!r}.")

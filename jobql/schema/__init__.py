@@ -14,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from jobql import metrics
 from jobql.resolvers.context import RequestContext
 from jobql.schema.errors import ErrorCodes, SingleOperation
 from jobql.schema.execution import (
@@ -34,6 +35,7 @@ from jobql.schema.live import Subscription
 from jobql.schema.nodes import InstanceNode
 from jobql.schema.query import Query
 from jobql.schema.scalars import SCALAR_MAP
+from jobql.schema.telemetry import STRATEGY, OperationName, RootFieldTracing, operation_span
 
 DOCUMENT_CACHE_SIZE = 1_000
 
@@ -45,6 +47,8 @@ class Schema(strawberry.Schema):
     fast_path: bool = False
     report_strategy: bool = False
     max_cost: int = Limits().max_cost
+    # An OpenTelemetry tracer when tracing is on (the fast path's spans; jobql.schema.telemetry).
+    tracer: Any = None
 
     async def execute(
         self,
@@ -112,16 +116,28 @@ class Schema(strawberry.Schema):
         if known is None:
             return None
         self._fast.move_to_end((query, operation_name))
-        return await run_fast(
-            self,
-            known,
-            operation_name,
-            variable_values,
-            context_value,
-            max_cost=self.max_cost,
-            report_strategy=self.report_strategy,
-            cache=self._prepared,
-        )
+        named = known.operation.name
+        with operation_span(self.tracer, named.value if named else None) as span:
+            result = await run_fast(
+                self,
+                known,
+                operation_name,
+                variable_values,
+                context_value,
+                max_cost=self.max_cost,
+                report_strategy=self.report_strategy,
+                cache=self._prepared,
+                tracer=self.tracer,
+            )
+            if span is not None:
+                # Declined: the full pipeline answers, with its own operation span.
+                span.set_attribute(STRATEGY, "fast_path" if result is not None else "declined")
+        if result is not None:
+            record = metrics.current()
+            if record is not None:
+                record.fast_path = True
+                record.note_document_name(named.value if named else None)
+        return result
 
     @functools.cached_property
     def _prepared(self) -> PreparedCache:
@@ -146,11 +162,13 @@ def create_schema(
     read_strategy: str = "compiled",
     report_strategy: bool = False,
     fast_path: bool = True,
+    tracer_provider: Any = None,
 ) -> Schema:
     """The schema with its limits; `public=False` hides introspection and field suggestions.
 
     `read_strategy` is "compiled" (one statement per root field where the selection allows) or
-    "reference" (resolvers and loaders only); `report_strategy` adds `extensions.strategy`.
+    "reference" (resolvers and loaders only); `report_strategy` adds `extensions.strategy`;
+    `tracer_provider` (OpenTelemetry) adds spans per operation and root field.
     """
     # Validating a document is done once per distinct document, schema and rules (a factory:
     # Strawberry shares the cache across requests). Not ParserCache: parse errors raised from it
@@ -161,11 +179,14 @@ def create_schema(
         SingleOperation,
         *limit_extensions(limits or Limits()),
         ErrorCodes,
+        OperationName,
     ]
     if not public:
         extensions.insert(0, DisableIntrospection)
     if report_strategy:
         extensions.append(StrategyReport)
+    if tracer_provider is not None:
+        extensions.append(lambda: RootFieldTracing(tracer_provider=tracer_provider))
     created = Schema(
         query=Query,
         mutation=Mutation,
@@ -182,6 +203,8 @@ def create_schema(
     created.report_strategy = report_strategy
     created.max_cost = (limits or Limits()).max_cost
     created.compilable = compilable_fields(created._schema)
+    if tracer_provider is not None:
+        created.tracer = tracer_provider.get_tracer("jobql")
     return created
 
 

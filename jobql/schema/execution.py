@@ -53,6 +53,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionResult
 from strawberry.types.arguments import convert_arguments
 
+from jobql import metrics
 from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import selection
 from jobql.resolvers.context import RequestContext, is_statement_error
@@ -64,6 +65,7 @@ from jobql.schema.catalogue import KNOWN_RESOLVERS
 from jobql.schema.context import Info
 from jobql.schema.instances import instance_arguments
 from jobql.schema.limits import estimate_cost
+from jobql.schema.telemetry import field_span
 
 DEFINITION = "strawberry-definition"
 CONNECTIONS = {
@@ -463,6 +465,10 @@ async def _fall_back(ctx: RequestContext, name: str, key: str, exc: Exception) -
     """Second line of defence: a compiled statement the database failed (not the connection,
     not a timeout) is answered again the reference way instead of INTERNAL, and counted."""
     FALLBACKS[name] += 1
+    metrics.FALLBACKS.labels(name).inc()
+    record = metrics.current()
+    if record is not None:
+        record.fallbacks += (key,)
     document = hashlib.sha256((ctx.document or "").encode()).hexdigest()
     logger.warning(
         "compiled read of %s failed, answered by the reference strategy instead "
@@ -568,13 +574,15 @@ async def run_fast(
     max_cost: int,
     report_strategy: bool,
     cache: PreparedCache,
+    tracer: Any = None,
 ) -> ExecutionResult | None:
     """The operation's answer without graphql-core's executor, or None: run the full pipeline.
 
     Variables are coerced and the cost estimated as on the full pipeline; anything unusual (a
     variable error, a cost over the limit, a lookup that finds nothing, any exception) returns
     None, so that errors always come from the full pipeline. One root field reads in autocommit;
-    several read in one read-only snapshot so that they agree."""
+    several read in one read-only snapshot so that they agree. `tracer`: a span per root field
+    (jobql.schema.telemetry)."""
     try:
         key = _prepared_key(fast, ctx, variables)
         prepared = cache.get(key) if key is not None else None
@@ -586,8 +594,11 @@ async def run_fast(
                 cache.put(key, prepared)
         alone = len(prepared.reads) == 1
         data: dict[str, Any] = {}
-        for response_key, read, nullable in prepared.reads:
-            found = await selection.read_prepared(ctx, read, alone=alone)
+        for (response_key, read, nullable), (_, name, _) in zip(
+            prepared.reads, fast.roots, strict=True
+        ):
+            with field_span(tracer, response_key, name):
+                found = await selection.read_prepared(ctx, read, alone=alone)
             if found is None:
                 if not nullable:
                     return None

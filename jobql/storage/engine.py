@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -16,10 +17,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import await_
 
+from jobql.storage.pools import ObservedQueuePool, PoolObserver, observe_engine
 from jobql.storage.sqlite_functions import register_sqlite_functions
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -36,12 +39,22 @@ def create_engine(
     pool_size: int = 10,
     pool_timeout: float = 5.0,
     plan_cache_mode: str = "auto",
+    observe: bool = False,
 ) -> AsyncEngine:
+    """`observe`: count the pools' checkouts, waits and connections (jobql.storage.pools)."""
     url = make_url(database_url)
+    # The dialect's own pool class, timed: SQLAlchemy's asyncio queue pool (not SQLite's
+    # in-memory StaticPool). get_pool_class is DefaultDialect's, not in the Dialect interface.
+    queued = url.get_dialect().get_pool_class(url) is AsyncAdaptedQueuePool  # type: ignore[attr-defined]
+    observed: dict[str, Any] = {"poolclass": ObservedQueuePool} if observe and queued else {}
     if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, **observed)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
+        if observed:
+            pool = engine.sync_engine.pool
+            # The default pool's size and overflow (QueuePool's; Pool does not declare them).
+            observe_engine(engine.sync_engine, pool.size() + pool._max_overflow)  # type: ignore[attr-defined]
         return engine
     if url.get_backend_name() == "postgresql":
         # For both pools, SQLAlchemy's and the DriverPool.
@@ -63,7 +76,10 @@ def create_engine(
             # A connection the server dropped (a restart) is noticed before use: recovery
             # without restarting jobql. The ping is one round trip (see _lean_ping).
             pool_pre_ping=True,
+            **observed,
         )
+        if observed:
+            observe_engine(engine.sync_engine, pool_size)
         _use_lean_ping()
         connect = {
             key: value
@@ -71,7 +87,10 @@ def create_engine(
             if key not in _SQLALCHEMY_ONLY
         }
         _DRIVER_POOLS[engine.sync_engine] = DriverPool(
-            connect | connect_args, size=pool_size, timeout=pool_timeout
+            connect | connect_args,
+            size=pool_size,
+            timeout=pool_timeout,
+            observer=PoolObserver("asyncpg", pool_size) if observe else None,
         )
         event.listen(engine.sync_engine, "engine_disposed", _close_driver_pool)
         return engine
@@ -108,28 +127,47 @@ class DriverPool:
     `size` connections beside the engine's own pool of the same size.
     """
 
-    def __init__(self, connect: dict[str, Any], *, size: int, timeout: float) -> None:
+    def __init__(
+        self,
+        connect: dict[str, Any],
+        *,
+        size: int,
+        timeout: float,
+        observer: PoolObserver | None = None,
+    ) -> None:
         self._connect = connect
         self._size = size
         self._timeout = timeout
+        self._observer = observer
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
 
     async def fetch(self, sql: str, args: Sequence[Any]) -> list[Any]:
         pool = self._pool or await self._open()
+        observer = self._observer
         for attempt in (1, 2):
-            async with pool.acquire(timeout=self._timeout) as connection:
-                try:
-                    return await connection.fetch(sql, *args)  # type: ignore[no-any-return]
-                except Exception as exc:
-                    if not (_connection_lost(exc) or _closed(connection)):
-                        raise
-                    # The pool opens a fresh one on the next acquire. A connection asyncpg saw
-                    # close is already back in the pool, and says so.
-                    with contextlib.suppress(asyncpg.exceptions.InterfaceError):
-                        connection.terminate()
-                    if attempt == 2:
-                        raise
+            started = time.perf_counter()
+            try:
+                connection = await pool.acquire(timeout=self._timeout)
+            except TimeoutError:
+                if observer is not None:
+                    observer.timed_out(started)
+                raise
+            if observer is not None:
+                observer.checked_out(started)
+            try:
+                return await connection.fetch(sql, *args)  # type: ignore[no-any-return]
+            except Exception as exc:
+                if not (_connection_lost(exc) or _closed(connection)):
+                    raise
+                # The pool opens a fresh one on the next acquire. A connection asyncpg saw
+                # close is already back in the pool, and says so.
+                with contextlib.suppress(asyncpg.exceptions.InterfaceError):
+                    connection.terminate()
+                if attempt == 2:
+                    raise
+            finally:
+                await pool.release(connection)
         raise AssertionError("unreachable")
 
     async def _open(self) -> asyncpg.Pool:
@@ -145,6 +183,14 @@ class DriverPool:
                     **self._connect,
                 )
             return self._pool
+
+    def publish(self) -> None:
+        """Its connections open and in use, for /metrics (jobql.storage.pools)."""
+        if self._observer is not None:
+            pool = self._pool
+            size = 0 if pool is None else pool.get_size()
+            idle = 0 if pool is None else pool.get_idle_size()
+            self._observer.publish(size, size - idle)
 
     async def close(self) -> None:
         """Close the connections, waiting for reads in flight at most the pool timeout (then
@@ -192,6 +238,17 @@ def _closed(connection: Any) -> bool:
 
 
 _DRIVER_POOLS: weakref.WeakKeyDictionary[Any, DriverPool] = weakref.WeakKeyDictionary()
+
+
+def publish_pool_metrics(engine: AsyncEngine) -> None:
+    """The connections open and in use in `engine`'s pools, as /metrics shows them (engines
+    made with `observe=True`; a no-op for others)."""
+    pool = engine.sync_engine.pool
+    if isinstance(pool, ObservedQueuePool):
+        pool.publish()
+    driver = _DRIVER_POOLS.get(_base_engine(engine.sync_engine))
+    if driver is not None:
+        driver.publish()
 
 
 def driver_connect_args(engine: AsyncEngine) -> dict[str, Any] | None:
