@@ -84,8 +84,9 @@ async def request_tree(
     )
     assert response.status_code == 200
     assert response.json()["data"]["instances"]["nodes"] == [{"instanceId": 5, "status": "SUCCESS"}]
-    spans = exporter.get_finished_spans()
-    assert all(span.context.trace_id == TRACE_ID for span in spans)
+    # The request's trace only: the instrumentation is process-wide, and work left running by
+    # earlier tests in this process (their apps' background reads) makes spans of other traces.
+    spans = [span for span in exporter.get_finished_spans() if span.context.trace_id == TRACE_ID]
     assert not any(SECRET in str(value) for value in _attribute_values(spans))
     return Tree(spans)
 
