@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,7 +12,6 @@ from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import nodes as node_use_cases
 from jobql.resolvers import stats as stats_use_cases
 from jobql.resolvers.objects import global_id
-from jobql.resolvers.pagination import Connection as PageResult
 from jobql.schema import pagination
 from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
@@ -30,7 +28,7 @@ from jobql.schema.enums import (
     TriggerType,
 )
 from jobql.schema.nodes import InstanceNodeConnection, duration_ms
-from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, Connection
+from jobql.schema.pagination import AFTER, BEFORE, FIRST, LAST, CountedConnection
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
 from jobql.schema.stats import (
@@ -369,24 +367,11 @@ class Instance(Node):
         "its filter matches."
     )
 )
-class InstanceConnection(Connection[Instance]):
-    read_status_counts: strawberry.Private[Callable[[], Awaitable[list[tuple[str, int]]]]]
+class InstanceConnection(CountedConnection[Instance]):
+    @staticmethod
+    def item(row: Any) -> Instance:
+        return Instance.from_row(row)
 
     @strawberry.field(description=COUNTS_BY_STATUS)
     async def counts_by_status(self) -> list[StatusCount]:
         return status_counts(await self.read_status_counts())
-
-    @classmethod
-    def of(
-        cls,
-        result: PageResult[Any],
-        read_status_counts: Callable[[], Awaitable[list[tuple[str, int]]]],
-    ) -> InstanceConnection:
-        page = pagination.to_graphql(result, Instance.from_row)
-        return cls(
-            edges=page.edges,
-            nodes=page.nodes,
-            page_info=page.page_info,
-            count=page.count,
-            read_status_counts=read_status_counts,
-        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,12 +9,10 @@ import strawberry
 
 from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers.objects import global_id
-from jobql.resolvers.pagination import Connection as PageResult
-from jobql.schema import pagination
 from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
 from jobql.schema.enums import NodeStatus
-from jobql.schema.pagination import Connection
+from jobql.schema.pagination import CountedConnection
 from jobql.schema.relay import Node
 from jobql.schema.scalars import Long
 from jobql.schema.stats import COUNTS_BY_STATUS, NodeStatusCount, node_status_counts
@@ -93,24 +90,11 @@ class InstanceNode(Node):
         "nodes its `statuses` match."
     )
 )
-class InstanceNodeConnection(Connection[InstanceNode]):
-    read_status_counts: strawberry.Private[Callable[[], Awaitable[list[tuple[str, int]]]]]
+class InstanceNodeConnection(CountedConnection[InstanceNode]):
+    @staticmethod
+    def item(row: Any) -> InstanceNode:
+        return InstanceNode.from_row(row)
 
     @strawberry.field(description=COUNTS_BY_STATUS)
     async def counts_by_status(self) -> list[NodeStatusCount]:
         return node_status_counts(await self.read_status_counts())
-
-    @classmethod
-    def of(
-        cls,
-        result: PageResult[Any],
-        read_status_counts: Callable[[], Awaitable[list[tuple[str, int]]]],
-    ) -> InstanceNodeConnection:
-        page = pagination.to_graphql(result, InstanceNode.from_row)
-        return cls(
-            edges=page.edges,
-            nodes=page.nodes,
-            page_info=page.page_info,
-            count=page.count,
-            read_status_counts=read_status_counts,
-        )

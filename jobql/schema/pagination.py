@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import strawberry
 
@@ -88,3 +88,29 @@ def to_graphql(result: PageResult[Any], convert: Callable[[Any], T]) -> Connecti
         ),
         count=result.count,
     )
+
+
+StatusCounts = Callable[[], Awaitable[list[tuple[str, int]]]]
+
+
+@strawberry.type(description="A page of items, and counts by status over all the items it matches.")
+class CountedConnection(Connection[T]):
+    """A connection whose `countsByStatus` (each subclass's own field: the count types differ)
+    reads `read_status_counts` when selected; `item` turns a stored row into the item type."""
+
+    read_status_counts: strawberry.Private[StatusCounts]
+
+    @staticmethod
+    def item(row: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def of(cls, result: PageResult[Any], read_status_counts: StatusCounts) -> Self:
+        page = to_graphql(result, cls.item)
+        return cls(
+            edges=page.edges,
+            nodes=page.nodes,
+            page_info=page.page_info,
+            count=page.count,
+            read_status_counts=read_status_counts,
+        )
