@@ -17,45 +17,12 @@ CHARTJS_VERSION=4.6.2
 KURKLE_COLOR_VERSION=0.6.6
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dest="$repo_root/examples/dashboard/vendor"
-work="$(mktemp -d "${TMPDIR:-/tmp}/refresh-dashboard-vendor.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=scripts/lib.sh
+source "$repo_root/scripts/lib.sh"
+vendor_start refresh-dashboard-vendor "$repo_root/examples/dashboard/vendor"
 
-echo "refresh-dashboard-vendor: target $dest"
-echo "refresh-dashboard-vendor: working in $work"
-mkdir -p "$dest"
-
-# pack NAME VERSION -> prints the directory the tarball was extracted into.
-# npm verifies the tarball against the registry's integrity hash; we record that hash in VERSIONS.
-pack() {
-    local name="$1" version="$2" json tarball integrity
-    echo "refresh-dashboard-vendor: npm pack $name@$version" >&2
-    # Run inside the temp dir so npm never writes a lockfile or node_modules into the repository.
-    json="$(cd "$work" && npm pack --json --loglevel=error --pack-destination "$work" \
-        "$name@$version")"
-    tarball="$(node -e 'const r = JSON.parse(process.argv[1])[0]; process.stdout.write(r.filename)' \
-        "$json")"
-    integrity="$(node -e 'const r = JSON.parse(process.argv[1])[0]; process.stdout.write(r.integrity)' \
-        "$json")"
-    mkdir -p "$work/$name"
-    tar -xzf "$work/$tarball" -C "$work/$name" --strip-components=1
-    printf '%s %s %s\n' "$name" "$version" "$integrity" >>"$work/VERSIONS.body"
-    printf '%s\n' "$work/$name"
-}
-
-# copy SRC DEST_NAME: install one file with plain permissions and say so.
-copy() {
-    local src="$1" name="$2"
-    if [[ ! -f "$src" ]]; then
-        echo "refresh-dashboard-vendor: expected file missing from the package: $src" >&2
-        exit 1
-    fi
-    install -m 0644 "$src" "$dest/$name"
-    printf 'refresh-dashboard-vendor:   %-24s %8s bytes\n' "$name" "$(wc -c <"$dest/$name")"
-}
-
-chartjs="$(pack chart.js "$CHARTJS_VERSION")"
-color="$(pack @kurkle/color "$KURKLE_COLOR_VERSION")"
+chartjs="$(vendor_pack chart.js "$CHARTJS_VERSION")"
+color="$(vendor_pack @kurkle/color "$KURKLE_COLOR_VERSION")"
 
 # The dashboard reads the global `Chart` that the UMD build sets, and the licence kept for the bundled
 # colour code must be that of the version inside it: check both here rather than in a browser.
@@ -76,15 +43,8 @@ if ! grep -q "@kurkle/color v$KURKLE_COLOR_VERSION" "$bundle"; then
 fi
 
 echo "refresh-dashboard-vendor: copying into $dest"
-copy "$bundle" chart.umd.js
-copy "$chartjs/LICENSE.md" LICENSE.chart.js
-copy "$color/LICENSE" LICENSE.kurkle-color
+vendor_copy "$bundle" chart.umd.js
+vendor_copy "$chartjs/LICENSE.md" LICENSE.chart.js
+vendor_copy "$color/LICENSE" LICENSE.kurkle-color
 
-{
-    echo "# Vendored by scripts/refresh-dashboard-vendor.sh from the npm registry; do not edit by hand."
-    echo "# package version tarball-integrity"
-    cat "$work/VERSIONS.body"
-} >"$dest/VERSIONS"
-echo "refresh-dashboard-vendor: wrote $dest/VERSIONS"
-sed 's/^/refresh-dashboard-vendor:   /' "$dest/VERSIONS"
-echo "refresh-dashboard-vendor: done"
+vendor_versions scripts/refresh-dashboard-vendor.sh

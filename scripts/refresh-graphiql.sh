@@ -20,48 +20,15 @@ PLUGIN_EXPLORER_VERSION=3.2.6
 GRAPHIQL_EXPLORER_VERSION=0.9.0
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dest="$repo_root/jobql/static/graphiql"
-work="$(mktemp -d "${TMPDIR:-/tmp}/refresh-graphiql.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=scripts/lib.sh
+source "$repo_root/scripts/lib.sh"
+vendor_start refresh-graphiql "$repo_root/jobql/static/graphiql"
 
-echo "refresh-graphiql: target $dest"
-echo "refresh-graphiql: working in $work"
-mkdir -p "$dest"
-
-# pack NAME VERSION -> prints the directory the tarball was extracted into.
-# npm verifies the tarball against the registry's integrity hash; we record that hash in VERSIONS.
-pack() {
-    local name="$1" version="$2" json tarball integrity
-    echo "refresh-graphiql: npm pack $name@$version" >&2
-    # Run inside the temp dir so npm never writes a lockfile or node_modules into the repository.
-    json="$(cd "$work" && npm pack --json --loglevel=error --pack-destination "$work" \
-        "$name@$version")"
-    tarball="$(node -e 'const r = JSON.parse(process.argv[1])[0]; process.stdout.write(r.filename)' \
-        "$json")"
-    integrity="$(node -e 'const r = JSON.parse(process.argv[1])[0]; process.stdout.write(r.integrity)' \
-        "$json")"
-    mkdir -p "$work/$name"
-    tar -xzf "$work/$tarball" -C "$work/$name" --strip-components=1
-    printf '%s %s %s\n' "$name" "$version" "$integrity" >>"$work/VERSIONS.body"
-    printf '%s\n' "$work/$name"
-}
-
-# copy SRC DEST_NAME: install one file with plain permissions and say so.
-copy() {
-    local src="$1" name="$2"
-    if [[ ! -f "$src" ]]; then
-        echo "refresh-graphiql: expected file missing from the package: $src" >&2
-        exit 1
-    fi
-    install -m 0644 "$src" "$dest/$name"
-    printf 'refresh-graphiql:   %-32s %8s bytes\n' "$name" "$(wc -c <"$dest/$name")"
-}
-
-graphiql="$(pack graphiql "$GRAPHIQL_VERSION")"
-react="$(pack react "$REACT_VERSION")"
-react_dom="$(pack react-dom "$REACT_DOM_VERSION")"
-explorer="$(pack @graphiql/plugin-explorer "$PLUGIN_EXPLORER_VERSION")"
-explorer_core="$(pack graphiql-explorer "$GRAPHIQL_EXPLORER_VERSION")"
+graphiql="$(vendor_pack graphiql "$GRAPHIQL_VERSION")"
+react="$(vendor_pack react "$REACT_VERSION")"
+react_dom="$(vendor_pack react-dom "$REACT_DOM_VERSION")"
+explorer="$(vendor_pack @graphiql/plugin-explorer "$PLUGIN_EXPLORER_VERSION")"
+explorer_core="$(vendor_pack graphiql-explorer "$GRAPHIQL_EXPLORER_VERSION")"
 
 # The plugin's UMD build reads the globals React, GraphiQL.React and GraphiQL.GraphQL, so it must load
 # after graphiql.min.js; check that assumption here rather than in a browser.
@@ -72,16 +39,16 @@ if ! head -c 600 "$explorer/dist/index.umd.js" | grep -q 'GraphiQLPluginExplorer
 fi
 
 echo "refresh-graphiql: copying into $dest"
-copy "$graphiql/graphiql.min.js" graphiql.min.js
-copy "$graphiql/graphiql.min.css" graphiql.min.css
-copy "$graphiql/LICENSE" LICENSE.graphiql
-copy "$react/umd/react.production.min.js" react.production.min.js
-copy "$react/LICENSE" LICENSE.react
-copy "$react_dom/umd/react-dom.production.min.js" react-dom.production.min.js
-copy "$react_dom/LICENSE" LICENSE.react-dom
-copy "$explorer/dist/index.umd.js" graphiql-plugin-explorer.umd.js
-copy "$explorer/dist/style.css" graphiql-plugin-explorer.css
-copy "$explorer_core/LICENSE" LICENSE.graphiql-explorer
+vendor_copy "$graphiql/graphiql.min.js" graphiql.min.js
+vendor_copy "$graphiql/graphiql.min.css" graphiql.min.css
+vendor_copy "$graphiql/LICENSE" LICENSE.graphiql
+vendor_copy "$react/umd/react.production.min.js" react.production.min.js
+vendor_copy "$react/LICENSE" LICENSE.react
+vendor_copy "$react_dom/umd/react-dom.production.min.js" react-dom.production.min.js
+vendor_copy "$react_dom/LICENSE" LICENSE.react-dom
+vendor_copy "$explorer/dist/index.umd.js" graphiql-plugin-explorer.umd.js
+vendor_copy "$explorer/dist/style.css" graphiql-plugin-explorer.css
+vendor_copy "$explorer_core/LICENSE" LICENSE.graphiql-explorer
 # The plugin's tarball ships no LICENSE file; its package.json says MIT and it is built from the
 # graphql/graphiql monorepo, whose licence is the one graphiql's tarball carries.
 {
@@ -93,14 +60,6 @@ copy "$explorer_core/LICENSE" LICENSE.graphiql-explorer
     echo
     cat "$graphiql/LICENSE"
 } >"$dest/LICENSE.graphiql-plugin-explorer"
-printf 'refresh-graphiql:   %-32s %8s bytes\n' LICENSE.graphiql-plugin-explorer \
-    "$(wc -c <"$dest/LICENSE.graphiql-plugin-explorer")"
+vendor_wrote LICENSE.graphiql-plugin-explorer
 
-{
-    echo "# Vendored by scripts/refresh-graphiql.sh from the npm registry; do not edit by hand."
-    echo "# package version tarball-integrity"
-    cat "$work/VERSIONS.body"
-} >"$dest/VERSIONS"
-echo "refresh-graphiql: wrote $dest/VERSIONS"
-sed 's/^/refresh-graphiql:   /' "$dest/VERSIONS"
-echo "refresh-graphiql: done"
+vendor_versions scripts/refresh-graphiql.sh
