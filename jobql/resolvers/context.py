@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_WORKSPACE",
     "AsyncEngine",
     "CursorCodec",
+    "Reader",
     "RequestContext",
     "is_statement_error",
     "is_unavailable",

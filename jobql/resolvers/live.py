@@ -43,7 +43,6 @@ __all__ = [
     "FellBehind",
     "Follower",
     "Live",
-    "Reader",
     "SharedRead",
     "event_cursor",
     "instance_events",

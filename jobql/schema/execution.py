@@ -56,8 +56,8 @@ from strawberry.types.arguments import convert_arguments
 from jobql import metrics
 from jobql.resolvers import jobs as job_use_cases
 from jobql.resolvers import selection
-from jobql.resolvers.context import RequestContext, is_statement_error
-from jobql.resolvers.live import Reader, SharedRead
+from jobql.resolvers.context import Reader, RequestContext, is_statement_error
+from jobql.resolvers.live import SharedRead
 from jobql.resolvers.nodes import status_names
 from jobql.resolvers.objects import MAX_IDS, parse_global_id
 from jobql.resolvers.pagination import PageArgs
