@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from sqlalchemy import text
@@ -40,6 +41,17 @@ async def _execute(url: str, *statements: str) -> None:
                 await conn.execute(text(statement))
     finally:
         await engine.dispose()
+
+
+async def create_scratch(admin_url: str, prefix: str) -> tuple[str, str]:
+    """A new, empty database on `admin_url`'s server: (name, URL)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    await _execute(admin_url, f'CREATE DATABASE "{name}"')
+    return name, admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    await _execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def postgres_database(base: str, name: str, instances: int, *, reuse: bool) -> str:
@@ -87,7 +99,7 @@ def _has_pgss(base: str) -> bool:
 
 
 def drop_postgres_database(base: str, name: str) -> None:
-    asyncio.run(_execute(f"{base}/postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(drop_database(f"{base}/postgres", name))
 
 
 def sqlite_database(path: Path, instances: int, *, reuse: bool) -> str:

@@ -21,9 +21,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.data import create_scratch, drop_database
 from jobql.importers import parse_body
 from jobql.resolvers.context import RequestContext
 from jobql.resolvers.ingest import import_instances
@@ -96,19 +96,14 @@ async def fresh_database(kind: str, folder: Path) -> AsyncIterator[AsyncEngine]:
         finally:
             await engine.dispose()
         return
-    name = f"jobql_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES).execution_options(isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_engine(POSTGRES.rsplit("/", 1)[0] + f"/{name}")
+    name, url = await create_scratch(POSTGRES, "jobql_bench")
+    engine = create_engine(url)
     try:
         await migrate.upgrade(engine)
         yield engine
     finally:
         await engine.dispose()
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        await drop_database(POSTGRES, name)
 
 
 async def measure_import(engine: AsyncEngine, body: str, instances: int) -> dict[str, float]:

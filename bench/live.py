@@ -27,7 +27,6 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ import httpx
 from sqlalchemy import text
 
 from bench import procs
+from bench.data import create_scratch, drop_database
 from bench.measure import PgStats
 from bench.pgcluster import ClusterError, PrivateCluster
 from jobql.storage import migrate
@@ -335,22 +335,6 @@ async def _prepare(url: str, instances: int) -> None:
     assert await run.wait() == 0
 
 
-async def _scratch(admin_url: str) -> tuple[str, str]:
-    name = f"jobql_live_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return name, admin_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-async def _drop(admin_url: str, name: str) -> None:
-    admin = create_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__)
     parser.add_argument("--subscribers", default="100,1000")
@@ -384,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster.start()
         admin = cluster.url_base + "/postgres"
         postmaster = cluster.postmaster_pid()
-    name, url = asyncio.run(_scratch(admin))
+    name, url = asyncio.run(create_scratch(admin, "jobql_live_bench"))
     try:
         asyncio.run(_prepare(url, args.instances))
         if cluster is not None:
@@ -464,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         print(_table(phases, baseline, alone, args))
     finally:
-        asyncio.run(_drop(admin, name))
+        asyncio.run(drop_database(admin, name))
         if cluster is not None:
             cluster.stop()
     return 0
