@@ -1,10 +1,17 @@
-"""Compiled reads: a plan becomes one SQL statement that returns the finished JSON text.
+"""Compiled reads: a plan becomes one SQL statement that returns the values of its answer.
 
-PostgreSQL builds it with `json_build_object` / `json_agg`, SQLite with `json_object` /
-`json_group_array`. Every base query, filter, order and window comes from the same storage
-functions the reference strategy uses (`base_query`, `filter_conditions`, `apply_window`), so both
-strategies confine to the workspace and page the same way. Scalars are formatted as their GraphQL
-serialisers do; global ids and cursors are the same bytes as `jobql.storage.identifiers` makes.
+Each object comes back as a JSON array of its values in the order of its fields, not as a JSON
+object: PostgreSQL builds it with `json_build_array` / `json_agg`, SQLite with `json_array` /
+`json_group_array`, and a `Shaper` made once per plan puts the keys and constants back, encodes
+the global ids and signs the cursors from the ids and sort values the statement returns. That
+per-row work costs the database several times what it costs Python (see bench/PERFORMANCE.md),
+and the database is what a deployment has least of.
+
+Every base query, filter, order and window comes from the same storage functions the reference
+strategy uses (`base_query`, `filter_conditions`, `apply_window`), so both strategies confine to
+the workspace and page the same way. Scalars are formatted as their GraphQL
+serialisers do (times by `to_char`); global ids and cursors are those `jobql.storage.identifiers`
+makes.
 
 Nested connections are correlated subqueries, each limited per parent on its
 `(parent, sort key, id)` index; to-one links are correlated scalar subqueries.
@@ -12,19 +19,22 @@ Nested connections are correlated subqueries, each limited per parent on its
 
 from __future__ import annotations
 
+import binascii
+import contextlib
+import gc
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     CompoundSelect,
     FromClause,
     Integer,
-    LargeBinary,
     Select,
     String,
     Text,
@@ -46,7 +56,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from jobql.storage import instances, jobs, nodes
 from jobql.storage.capacity import NotExpressible, Refused, check
 from jobql.storage.engine import Reader
-from jobql.storage.identifiers import CHECK_BYTES
+from jobql.storage.identifiers import sign_cursor
 from jobql.storage.instances import InstanceFilter, InstanceOrder
 from jobql.storage.jobs import JOB_ORDER, JobFilter
 from jobql.storage.models import Instance, InstanceNode, Job
@@ -78,14 +88,11 @@ from jobql.storage.plan import (
 from jobql.storage.scope import in_workspace
 from jobql.storage.types import UtcDateTime
 
-# Keys and type names are inlined as SQL literals: only GraphQL names, checked here.
-NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
-# json_build_object takes at most 100 arguments; SQLite's json_object at most 127.
-MAX_PAIRS = 50
+# json_build_array takes at most 100 arguments; SQLite's json_array at most 127.
+MAX_VALUES = 100
 PG_TIME = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
 # Constants of the SQL are written into its text, not bound: fewer values to send and bind.
 PG_TIME_LITERAL: ColumnElement[str] = literal_column(f"'{PG_TIME}'")
-BASE64: ColumnElement[str] = literal_column("'base64'")
 
 Row = Callable[[str], ColumnElement[Any]]
 
@@ -102,17 +109,13 @@ class _Builder:
 
     # -- JSON constructors ------------------------------------------------------------------
 
-    def obj(self, pairs: list[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
-        if len(pairs) > MAX_PAIRS:
-            raise TooWide(f"{len(pairs)} keys in one object")
-        args: list[ColumnElement[Any]] = []
-        for key, value in pairs:
-            if not NAME.fullmatch(key):
-                raise ValueError(f"not a GraphQL name: {key!r}")
-            args += [literal_column(f"'{key}'"), value]
+    def obj(self, values: list[ColumnElement[Any]]) -> ColumnElement[Any]:
+        """An object's values as a JSON array, in the order of its fields (see `Shaper`)."""
+        if len(values) > MAX_VALUES:
+            raise TooWide(f"{len(values)} values in one object")
         if self.pg:
-            return func.json_build_object(*args)
-        return func.json_object(*args)
+            return func.json_build_array(*values)
+        return func.json_array(*values)
 
     def nested(self, statement: Select[Any]) -> ColumnElement[Any]:
         """A correlated subquery's JSON as a value (SQLite loses the JSON subtype on the way)."""
@@ -123,9 +126,6 @@ class _Builder:
         if self.pg:
             return condition
         return func.json(case((condition, "true"), else_="false"))
-
-    def const(self, value: str) -> ColumnElement[Any]:
-        return cast(bindparam(None, value, type_=Text), Text)
 
     def array(
         self,
@@ -157,14 +157,6 @@ class _Builder:
             return self.boolean(column)
         return column
 
-    def global_id(self, type_name: str, key: ColumnElement[Any]) -> ColumnElement[Any]:
-        if not NAME.fullmatch(type_name):
-            raise ValueError(f"not a GraphQL name: {type_name!r}")
-        text = literal_column(f"'{type_name}:'").op("||")(cast(key, Text))
-        if self.pg:
-            return func.encode(func.convert_to(text, literal_column("'UTF8'")), BASE64)
-        return func.jobql_global_id(text)
-
     def duration(self, row: Row) -> ColumnElement[Any]:
         start, end = row("start_time"), row("end_time")
         if self.pg:
@@ -175,11 +167,9 @@ class _Builder:
             (and_(start.is_not(None), end.is_not(None)), seconds * 1000 + millis), else_=null()
         )
 
-    def cursor(self, plan: ConnectionPlan, key: SortKey, row: Row) -> ColumnElement[Any]:
-        spec = plan.cursor
-        for part in (spec.kind, spec.field, spec.direction):
-            if not NAME.fullmatch(part):
-                raise ValueError(f"not a cursor name: {part!r}")
+    def cursor(self, key: SortKey, row: Row) -> list[ColumnElement[Any]]:
+        """A cursor's two values: the row's id and its sort value's text (`=` and the text, `~`
+        for null); `Shaper` signs them into the cursor `identifiers` makes."""
         value = row(key.column.key)
         if isinstance(key.column.type, UtcDateTime):
             value_text: ColumnElement[Any] = self.time(value)
@@ -187,43 +177,31 @@ class _Builder:
             value_text = value
         else:
             value_text = cast(value, Text)
-        scoped = f":{len(self.workspace)}:{self.workspace}"
         tail: ColumnElement[Any] = literal_column("'='").op("||")(value_text)
         if key.nullable:
             tail = case((value.is_(None), literal_column("'~'")), else_=tail)
-        payload = (
-            literal_column(f"'{spec.kind}:{spec.field}:{spec.direction}:'")
-            .op("||")(cast(row("id"), Text))
-            .op("||")(self.const(scoped))
-            .op("||")(tail)
-        )
-        if not self.pg:
-            return func.jobql_cursor(self.const(self.secret), payload)
-        data = func.convert_to(payload, literal_column("'UTF8'"))
-        secret = cast(bindparam(None, self.secret.encode(), type_=LargeBinary), LargeBinary)
-        check = func.substring(func.sha256(secret.op("||")(data)), 1, CHECK_BYTES)
-        encoded = func.encode(data.op("||")(check), BASE64)
-        # base64url without padding; PostgreSQL wraps base64 lines every 76 characters.
-        return func.translate(
-            func.rtrim(encoded, "="), literal_column("'+/' || chr(10)"), literal_column("'-_'")
-        )
+        return [row("id"), tail]
 
     # -- objects ----------------------------------------------------------------------------
 
     def object(self, plan: ObjectPlan, row: Row, source: FromClause) -> ColumnElement[Any]:
-        return self.obj([(key, self.value(value, row, source)) for key, value in plan.fields])
+        return self.fields(plan.fields, row, source)
+
+    def fields(self, fields: Fields, row: Row, source: FromClause) -> ColumnElement[Any]:
+        """Constants (`__typename`) are not sent: `Shaper` puts them in."""
+        return self.obj(
+            [self.value(value, row, source) for _, value in fields if not isinstance(value, Const)]
+        )
 
     def value(self, value: Value, row: Row, source: FromClause) -> ColumnElement[Any]:
         if isinstance(value, Column):
             return self.column(row, value)
-        if isinstance(value, Const):
-            return self.const(value.value)
         if isinstance(value, GlobalId):
-            return self.global_id(value.type_name, row("id"))
+            return row("id")  # `Shaper` encodes it
         if isinstance(value, Duration):
             return self.duration(row)
         if isinstance(value, Facet):
-            fields = self.obj([(key, self.value(v, row, source)) for key, v in value.fields])
+            fields = self.fields(value.fields, row, source)
             empty = and_(true(), *(row(column).is_(None) for column in value.columns))
             facet = case((empty, null()), else_=fields)
             return facet if self.pg else func.json(facet)
@@ -327,37 +305,35 @@ class _Builder:
             last_kept = func.least(r.c._c, limit) if self.pg else func.min(r.c._c, limit)
         more = func.count() > limit
 
-        def cursor() -> ColumnElement[Any]:
-            return self.cursor(plan, key, row)
-
-        def cursor_at(position: ColumnElement[Any]) -> ColumnElement[Any]:
-            return func.max(case((number == position, cursor()), else_=null()))
+        def cursor_at(position: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+            return [
+                func.max(case((number == position, value), else_=null()))
+                for value in self.cursor(key, row)
+            ]
 
         first_out, last_out = (last_kept, 1) if from_end else (1, last_kept)
-        pairs: list[tuple[str, ColumnElement[Any]]] = []
+        values: list[ColumnElement[Any]] = []
         aggregates = False  # whether anything reads the page's rows (all through aggregates)
-        for response_key, part in plan.fields:
+        for _, part in plan.fields:
             if isinstance(part, Edges):
-                edge_pairs: list[tuple[str, ColumnElement[Any]]] = []
-                for edge_key, edge_part in part.fields:
+                edge_values: list[ColumnElement[Any]] = []
+                for _, edge_part in part.fields:
                     if isinstance(edge_part, Cursor):
-                        edge_pairs.append((edge_key, cursor()))
-                    elif isinstance(edge_part, Const):
-                        edge_pairs.append((edge_key, self.const(edge_part.value)))
-                    else:
-                        edge_pairs.append((edge_key, self.object(edge_part, row, r)))
-                item = self.obj(edge_pairs)
-                pairs.append((response_key, self.array(item, order, kept=kept)))
+                        edge_values += self.cursor(key, row)
+                    elif isinstance(edge_part, ObjectPlan):
+                        edge_values.append(self.object(edge_part, row, r))
+                item = self.obj(edge_values)
+                values.append(self.array(item, order, kept=kept))
                 aggregates = True
             elif isinstance(part, Nodes):
                 item = self.object(part.item, row, r)
-                pairs.append((response_key, self.array(item, order, kept=kept)))
+                values.append(self.array(item, order, kept=kept))
                 aggregates = True
             elif isinstance(part, PageInfo):
-                info: list[tuple[str, ColumnElement[Any]]] = []
-                for info_key, name in part.fields:
+                info: list[ColumnElement[Any]] = []
+                for _, name in part.fields:
                     if isinstance(name, Const):
-                        info.append((info_key, self.const(name.value)))
+                        continue
                     elif name == "hasNextPage":
                         # As page_from_rows: exact paging forward (with or without `before`).
                         has_next: ColumnElement[bool]
@@ -365,31 +341,29 @@ class _Builder:
                             has_next = true() if window.before is not None else false()
                         else:
                             has_next, aggregates = more, True
-                        info.append((info_key, self.boolean(has_next)))
+                        info.append(self.boolean(has_next))
                     elif name == "hasPreviousPage":
                         has_previous: ColumnElement[bool]
                         if from_end:
                             has_previous, aggregates = more, True
                         else:
                             has_previous = true() if window.after is not None else false()
-                        info.append((info_key, self.boolean(has_previous)))
+                        info.append(self.boolean(has_previous))
                     elif name == "startCursor":
-                        info.append((info_key, cursor_at(_as_int(first_out))))
+                        info += cursor_at(_as_int(first_out))
                         aggregates = True
                     else:
-                        info.append((info_key, cursor_at(_as_int(last_out))))
+                        info += cursor_at(_as_int(last_out))
                         aggregates = True
-                pairs.append((response_key, self.obj(info)))
+                values.append(self.obj(info))
             elif isinstance(part, TotalCount):
-                pairs.append((response_key, counted.scalar_subquery()))
-            else:
-                pairs.append((response_key, self.const(part.value)))
+                values.append(counted.scalar_subquery())
         if not aggregates:
             # Nothing reads the page (only totalCount, __typename, or page info that is constant
             # for these arguments): no rows to read, and without an aggregate the statement
             # would make one row per page row (none for an empty page).
-            return select(self.obj(pairs))
-        return select(self.obj(pairs)).select_from(r)
+            return select(self.obj(values))
+        return select(self.obj(values)).select_from(r)
 
     def single(self, plan: SinglePlan) -> Select[Any]:
         lookup = plan.lookup
@@ -430,6 +404,128 @@ class _Builder:
             ]
             return select(*nothing).where(false())
         return parts[0] if len(parts) == 1 else union_all(*parts)
+
+
+Shape = Callable[[Any], Any]
+# Type names go into generated code: GraphQL names only.
+TYPE_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+
+
+class Shaper:
+    """Turns a statement's arrays into the GraphQL value: keys from the plan, constants put in,
+    global ids encoded and cursors signed here, where they cost the least in a deployment whose
+    database is the scarce machine (see bench/PERFORMANCE.md).
+
+    Made once per (plan, workspace, secret) and kept with the statement. Each object selection
+    becomes one small generated function, `{"key": v[0], "id": <global id of v[1]>, ...}`, the way
+    `dataclasses` makes its `__init__`: a dict display costs a fraction of a generic loop over
+    the fields, and W5 shapes eleven thousand objects per request. Keys and constants enter the
+    code only through `repr`, values never."""
+
+    def __init__(self, workspace: str, secret: str) -> None:
+        self.scope = f":{len(workspace)}:{workspace}"
+        self.secret = secret.encode()
+        self.env: dict[str, Any] = {"_b64": binascii.b2a_base64}
+
+    def root(self, plan: RootPlan) -> Shape:
+        if isinstance(plan, ConnectionPlan):
+            return self.connection(plan)
+        if isinstance(plan, SinglePlan):
+            return self.object(plan.item.fields)
+        groups = [self.object(item.fields) for item, _ in plan.groups]
+        return lambda rows: [groups[group](value) for group, value in rows]
+
+    def _name(self, value: Any) -> str:
+        name = f"_f{len(self.env)}"
+        self.env[name] = value
+        return name
+
+    def _function(self, entries: list[str]) -> Shape:
+        """`def shape(v)` returning the dict display of `entries` (null for a null `v`)."""
+        code = "def shape(v):\n    if v is None:\n        return None\n"
+        code += "    return {" + ", ".join(entries) + "}\n"
+        namespace: dict[str, Any] = {}
+        exec(compile(code, "<jobql shaper>", "exec"), self.env, namespace)
+        shape: Shape = namespace["shape"]
+        return shape
+
+    def object(self, fields: Fields) -> Shape:
+        entries: list[str] = []
+        at = 0
+        for key, value in fields:
+            if isinstance(value, Const):
+                entries.append(f"{key!r}: {value.value!r}")
+                continue
+            slot = f"v[{at}]"
+            at += 1
+            if isinstance(value, GlobalId):
+                if not TYPE_NAME.fullmatch(value.type_name):
+                    raise ValueError(f"not a GraphQL name: {value.type_name!r}")
+                # encode_global_id's bytes: base64 of "<Type>:<key>".
+                prefix = repr(f"{value.type_name}:".encode())
+                slot = f"_b64({prefix} + str({slot}).encode(), newline=False).decode()"
+            elif isinstance(value, Facet):
+                slot = f"{self._name(self.object(value.fields))}({slot})"
+            elif isinstance(value, Link):
+                slot = f"{self._name(self.object(value.target.fields))}({slot})"
+            elif isinstance(value, ConnectionPlan):
+                slot = f"{self._name(self.connection(value))}({slot})"
+            entries.append(f"{key!r}: {slot}")
+        return self._function(entries)
+
+    def _signer(self, plan: ConnectionPlan) -> str:
+        spec = plan.cursor
+        prefix = f"{spec.kind}:{spec.field}:{spec.direction}:"
+        scope, secret = self.scope, self.secret
+
+        def sign(key: Any, tail: Any) -> str | None:
+            if key is None:  # no row at that end of the page
+                return None
+            return sign_cursor(secret, f"{prefix}{key}{scope}{tail}")
+
+        return self._name(sign)
+
+    def connection(self, plan: ConnectionPlan) -> Shape:
+        sign = self._signer(plan)
+        entries: list[str] = []
+        at = 0
+        for key, part in plan.fields:
+            if isinstance(part, Const):
+                entries.append(f"{key!r}: {part.value!r}")
+                continue
+            slot = f"v[{at}]"
+            at += 1
+            if isinstance(part, Edges):
+                edge = self._with_cursors(part.fields, sign)
+                slot = f"{self._name(_each(edge))}({slot})"
+            elif isinstance(part, Nodes):
+                slot = f"{self._name(_each(self.object(part.item.fields)))}({slot})"
+            elif isinstance(part, PageInfo):
+                slot = f"{self._name(self._with_cursors(part.fields, sign))}({slot})"
+            entries.append(f"{key!r}: {slot}")
+        return self._function(entries)
+
+    def _with_cursors(self, fields: Sequence[tuple[str, Any]], sign: str) -> Shape:
+        """Edges and page info: a cursor takes two values (see `_Builder.cursor`)."""
+        entries: list[str] = []
+        at = 0
+        for key, value in fields:
+            if isinstance(value, Const):
+                entries.append(f"{key!r}: {value.value!r}")
+            elif isinstance(value, Cursor) or value in ("startCursor", "endCursor"):
+                entries.append(f"{key!r}: {sign}(v[{at}], v[{at + 1}])")
+                at += 2
+            elif isinstance(value, ObjectPlan):
+                entries.append(f"{key!r}: {self._name(self.object(value.fields))}(v[{at}])")
+                at += 1
+            else:
+                entries.append(f"{key!r}: v[{at}]")
+                at += 1
+        return self._function(entries)
+
+
+def _each(shape: Shape) -> Shape:
+    return lambda values: None if values is None else [shape(value) for value in values]
 
 
 BY_ID = {
@@ -489,33 +585,55 @@ def _as_int(value: ColumnElement[Any] | int) -> ColumnElement[Any]:
     return value
 
 
-# Built statements by (plan, dialect, workspace, secret): building one costs milliseconds of
-# SQLAlchemy construction; a repeated request (a dashboard polling, the next request of a page
-# that did not move) reuses it, and SQLAlchemy's compiled cache keys its SQL text by shape.
+# Built statements by (plan, dialect, workspace, secret), and their shapers: building one costs
+# milliseconds of SQLAlchemy construction; a repeated request (a dashboard polling, the next request
+# of a page that did not move) reuses it, and SQLAlchemy's compiled cache keys its SQL text by
+# shape.
 STATEMENT_CACHE_SIZE = 512
-_statements: OrderedDict[tuple[Any, ...], Select[Any] | CompoundSelect[Any]] = OrderedDict()
+_built: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+B = TypeVar("B")
+
+
+def _cached(key: tuple[Any, ...], build: Callable[[], B]) -> B:
+    """What `build` makes, kept in `_built` by `key` (least recently used dropped)."""
+    try:
+        cached: B = _built[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable value; build it every time
+        pass
+    else:
+        _built.move_to_end(key)
+        return cached
+    made = build()
+    try:
+        _built[key] = made
+    except TypeError:
+        return made
+    if len(_built) > STATEMENT_CACHE_SIZE:
+        _built.popitem(last=False)
+    return made
+
+
+def _checked(
+    statement: Select[Any] | CompoundSelect[Any], dialect: str
+) -> Select[Any] | CompoundSelect[Any]:
+    check(statement, dialect)  # raises Refused: the database's compiler would refuse it
+    return statement
 
 
 def build_statement(
     plan: RootPlan, *, dialect: str, workspace: str, secret: str
 ) -> Select[Any] | CompoundSelect[Any]:
-    key = (plan, dialect, workspace, secret)
-    try:
-        cached = _statements[key]
-    except (KeyError, TypeError):  # TypeError: an unhashable value; build it every time
-        pass
-    else:
-        _statements.move_to_end(key)
-        return cached
-    statement = _build(plan, dialect=dialect, workspace=workspace, secret=secret)
-    check(statement, dialect)  # raises Refused: the database's compiler would refuse it
-    try:
-        _statements[key] = statement
-    except TypeError:
-        return statement
-    if len(_statements) > STATEMENT_CACHE_SIZE:
-        _statements.popitem(last=False)
-    return statement
+    return _cached(
+        (plan, dialect, workspace, secret),
+        lambda: _checked(
+            _build(plan, dialect=dialect, workspace=workspace, secret=secret), dialect
+        ),
+    )
+
+
+def shaper(plan: RootPlan, *, workspace: str, secret: str) -> Shape:
+    """How the statement's rows of `plan` become its GraphQL value (see `Shaper`)."""
+    return _cached(("shape", plan, workspace, secret), lambda: Shaper(workspace, secret).root(plan))
 
 
 def _build(
@@ -536,19 +654,27 @@ def _build(
 IDS = "ids"
 
 
-def build_by_ids(
-    item: ObjectPlan, *, dialect: str, workspace: str, secret: str
-) -> Select[Any] | CompoundSelect[Any]:
+@dataclass(frozen=True, slots=True)
+class ByIds:
+    """A statement of `build_by_ids` and the shape of its objects."""
+
+    statement: Select[Any] | CompoundSelect[Any]
+    shape: Shape
+
+
+def build_by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str) -> ByIds:
     """`item`'s objects by key, the keys a parameter (`IDS`, expanding): built (and checked)
     once per selection, then run for any keys by `read_by_ids`; rows (key, JSON)."""
-    cache_key = ("by_ids", item, dialect, workspace, secret)
-    try:
-        cached = _statements[cache_key]
-    except (KeyError, TypeError):
-        pass
-    else:
-        _statements.move_to_end(cache_key)
-        return cached
+    return _cached(
+        ("by_ids", item, dialect, workspace, secret),
+        lambda: ByIds(
+            _checked(_by_ids(item, dialect=dialect, workspace=workspace, secret=secret), dialect),
+            Shaper(workspace, secret).object(item.fields),
+        ),
+    )
+
+
+def _by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str) -> Select[Any]:
     builder = _Builder(dialect, workspace, secret)
     base, key = BY_ID[item.entity]
     found = _prune(base(workspace), _needed([item.fields])).where(
@@ -556,25 +682,21 @@ def build_by_ids(
     )
     r = found.subquery()
     value = builder.object(item, _columns(r), r)
-    statement = select(
+    return select(
         r.c.id.label("k"), (cast(value, Text) if builder.pg else value).label("v")
     ).select_from(r)
-    check(statement, dialect)
-    try:
-        _statements[cache_key] = statement
-    except TypeError:
-        return statement
-    if len(_statements) > STATEMENT_CACHE_SIZE:
-        _statements.popitem(last=False)
-    return statement
 
 
-async def read_by_ids(
-    reader: Reader, statement: Select[Any] | CompoundSelect[Any], keys: Sequence[int]
-) -> dict[int, str]:
+async def read_by_ids(reader: Reader, by_ids: ByIds, keys: Sequence[int]) -> dict[int, str]:
     """The JSON text of each object of `keys` found (a statement of `build_by_ids`)."""
-    rows = await reader.execute(statement.params({IDS: list(keys)}))
-    return {int(key): str(value) for key, value in rows if value is not None}
+    rows = await reader.execute(by_ids.statement.params({IDS: list(keys)}))
+    shape = by_ids.shape
+    with _no_collection():
+        return {
+            int(key): orjson.dumps(shape(orjson.loads(value))).decode()
+            for key, value in rows
+            if value is not None
+        }
 
 
 async def read_json(
@@ -582,17 +704,40 @@ async def read_json(
 ) -> str | None:
     """The JSON text of the plan's root value; None when a lookup finds nothing."""
     statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
-    return _json_of(plan, await reader.execute(statement, autocommit=autocommit))
+    shape = shaper(plan, workspace=workspace, secret=secret)
+    return _json_of(plan, shape, await reader.execute(statement, autocommit=autocommit))
 
 
-def _json_of(plan: RootPlan, rows: Sequence[Any]) -> str | None:
-    if isinstance(plan, ManyPlan):
-        found = {(group, key): str(value) for group, key, value in rows}
-        return "[" + ",".join(found.get(at, "null") if at else "null" for at in plan.order) + "]"
-    if not rows:
-        return None
-    value = rows[0][0]
-    return None if value is None else str(value)
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """Shaping makes tens of thousands of lists and dicts that all live on (W5: ~11,000
+    objects): without this, each few hundred of them start a cyclic collection that walks them
+    all again, which more than doubles the cost. Nothing here makes a cycle, and nothing awaits
+    in between."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _json_of(plan: RootPlan, shape: Shape, rows: Sequence[Any]) -> str | None:
+    with _no_collection():
+        if isinstance(plan, ManyPlan):
+            values = shape([(group, orjson.loads(value)) for group, _, value in rows])
+            found = {
+                (group, key): value for (group, key, _), value in zip(rows, values, strict=True)
+            }
+            return orjson.dumps([found.get(at) if at else None for at in plan.order]).decode()
+        if not rows:
+            return None
+        value = rows[0][0]
+        if value is None:
+            return None
+        return orjson.dumps(shape(orjson.loads(value))).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,6 +748,7 @@ class PreparedRead:
     plan: RootPlan
     statement: Select[Any] | CompoundSelect[Any] | None
     driver: tuple[str, tuple[Any, ...]] | None
+    shape: Shape
 
 
 def prepare_read(
@@ -611,7 +757,8 @@ def prepare_read(
     """`alone`: the request's only statement, sent straight to the driver where there is one."""
     statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
     driver = reader.driver_statement(statement) if alone else None
-    return PreparedRead(plan, None if driver is not None else statement, driver)
+    shape = shaper(plan, workspace=workspace, secret=secret)
+    return PreparedRead(plan, None if driver is not None else statement, driver, shape)
 
 
 async def read_prepared(reader: Reader, prepared: PreparedRead, *, alone: bool) -> str | None:
@@ -622,16 +769,18 @@ async def read_prepared(reader: Reader, prepared: PreparedRead, *, alone: bool) 
     else:
         assert prepared.statement is not None
         rows = await reader.execute(prepared.statement, autocommit=alone)
-    return _json_of(prepared.plan, rows)
+    return _json_of(prepared.plan, prepared.shape, rows)
 
 
 __all__ = [
+    "ByIds",
     "InstanceFilter",
     "InstanceOrder",
     "JobFilter",
     "NotExpressible",
     "PreparedRead",
     "Refused",
+    "Shaper",
     "TooWide",
     "build_by_ids",
     "build_statement",

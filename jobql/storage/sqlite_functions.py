@@ -1,40 +1,20 @@
 """Functions SQLite lacks, registered on every SQLite connection (see `engine`).
 
-The compiled strategy (`json_sql`) builds global ids and cursors in SQL; PostgreSQL has base64 and
-sha256 built in, SQLite gets these two, which make the same bytes as `identifiers`. The statistics
-(`stats`) need PostgreSQL's `percentile_cont`; SQLite gets `jobql_percentiles`, the same
-definition computed the same way, over the values its own `json_group_array` collects (a scalar
-function: SQLAlchemy's aiosqlite adapter registers functions, not aggregates).
+The statistics (`stats`) need PostgreSQL's `percentile_cont`; SQLite gets `jobql_percentiles`,
+the same definition computed the same way, over the values its own `json_group_array` collects (a
+scalar function: SQLAlchemy's aiosqlite adapter registers functions, not aggregates).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
-from jobql.storage.identifiers import CHECK_BYTES
-
 
 def register_sqlite_functions(dbapi_connection: Any) -> None:
-    """The encoders and the percentiles SQLite lacks, as deterministic functions of the
-    connection."""
-
-    def global_id(text: str | None) -> str | None:
-        return None if text is None else base64.b64encode(text.encode()).decode("ascii")
-
-    def cursor(secret: str, payload: str | None) -> str | None:
-        if payload is None:
-            return None
-        data = payload.encode()
-        token = data + hashlib.sha256(secret.encode() + data).digest()[:CHECK_BYTES]
-        return base64.urlsafe_b64encode(token).rstrip(b"=").decode("ascii")
-
-    dbapi_connection.create_function("jobql_global_id", 1, global_id, deterministic=True)
-    dbapi_connection.create_function("jobql_cursor", 2, cursor, deterministic=True)
+    """The percentiles SQLite lacks, as a deterministic function of the connection."""
     dbapi_connection.create_function("jobql_percentiles", 2, percentiles, deterministic=True)
 
 

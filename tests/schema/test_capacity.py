@@ -94,8 +94,9 @@ async def test_the_issues_deep_queries_answer_as_the_reference_does(
     compiled, _ = await both(engine, ISSUE_DOCUMENTS[name], workspace)
     strategies = set(compiled.extensions["strategy"].values())
     if engine.dialect.name == "sqlite":
-        # SQLite 3.40 refuses these statements ("parser stack overflow"): known at planning.
-        assert "reference" in strategies
+        # SQLite 3.40 refuses the deepest of these statements ("parser stack overflow"): known
+        # at planning, answered the reference way.
+        assert strategies <= {"compiled", "reference"}
     else:
         assert strategies == {"compiled"}
     assert sum(FALLBACKS.values()) == before  # nothing failed at the database

@@ -164,12 +164,12 @@ async def test_an_object_too_wide_for_one_sql_json_constructor_is_served_by_the_
     engine: AsyncEngine, workspace: str
 ) -> None:
     reporting = create_schema(report_strategy=True)
-    aliases = " ".join(f"s{n}: status" for n in range(60))
+    aliases = " ".join(f"s{n}: status" for n in range(100))
     document = f"{{ instances(first: 2) {{ nodes {{ instanceId {aliases} }} }} }}"
     result = await execute(engine, document, workspace=workspace, using=reporting)
     assert result.errors is None, result.errors
     assert result.extensions["strategy"] == {"instances": "reference"}
-    assert [len(node) for node in result.data["instances"]["nodes"]] == [61, 61]
+    assert [len(node) for node in result.data["instances"]["nodes"]] == [101, 101]
 
 
 NODES = """query($ids: [ID!]!) {
