@@ -7,6 +7,7 @@ data directory lives outside the repository and is kept between runs (full mode 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -139,6 +140,31 @@ class PrivateCluster:
     def postmaster_pid(self) -> int:
         text = (self.data_dir / "postmaster.pid").read_text()
         return int(text.split()[0])
+
+    def pin(self, cpus: int) -> set[int]:
+        """Pin the cluster to its first `cpus` cores (what `taskset -a -p` does): the postmaster
+        and every process it has started; backends it forks later inherit the mask."""
+        chosen = set(sorted(os.sched_getaffinity(0))[:cpus])
+        postmaster = self.postmaster_pid()
+        for pid in [postmaster, *_children(postmaster)]:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(ProcessLookupError):
+                    os.sched_setaffinity(int(task.name), chosen)
+        return chosen
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
 
 
 def _version() -> str:

@@ -171,6 +171,14 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def db_ceiling(cpu_db_ms: float | None) -> float | None:
+    """Requests per second one database core could serve if the database were the only limit
+    (`1000 / db CPU ms per request`): where servers scale out and the database does not."""
+    if not cpu_db_ms:
+        return None
+    return 1000.0 / cpu_db_ms
+
+
 def _table(
     rows: list[dict[str, Any]], jobql_names: set[str], unanswered: dict[str, str] | None = None
 ) -> list[str]:
@@ -182,10 +190,10 @@ def _table(
         lines.append("")
     lines += [
         "| contender | req/s | ratio | wrk -c | p50 ms | p99 ms | p99 ms under load "
-        "| CPU ms/req server | CPU ms/req db | stmts/req | peak RSS MiB | failed "
-        "| req/s per round |",
+        "| CPU ms/req server | CPU ms/req db | db-bound req/s per db core | stmts/req "
+        "| peak RSS MiB | failed | req/s per round |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| --- |",
+        "| ---: | --- |",
     ]
     for row in rows:
         ratio = row["req_s"] / best["req_s"] if best and row["req_s"] is not None else None
@@ -195,12 +203,13 @@ def _table(
             f"| {_fmt(row['p50_ms'], 2)} | {_fmt(row['p99_ms'], 2)} "
             f"| {_fmt(row.get('wrk_p99_ms'), 2)} "
             f"| {_fmt(row['cpu_server_ms'], 2)} | {_fmt(row['cpu_db_ms'], 2)} "
+            f"| {_fmt(db_ceiling(row['cpu_db_ms']), 0)} "
             f"| {_fmt(row['statements_per_req'], 2)} | {_fmt(row['rss_mb'], 0)} "
             f"| {row['failed']}{_kinds(row['failed_by'])} "
             f"| {', '.join(str(v) for v in row['req_s_rounds'])} |"
         )
     for name, reason in (unanswered or {}).items():
-        lines.append(f"| {name} | not run | – " + "| – " * 9 + f"| {reason} |")
+        lines.append(f"| {name} | not run | – " + "| – " * 10 + f"| {reason} |")
     return lines
 
 
@@ -288,7 +297,8 @@ def write(run: Run, folder: Path, stem: str | None = None) -> Path:
         "per request from /proc over "
         "the sequential requests "
         "(W6: over the wrk run) for the server process and its workers, and for PostgreSQL "
-        "(the private cluster's processes); "
+        "(the private cluster's processes); db-bound req/s per db core = 1000 / CPU ms/req db, "
+        "what one database core would serve were the database the only limit; "
         "statements per request from pg_stat_statements (BEGIN/COMMIT and the idle jobql servers' "
         "polls of their event log not counted); peak RSS = "
         "VmHWM summed over the server's processes.",

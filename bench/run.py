@@ -98,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
         help="use this server (a scratch database is created and dropped) instead of a private "
         "cluster; no pg_stat_statements or database CPU unless the server has them",
     )
+    parser.add_argument(
+        "--db-cpus",
+        type=int,
+        default=None,
+        help="pin the private cluster to this many cores and run jobql with 2 workers: the "
+        "database-bound ceiling measured, not only computed",
+    )
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite section")
     parser.add_argument("--output", type=Path, default=RESULTS, help="results folder")
     return parser
@@ -153,6 +160,13 @@ def _main(args: argparse.Namespace) -> int:
             raise BenchError(str(exc)) from exc
         base = cluster.url_base
         postmaster = cluster.postmaster_pid()
+        if args.db_cpus:
+            cores = cluster.pin(args.db_cpus)
+            notes.append(
+                f"--db-cpus {args.db_cpus}: the PostgreSQL cluster pinned to core(s) "
+                f"{', '.join(map(str, sorted(cores)))}; jobql with 2 workers, PostGraphile one "
+                "Node process (it has no workers)"
+            )
         db_name = f"jobql_bench_{mode.name}" + (f"_{args.instances}" if args.instances else "")
         reuse = mode.reuse
         pg_version = cluster.version
@@ -178,7 +192,8 @@ def _main(args: argparse.Namespace) -> int:
         },
     )
 
-    servers = {c.name: c.server(url, 1, log_dir) for c in chosen}
+    workers = 2 if args.db_cpus else 1
+    servers = {c.name: c.server(url, workers, log_dir) for c in chosen}
     for contender in chosen:
         print(f"[bench] starting {contender.name}", flush=True)
         servers[contender.name].start()
@@ -202,7 +217,7 @@ def _main(args: argparse.Namespace) -> int:
                         continue
                     server = servers[contender.name]
                     result = measure_one(contender, server, case, mode, stats, connections=16)
-                    result.update(round=round_number, workers=1)
+                    result.update(round=round_number, workers=workers)
                     run.results.append(result)
             if "W6" in only:
                 w1 = next(c for c in cases(params) if c.name == "W1")
@@ -242,7 +257,11 @@ def _main(args: argparse.Namespace) -> int:
             )
             print(f"[bench] partial results: {report.write(run, args.output)}", flush=True)
         raise
-    out = report.write(run, args.output)
+    stem = None
+    if args.db_cpus:
+        suffix = "-quick" if run.mode.startswith("quick") else ""
+        stem = f"{datetime.now(UTC):%Y-%m-%d}-{run.machine['host']}{suffix}-db{args.db_cpus}"
+    out = report.write(run, args.output, stem)
     print(f"[bench] results: {out}", flush=True)
     return 0
 

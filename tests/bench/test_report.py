@@ -43,3 +43,17 @@ def test_a_contender_that_cannot_answer_has_a_row_that_says_why() -> None:
     assert shown["contender"] == "postgraphile"
     assert shown["req/s"] == "not run"
     assert shown["req/s per round"] == "no percentiles"
+
+
+def test_every_row_shows_the_database_bound_ceiling() -> None:
+    """1000 / db CPU ms per request: what one database core serves were it the only limit."""
+    result = {**_result(1, 120.0), "case": "W1", "connections": 16, "workers": 1}
+    rows = aggregate([{**result, "cpu_db_ms": 2.5}, {**result, "round": 2, "cpu_db_ms": 1.5}])
+    header, _, row = _table(rows, {"jobql-compiled"})[2:]
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    shown = dict(zip(columns, [cell.strip() for cell in row.strip("|").split("|")], strict=True))
+    assert shown["CPU ms/req db"] == "2.00"  # the median over the rounds
+    assert shown["db-bound req/s per db core"] == "500"
+    without = aggregate([result])  # no database CPU measured (a server without /proc access)
+    cells = _table(without, {"jobql-compiled"})[-1].strip("|").split("|")
+    assert cells[columns.index("db-bound req/s per db core")].strip() == "–"
