@@ -82,23 +82,40 @@ class InstanceOrder:
         return SORT_COLUMNS[self.field].value_kind
 
 
+# The job of an instance row, under its own name: a subquery of it never correlates to a `job`
+# table of an enclosing statement (a job's nested instances), only to `instance`.
+_owner = Job.__table__.alias("owner")
+
+
 def base_query(workspace: str) -> Select[Any]:
+    """Instance rows with their job's name. The name is a correlated subquery, not a join: a
+    page reads it for the rows it keeps (after its LIMIT) only, and a prepared statement's generic
+    plan walks the plan-time index and stops at the page's end, where with a join it estimated
+    few rows, joined all that matched and sorted them (W4: 7x the database's time)."""
+    job_name = (
+        select(_owner.c.name)
+        .where(_owner.c.id == Instance.job_id)
+        .correlate_except(_owner)
+        .scalar_subquery()
+    )
+    return select(Instance.__table__, job_name.label("job_name")).where(
+        in_workspace(Instance.workspace_id, workspace)  # type: ignore[arg-type]
+    )
+
+
+def job_key(workspace: str, job_name: str) -> Any:
+    """The id of the job named `job_name` in the workspace (null if none), as a subquery."""
     return (
-        select(Instance.__table__, Job.name.label("job_name"))
-        .join(Job, Job.id == Instance.job_id)
-        .where(in_workspace(Instance.workspace_id, workspace))  # type: ignore[arg-type]
+        select(Job.id)
+        .where(Job.workspace_id == workspace_key(workspace), Job.name == job_name)
+        .scalar_subquery()
     )
 
 
 def filter_conditions(workspace: str, spec: InstanceFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if spec.job_name is not None:
-        job_key = (
-            select(Job.id)
-            .where(Job.workspace_id == workspace_key(workspace), Job.name == spec.job_name)
-            .scalar_subquery()
-        )
-        conditions.append(Instance.job_id == job_key)
+        conditions.append(Instance.job_id == job_key(workspace, spec.job_name))
     if spec.statuses is not None:
         conditions.append(Instance.status.in_(spec.statuses) if spec.statuses else false())
     if spec.instance_types is not None:
@@ -146,8 +163,7 @@ async def count_instances(reader: Reader, workspace: str, spec: InstanceFilter) 
 
 def lookup_query(workspace: str, job_name: str, vendor_instance_id: int) -> Select[Any]:
     return base_query(workspace).where(
-        Job.workspace_id == workspace_key(workspace),
-        Job.name == job_name,
+        Instance.job_id == job_key(workspace, job_name),
         Instance.vendor_instance_id == vendor_instance_id,
     )
 

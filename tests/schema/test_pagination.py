@@ -332,7 +332,10 @@ async def test_deep_pages_seek_the_index_in_every_order(
     }[field]
     assert reads, plan
     for read in reads:
-        assert read.startswith("SEARCH instance USING INDEX"), plan
+        # A covering index, where the page needs no other column, is the same seek.
+        assert read.startswith(
+            ("SEARCH instance USING INDEX", "SEARCH instance USING COVERING INDEX")
+        ), plan
         assert "workspace_id=?" in read, plan
     # The values range starts at the cursor (a range on the sort key), not at the table's start.
     assert any(f"{column}>?" in read or f"{column}<?" in read for read in reads), plan
