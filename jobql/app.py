@@ -119,6 +119,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         live_limits=live_limits,
     )
     graphql.runner = Runner(schema, broker, engine, cursors, live_limits)
+    # OpenLineage out (off unless configured): reads the event log in the background.
+    emitter = _emitter(settings, engine)
 
     def publish_pools() -> None:
         publish_pool_metrics(engine)
@@ -138,6 +140,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                     "The database is not migrated to this version of jobql: run `jobql migrate`."
                 )
             await broker.start()
+            if emitter is not None:
+                await emitter.start()
             # Several workers: another worker may answer a scrape; this one's gauges go out
             # every second (one worker publishes when it answers).
             publisher = (
@@ -152,6 +156,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                     publisher.cancel()
                 assert graphql.runner is not None
                 await graphql.runner.close()
+                if emitter is not None:
+                    await emitter.close()
                 await broker.close()
         finally:
             await engine.dispose()
@@ -211,8 +217,18 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     )
     app.state.engine = engine
     app.state.broker = broker
+    app.state.emitter = emitter
     app.state.tracing = tracing
     return app
+
+
+def _emitter(settings: Settings, engine: Any) -> Any:
+    """The OpenLineage emitter, or None; openlineage-python is only imported when it runs."""
+    if settings.openlineage == "off":
+        return None
+    from jobql.emit.emitter import from_settings
+
+    return from_settings(settings, engine)
 
 
 def _request_id(scope: Scope) -> str:

@@ -1,4 +1,5 @@
-"""`jobql serve | seed | migrate | import | export-schema | schema-check | bench`."""
+"""`jobql serve | seed | migrate | import | export-schema | schema-check | bench | collect |
+emit`."""
 
 from __future__ import annotations
 
@@ -142,7 +143,29 @@ def _parser() -> argparse.ArgumentParser:
         "--status", action="store_true", help="each source's last success, lag and last error"
     )
     collect.set_defaults(handler=_collect)
+
+    emit = commands.add_parser(
+        "emit",
+        help="send jobql's runs as OpenLineage RunEvents (openlineage-python's configuration)",
+        description="Reads the instance event log from its cursor and sends each run's START "
+        "and COMPLETE/FAIL/ABORT through openlineage-python's transport (OPENLINEAGE_URL, "
+        "OPENLINEAGE_CONFIG, openlineage.yml; see README, OpenLineage out), until SIGTERM. "
+        "Exit 0: stopped or done; 1: the database cannot be used, or (--once) another process "
+        "holds the cursor; 2: OPENLINEAGE_DISABLED=true.",
+    )
+    emit.add_argument("--once", action="store_true", help="send what the log holds now, then exit")
+    emit.add_argument(
+        "--cursor", metavar="NAME", help="the cursor to use (default: default, as serve's)"
+    )
+    emit.add_argument("--status", action="store_true", help="where each cursor stands")
+    emit.set_defaults(handler=_emit)
     return parser
+
+
+def _emit(args: argparse.Namespace, settings: Settings) -> int:
+    from jobql.emit import command
+
+    return command.run(settings, once=args.once, cursor=args.cursor, status=args.status)
 
 
 def _collect(args: argparse.Namespace, settings: Settings) -> int:

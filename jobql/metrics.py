@@ -107,6 +107,23 @@ LIVE_EVENTS_READ = Counter(
     "jobql_live_events_read",
     "Events each worker's broker read from the event log.",
 )
+LINEAGE_EMITTED = Counter(
+    "jobql_lineage_events_emitted",
+    "OpenLineage RunEvents the emitter's transport accepted, by eventType (START, COMPLETE, "
+    "FAIL, ABORT); at least once: a batch sent again after a failure or restart counts again.",
+    ["type"],
+)
+LINEAGE_SEND_FAILURES = Counter(
+    "jobql_lineage_send_failures",
+    "Attempts of the OpenLineage emitter to send a batch that the transport failed (each is "
+    "retried).",
+)
+LINEAGE_LAG = Gauge(
+    "jobql_lineage_lag_seconds",
+    "How long ago the oldest change the OpenLineage emitter has not sent yet was logged (0 when "
+    "it is caught up, or in a worker that does not hold the cursor).",
+    multiprocess_mode="max",
+)
 
 # Children of the counters incremented per event, bound once.
 DELIVERED_WS = SUBSCRIPTION_RESULTS.labels("ws")

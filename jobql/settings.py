@@ -18,6 +18,7 @@ READ_STRATEGIES = ("compiled", "reference")
 PLAN_CACHE_MODES = ("auto", "force_generic_plan", "force_custom_plan")
 LOG_FORMATS = ("text", "json")
 OTEL_EXPORTERS = ("none", "otlp", "console")
+OPENLINEAGE_MODES = ("auto", "on", "off")
 
 
 class SettingsError(ValueError):
@@ -69,6 +70,12 @@ class Settings:
     live_max_subscriptions: int = 10_000
     live_max_per_connection: int = 100
     live_keepalive: float = 15.0
+    # OpenLineage out (jobql/emit): auto = on when openlineage-python is configured.
+    openlineage: str = "auto"
+    openlineage_namespace: str = "jobql/{workspace}"
+    openlineage_batch_size: int = 500
+    openlineage_poll_interval: float = 1.0
+    openlineage_lease: float = 30.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -126,6 +133,11 @@ class Settings:
             live_max_subscriptions=_int(env, "JOBQL_LIVE_MAX_SUBSCRIPTIONS", 10_000, minimum=1),
             live_max_per_connection=_int(env, "JOBQL_LIVE_MAX_PER_CONNECTION", 100, minimum=1),
             live_keepalive=_float(env, "JOBQL_LIVE_KEEPALIVE", 15.0),
+            openlineage=env.get("JOBQL_OPENLINEAGE", "auto").lower() or "auto",
+            openlineage_namespace=env.get("JOBQL_OPENLINEAGE_NAMESPACE", "jobql/{workspace}"),
+            openlineage_batch_size=_int(env, "JOBQL_OPENLINEAGE_BATCH_SIZE", 500, minimum=1),
+            openlineage_poll_interval=_float(env, "JOBQL_OPENLINEAGE_POLL_INTERVAL", 1.0),
+            openlineage_lease=_float(env, "JOBQL_OPENLINEAGE_LEASE", 30.0),
         )
         try:
             ZoneInfo(settings.timezone)
@@ -151,6 +163,20 @@ class Settings:
             raise SettingsError(
                 f"JOBQL_OTEL_EXPORTER={settings.otel_exporter!r} must be one of "
                 + ", ".join(OTEL_EXPORTERS)
+            )
+        if settings.openlineage not in OPENLINEAGE_MODES:
+            raise SettingsError(
+                f"JOBQL_OPENLINEAGE={settings.openlineage!r} must be one of "
+                + ", ".join(OPENLINEAGE_MODES)
+            )
+        try:
+            namespace = settings.openlineage_namespace.format(workspace="ws")
+        except (KeyError, IndexError, ValueError):
+            namespace = ""
+        if not namespace:
+            raise SettingsError(
+                f"JOBQL_OPENLINEAGE_NAMESPACE={settings.openlineage_namespace!r} is not a "
+                "namespace (text, where {workspace} stands for the workspace's name)"
             )
         if not settings.cursor_secret:
             raise SettingsError("JOBQL_CURSOR_SECRET must not be empty")

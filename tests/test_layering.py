@@ -1,6 +1,7 @@
-"""Imports go http -> schema -> resolvers -> storage, rest -> resolvers -> storage and
-collect -> resolvers -> storage, never back; storage never sees Strawberry; the demo data writes
-through storage's bulk functions; and no module of jobql or bench imports itself in a circle."""
+"""Imports go http -> schema -> resolvers -> storage, rest -> resolvers -> storage,
+collect -> resolvers -> storage and emit -> resolvers -> storage, never back; storage never sees
+Strawberry; the demo data writes through storage's bulk functions; and no module of jobql or
+bench imports itself in a circle."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ UPPER = (
     "jobql.demo",
     "jobql.tools",
     "jobql.collect",
+    "jobql.emit",
 )
 FORBIDDEN = {
     "storage": ("strawberry", "graphql", "starlette", "jobql.schema", "jobql.resolvers", *UPPER),
@@ -75,6 +77,23 @@ FORBIDDEN = {
         "jobql.collect.runner",
         "jobql.collect.walks",
     ),
+    # OpenLineage out: reads the event log through the resolvers and sends through
+    # openlineage-python; no GraphQL, no HTTP face, nothing of the other commands.
+    "emit": (
+        "strawberry",
+        "graphql",
+        "starlette",
+        "jobql.schema",
+        "jobql.storage",
+        "jobql.http",
+        "jobql.rest",
+        "jobql.app",
+        "jobql.cli",
+        "jobql.demo",
+        "jobql.tools",
+        "jobql.collect",
+        "jobql.importers",
+    ),
     # The source REST endpoints: a second face beside GraphQL, on the same resolvers.
     "rest": (
         "strawberry",
@@ -102,6 +121,8 @@ ALLOWED = {
         "jobql.storage.migrate",
     ),
     "collect/sources": ("jobql.storage.records",),
+    # `jobql emit` owns its engine (opened, checked to be migrated, closed), as collect does.
+    "emit": ("jobql.storage.engine", "jobql.storage.migrate"),
 }
 
 

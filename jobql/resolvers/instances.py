@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Row
 
 from jobql.errors import BadUserInput, NotFound
@@ -28,6 +30,7 @@ __all__ = [
     "InstanceOrder",
     "build_filter",
     "build_order",
+    "facets_of",
     "get_instance",
     "list_instances",
     "list_instances_offset",
@@ -47,6 +50,7 @@ def build_filter(
     plan_time_before: datetime | None = None,
     force_success: bool | None = None,
     ignore_success: bool | None = None,
+    run_ids: list[str] | None = None,
 ) -> InstanceFilter:
     if (
         plan_time_after is not None
@@ -66,7 +70,26 @@ def build_filter(
         plan_time_before=plan_time_before,
         force_success=force_success,
         ignore_success=ignore_success,
+        run_ids=None if run_ids is None else _run_ids(run_ids),
     )
+
+
+def _run_ids(values: list[str]) -> tuple[str, ...]:
+    """Canonical (lower-case) UUIDs, as `runId` is stored."""
+    if len(values) > MAX_PAGE_SIZE:
+        raise BadUserInput(f"`runIds` takes at most {MAX_PAGE_SIZE} ids, got {len(values)}.")
+    found: set[str] = set()
+    for index, value in enumerate(values):
+        try:
+            found.add(str(uuid.UUID(value)))
+        except ValueError:
+            raise BadUserInput(f"`runIds[{index}]` is not a UUID: {value!r}.") from None
+    return tuple(sorted(found))
+
+
+def facets_of(text: str | None) -> Any:
+    """An instance's stored OpenLineage facets (JSON text) as a value; None when it has none."""
+    return None if text is None else orjson.loads(text)
 
 
 def build_order(

@@ -118,6 +118,8 @@ LEAVES: dict[str, dict[str, Column | GlobalId | Duration | Workspace]] = {
         "forceSuccess": Column("force_success", "bool"),
         "ignoreSuccess": Column("ignore_success", "bool"),
         "version": Column("version", "int"),
+        "runId": Column("run_id", "text"),
+        "errorMessage": Column("error_message", "text"),
         "durationMs": Duration(),
     },
     "Job": {
@@ -127,6 +129,7 @@ LEAVES: dict[str, dict[str, Column | GlobalId | Duration | Workspace]] = {
         "workspace": Workspace(),
         "type": Column("type", "enum"),
         "parentNodeName": Column("parent_node_name", "text"),
+        "namespace": Column("namespace", "text"),
     },
     "InstanceNode": {
         "id": GlobalId("InstanceNode"),
@@ -143,6 +146,7 @@ LEAVES: dict[str, dict[str, Column | GlobalId | Duration | Workspace]] = {
         "inputRowCount": Column("input_row_count", "int"),
         "speed": Column("speed", "float"),
         "logPath": Column("log_path", "text"),
+        "errorMessage": Column("error_message", "text"),
         "durationMs": Duration(),
     },
     "Dispatch": {

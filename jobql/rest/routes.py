@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from starlette.routing import Route
 
 from jobql.resolvers.context import AsyncEngine, CursorCodec
-from jobql.rest import dlf_v1, dlf_v2, flink, schedulerx
+from jobql.rest import dlf_v1, dlf_v2, flink, lineage, schedulerx
 from jobql.rest.endpoint import Backend, with_request_ids
 from jobql.settings import Settings
 
@@ -33,5 +33,6 @@ def rest_routes(
         *dlf_v2.routes(backend),
         *schedulerx.routes(backend),
         *flink.routes(backend),
+        *lineage.routes(backend, settings.max_body_bytes),
     ]
     return [with_request_ids(route) for route in routes]

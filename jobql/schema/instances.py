@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from strawberry.scalars import JSON
 
 from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers import jobs as job_use_cases
@@ -77,6 +78,13 @@ class InstanceFilter:
     ignore_success: bool | None = strawberry.field(
         default=None, description="Only instances whose failure was (true) or was not ignored."
     )
+    run_ids: list[str] | None = strawberry.field(
+        default=None,
+        description=(
+            "Only the instances of these OpenLineage runs (`runId`, UUIDs in any case; at most "
+            "1000). `[]` matches nothing. Not available on subscriptions."
+        ),
+    )
 
     def to_spec(self) -> instance_use_cases.InstanceFilter:
         return instance_use_cases.build_filter(
@@ -87,6 +95,7 @@ class InstanceFilter:
             plan_time_before=self.plan_time_before,
             force_success=self.force_success,
             ignore_success=self.ignore_success,
+            run_ids=self.run_ids,
         )
 
 
@@ -250,6 +259,32 @@ class Instance(Node):
     runtime: StreamRuntime | None = strawberry.field(
         description="Realtime Compute (Flink) engine details; null for other sources."
     )
+    run_id: str | None = strawberry.field(
+        description=(
+            "The OpenLineage run id (a lower-case UUID) of a run reported to `POST "
+            "/api/v1/lineage`; unique within the workspace. Null for other sources."
+        )
+    )
+    error_message: str | None = strawberry.field(
+        description=(
+            "Why the run failed, as its reporter said (OpenLineage: the newest `errorMessage` "
+            "facet's `message`); null when not reported. Realtime Compute's own is "
+            "`runtime.lastErrorMessage`."
+        )
+    )
+    lineage_facets_text: strawberry.Private[str | None]
+
+    @strawberry.field(
+        description=(
+            "The OpenLineage run facets of this run's own events, by facet name, each as the "
+            "newest event carrying it sent it (`parent`, `nominalTime`, `errorMessage` and "
+            "jobql's own `jobql` facet included); null for runs of other sources. Facets of "
+            "child runs (nodes) are not kept."
+        )
+    )
+    def lineage_facets(self) -> JSON | None:
+        facets: JSON | None = instance_use_cases.facets_of(self.lineage_facets_text)
+        return facets
 
     @strawberry.field(description="Global id of the instance.")
     @known_resolver
@@ -358,6 +393,9 @@ class Instance(Node):
             version=row.version,
             dispatch=_dispatch(row),
             runtime=_runtime(row),
+            run_id=row.run_id,
+            error_message=row.error_message,
+            lineage_facets_text=row.lineage_facets,
         )
 
 

@@ -64,6 +64,12 @@ class Job(Node):
     parent_node_name: str | None = strawberry.field(
         description="For a sub-job: the node of the parent real-time job that triggers it."
     )
+    namespace: str | None = strawberry.field(
+        description=(
+            "The OpenLineage job namespace of a job reported to `POST /api/v1/lineage` (its "
+            "runs' newest `job.namespace`); null for jobs of other sources."
+        )
+    )
 
     @strawberry.field(description="Global id of the job.")
     @known_resolver
@@ -150,4 +156,5 @@ class Job(Node):
             workspace=workspace,
             type=JobType[row.type],
             parent_node_name=row.parent_node_name,
+            namespace=row.namespace,
         )

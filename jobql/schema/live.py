@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import strawberry
 
+from jobql.errors import BadUserInput
 from jobql.resolvers import instances as instance_use_cases
 from jobql.resolvers import live as live_use_cases
 from jobql.resolvers.objects import parse_global_id
@@ -117,6 +118,8 @@ class Subscription:
         ] = None,
     ) -> AsyncGenerator[InstanceEvent, None]:
         spec = filter.to_spec() if filter is not None else instance_use_cases.build_filter()
+        if spec.run_ids is not None:  # the event log does not carry run ids
+            raise BadUserInput("`runIds` does not filter subscriptions; use `jobName`.")
         asked = selected(info, "InstanceEvent", "instance")
         # Asked for under several aliases: the reference way (one compiled JSON per instance).
         read = _reader(info, asked[0] if len(asked) == 1 else None) if asked else None

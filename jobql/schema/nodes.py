@@ -42,6 +42,12 @@ class InstanceNode(Node):
     input_row_count: Long | None = strawberry.field(description="Rows of input data.")
     speed: float | None = strawberry.field(description="Write speed in rows per second.")
     log_path: str | None = strawberry.field(description="Where the node's execution log is kept.")
+    error_message: str | None = strawberry.field(
+        description=(
+            "Why the node failed, as its reporter said (OpenLineage: the `errorMessage` facet's "
+            "`message` of the child run); null when not reported."
+        )
+    )
 
     @strawberry.field(
         description="`endTime - startTime` in milliseconds; null while either is missing."
@@ -81,6 +87,7 @@ class InstanceNode(Node):
             input_row_count=row.input_row_count,
             speed=row.speed,
             log_path=row.log_path,
+            error_message=row.error_message,
         )
 
 

@@ -58,6 +58,7 @@ class InstanceFilter:
     plan_time_before: datetime | None = None
     force_success: bool | None = None
     ignore_success: bool | None = None
+    run_ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,8 @@ def filter_conditions(workspace: str, spec: InstanceFilter) -> list[ColumnElemen
         conditions.append(Instance.force_success.is_(spec.force_success))
     if spec.ignore_success is not None:
         conditions.append(Instance.ignore_success.is_(spec.ignore_success))
+    if spec.run_ids is not None:
+        conditions.append(Instance.run_id.in_(spec.run_ids) if spec.run_ids else false())
     return conditions
 
 

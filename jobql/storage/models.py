@@ -67,6 +67,8 @@ class Job(Base):
     parent_node_name: Mapped[str | None] = mapped_column(String(512))
     # Set by upsertJobs' parentName: such a link is kept; others follow the `<P>_<node>` rule.
     parent_explicit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # OpenLineage's job.namespace (POST /api/v1/lineage); null for jobs of other sources.
+    namespace: Mapped[str | None] = mapped_column(String(512))
 
     parent: Mapped[Job | None] = relationship(remote_side=[id], lazy="raise")
 
@@ -87,6 +89,9 @@ class Instance(Base):
         # Filters: status and instance type, newest first.
         Index("ix_instance_ws_status_plan", "workspace_id", "status", "plan_time", "id"),
         Index("ix_instance_ws_type_plan", "workspace_id", "instance_type", "plan_time", "id"),
+        # An OpenLineage run id names one instance per workspace; NULLs (other sources) repeat
+        # freely on both databases.
+        Index("ix_instance_ws_run_id", "workspace_id", "run_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Key, primary_key=True)
@@ -138,6 +143,15 @@ class Instance(Base):
     runtime_last_operate_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
     runtime_starter: Mapped[str | None] = mapped_column(String(256))
 
+    # OpenLineage (POST /api/v1/lineage, jobql/resolvers/lineage.py): the run's UUID as text,
+    # the reporter's error message, the run's other facets as JSON text (facet name -> facet,
+    # the newest event's per name), and what the mapping needs to be order-free (JSON text: the
+    # event times seen, of the run and of its child runs, the nodes).
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    lineage_facets: Mapped[str | None] = mapped_column(Text)
+    lineage_state: Mapped[str | None] = mapped_column(Text)
+
 
 class InstanceNode(Base):
     __tablename__ = "instance_node"
@@ -162,6 +176,8 @@ class InstanceNode(Base):
     input_row_count: Mapped[int | None] = mapped_column(BigInteger)
     speed: Mapped[float | None] = mapped_column(Float)
     log_path: Mapped[str | None] = mapped_column(Text)
+    # The reporter's error message (OpenLineage's errorMessage facet of a child run).
+    error_message: Mapped[str | None] = mapped_column(Text)
 
 
 class CollectCheckpoint(Base):
@@ -214,3 +230,33 @@ class InstanceEvent(Base):
     force_success: Mapped[bool] = mapped_column(Boolean)
     ignore_success: Mapped[bool] = mapped_column(Boolean)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EmitCursor(Base):
+    """Where an OpenLineage emitter (`jobql/emit/`) stands in the instance event log: the id of
+    the last event whose RunEvents its transport accepted, and the process that holds it now
+    (a lease: one emitter per name at a time, whatever the workers and hosts)."""
+
+    __tablename__ = "emit_cursor"
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(256))
+    held_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EmitRunState(Base):
+    """The last OpenLineage state (START, COMPLETE, FAIL, ABORT) an emitter sent for a run: an
+    instance (`node` "") or one of its nodes; written with the emitter's cursor, so that each
+    change is sent once per transition, not once per event that mentions the run."""
+
+    __tablename__ = "emit_run_state"
+    __table_args__ = (UniqueConstraint("instance_id", "emitter", "node"),)
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
+    emitter: Mapped[str] = mapped_column(String(128))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"))
+    node: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(16))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-JOB_COLUMNS = frozenset({"vendor_job_id", "type", "parent_node_name"})
+JOB_COLUMNS = frozenset({"vendor_job_id", "type", "parent_node_name", "namespace"})
 
 INSTANCE_COLUMNS = frozenset(
     {
@@ -53,6 +53,10 @@ INSTANCE_COLUMNS = frozenset(
         "runtime_last_operator",
         "runtime_last_operate_time",
         "runtime_starter",
+        "run_id",
+        "error_message",
+        "lineage_facets",
+        "lineage_state",
     }
 )
 # Without these an instance cannot be stored the first time.
@@ -70,6 +74,7 @@ NODE_COLUMNS = frozenset(
         "input_row_count",
         "speed",
         "log_path",
+        "error_message",
     }
 )
 NODE_REQUIRED = frozenset({"type", "status"})

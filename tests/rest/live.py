@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,10 +20,11 @@ STARTUP_TIMEOUT_S = 30.0
 
 
 @contextmanager
-def live_app(engine: AsyncEngine) -> Iterator[str]:
-    """`http://127.0.0.1:<port>` of the app as `jobql serve` builds it, on `engine`'s database,
-    until the block ends."""
-    app = create_app(Settings(database_url=engine.url.render_as_string(hide_password=False)))
+def live_app(engine: AsyncEngine, **settings: Any) -> Iterator[str]:
+    """`http://127.0.0.1:<port>` of the app as `jobql serve` builds it, on `engine`'s database
+    (and `settings`, such as tokens), until the block ends."""
+    url = engine.url.render_as_string(hide_password=False)
+    app = create_app(Settings(database_url=url, **settings))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
