@@ -251,20 +251,40 @@ async def test_bad_ids_of_nodes_are_the_reference_strategys_errors(
 
 
 @pytest.mark.parametrize(
-    ("document", "numbered"),
+    ("document", "numbered", "peek"),
     [
-        ("{ instances(first: 2) { nodes { instanceId nodes(first: 2) { nodes { name } } } } }", 0),
-        ("{ instances(last: 2) { nodes { instanceId nodes(last: 2) { nodes { name } } } } }", 0),
-        ("{ instances(first: 2) { edges { cursor node { instanceId } } } }", 0),
-        ("{ instances(first: 2) { pageInfo { hasNextPage } nodes { instanceId } } }", 1),
-        ("{ instances(last: 2) { pageInfo { endCursor } nodes { instanceId } } }", 1),
+        (
+            "{ instances(first: 2) { nodes { instanceId nodes(first: 2) { nodes { name } } } } }",
+            0,
+            0,
+        ),
+        ("{ instances(last: 2) { nodes { instanceId nodes(last: 2) { nodes { name } } } } }", 0, 0),
+        ("{ instances(first: 2) { edges { cursor node { instanceId } } } }", 0, 0),
+        # One row past the page tells whether there is more; the server drops it.
+        ("{ instances(first: 2) { pageInfo { hasNextPage } nodes { instanceId } } }", 0, 1),
+        ("{ instances(last: 2) { pageInfo { hasPreviousPage } nodes { instanceId } } }", 0, 1),
+        # The end cursors are the first and last edges' ...
+        (
+            "{ instances(first: 2) { edges { cursor } pageInfo { endCursor hasNextPage } } }",
+            0,
+            1,
+        ),
+        ("{ instances(last: 2) { pageInfo { startCursor } edges { cursor } } }", 0, 0),
+        # ... and without edge cursors to take them from, the rows are numbered.
+        ("{ instances(last: 2) { pageInfo { endCursor } nodes { instanceId } } }", 1, 1),
     ],
 )
-async def test_a_page_nobody_asks_beyond_is_read_exactly(
-    engine: AsyncEngine, workspace: str, statements: Any, document: str, numbered: int
+async def test_a_page_reads_one_row_past_it_only_to_say_whether_there_is_more(
+    engine: AsyncEngine,
+    workspace: str,
+    statements: Any,
+    document: str,
+    numbered: int,
+    peek: int,
 ) -> None:
     """Without hasNextPage/hasPreviousPage or the page's end cursors, the compiled statement
     reads exactly the rows shown (no extra row, no numbering); the page size is in its text.
+    Rows are numbered only where end cursors are asked without edge cursors to take them from.
     `execute` checks each answer against the reference strategy."""
     compiled = create_schema(report_strategy=True)
     statements.reset()
@@ -274,5 +294,5 @@ async def test_a_page_nobody_asks_beyond_is_read_exactly(
     assert len(result.data["instances"].get("nodes") or result.data["instances"]["edges"]) == 2
     (sql,) = statements.statements
     assert sql.count("row_number()") == numbered, sql
-    assert ("LIMIT 3" in sql) == bool(numbered), sql
-    assert ("LIMIT 2" in sql) == (not numbered), sql
+    assert ("LIMIT 3" in sql) == bool(peek), sql
+    assert ("LIMIT 2" in sql) == (not peek), sql
