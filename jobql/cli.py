@@ -47,6 +47,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _check_openlineage(settings: Settings) -> None:
+    """A configured OpenLineage client that cannot be made (an unknown transport, a bad URL) is
+    refused here, by name, not by a traceback from each worker."""
+    if settings.openlineage == "off":
+        return
+    from jobql.emit.client import Sender
+    from jobql.emit.config import emitter_enabled
+
+    if not emitter_enabled(settings.openlineage):
+        return
+    try:
+        sender = Sender.from_environment()
+    except Exception as exc:
+        raise CommandError(f"OpenLineage client configuration: {exc}") from exc
+    sender.client.close(1.0)
+
+
 class CommandError(Exception):
     """A failure the user can fix; printed without a traceback."""
 
@@ -203,6 +220,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             Allowlist.from_directory(settings.allowed_operations)
     except (AccessConfigError, AllowlistError) as exc:
         raise CommandError(str(exc)) from exc
+    _check_openlineage(settings)
 
     asyncio.run(_prepare_database(settings))
     with _metrics_directory(settings, args.workers):

@@ -54,3 +54,32 @@ def test_settings() -> None:
         Settings.from_env({"JOBQL_OPENLINEAGE": "maybe"})
     with pytest.raises(SettingsError, match="JOBQL_OPENLINEAGE_NAMESPACE"):
         Settings.from_env({"JOBQL_OPENLINEAGE_NAMESPACE": "{job}"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("OPENLINEAGE_URL", "::bad", "Need valid url"),
+        ("OPENLINEAGE__TRANSPORT__TYPE", "nosuch", "Failed to import nosuch"),
+    ],
+)
+def test_serve_refuses_a_client_configuration_it_cannot_use(
+    elsewhere: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    named: str,
+) -> None:
+    """By name, before any worker starts (no traceback per worker, no half-started server)."""
+    from jobql import cli
+
+    monkeypatch.setenv("JOBQL_DATABASE_URL", f"sqlite+aiosqlite:///{elsewhere / 'x.db'}")
+    started: list[str] = []
+    monkeypatch.setattr(cli, "_prepare_database", lambda settings: started.append("db"))
+    with openlineage_env(**{variable: value}):
+        assert cli.main(["serve", "--port", "1"]) == 1
+    message = capsys.readouterr().err
+    assert message.startswith("jobql: OpenLineage client configuration: "), message
+    assert named in message
+    assert not started
