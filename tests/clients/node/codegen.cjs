@@ -23,6 +23,8 @@ module.exports = {
         scalars: {
           DateTime: "string",
           Long: "number",
+          // Instance.lineageFacets: any JSON value, as received
+          JSON: "unknown",
         },
       },
     },
