@@ -8,6 +8,7 @@ lines name the path, never the query string or the headers.
 
 from __future__ import annotations
 
+import copy
 import logging
 import logging.config
 from datetime import UTC, datetime
@@ -63,14 +64,31 @@ def configure(log_format: str, level: str = "info") -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+class WithoutQueryString(logging.Filter):
+    """uvicorn's access line names the path without its query string: a GET request's query
+    string carries the document and its variables (`?query=...&variables=...`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn: '%s - "%s %s HTTP/%s" %d' % (client, method, path and query, version, status)
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
 def uvicorn_config(log_format: str, level: str = "info") -> dict[str, Any]:
-    """uvicorn's `log_config`: its own default for text, else every logger as JSON on stderr
-    (each worker applies it)."""
+    """uvicorn's `log_config`: its own default for text (its access lines without query
+    strings), else every logger as JSON on stderr (each worker applies it)."""
     if log_format == "json":
         return _json_config(level)
     from uvicorn.config import LOGGING_CONFIG
 
-    return LOGGING_CONFIG
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["without_query_string"] = {
+        "()": "jobql.logs.WithoutQueryString"
+    }
+    config["handlers"]["access"].setdefault("filters", []).append("without_query_string")
+    return config
 
 
 def _json_config(level: str) -> dict[str, Any]:
@@ -98,4 +116,4 @@ def _json_config(level: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["ACCESS_LOGGER", "JsonFormatter", "configure", "uvicorn_config"]
+__all__ = ["ACCESS_LOGGER", "JsonFormatter", "WithoutQueryString", "configure", "uvicorn_config"]

@@ -317,3 +317,58 @@ def test_serve_logs_json(
     assert config["root"]["handlers"] == ["stderr"]
     monkeypatch.setenv("JOBQL_LOG_FORMAT", "xml")
     assert main(["serve"]) == 2
+
+
+def test_text_access_lines_carry_no_query_string(tmp_path: Path) -> None:
+    """JOBQL_LOG_FORMAT=text (uvicorn's own access lines): a GET request's query string holds the
+    document and its variables, and none of it reaches the log."""
+    env = {
+        **_server_env(),
+        "JOBQL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'text.db'}",
+        "JOBQL_LOG_FORMAT": "text",
+        "JOBQL_ACCESS_LOG": "true",  # off by default in text
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    migrated = subprocess.run(
+        [sys.executable, "-m", "jobql", "migrate"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jobql", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not _ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"jobql serve did not start:\n{_log_tail(log)}")
+            time.sleep(0.25)
+        query = "query Secretive($s: String!) { job(name: $s) { name } }"
+        params = {"query": query, "variables": json.dumps({"s": "hunter2-secret"})}
+        answer = httpx.get(f"{url}/graphql", params=params, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"  # it was read
+        deadline = time.monotonic() + 10
+        while '"GET /graphql' not in log.read_text():
+            assert time.monotonic() < deadline, _log_tail(log)
+            time.sleep(0.1)
+    finally:
+        _stop(process)
+    text = log.read_text()
+    assert '"GET /graphql HTTP/1.1" 200' in text, text
+    assert "hunter2" not in text, text
+    assert "Secretive" not in text, text
+    assert "/graphql?" not in text, text
