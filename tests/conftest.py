@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -50,6 +51,17 @@ async def drop_postgres_database(name: str) -> None:
     async with admin.connect() as connection:
         await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     await admin.dispose()
+
+
+@contextlib.asynccontextmanager
+async def postgres_url() -> AsyncIterator[str]:
+    """The URL of a PostgreSQL database of its own, dropped at the end."""
+    name, engine = await create_postgres_database()
+    await engine.dispose()
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await drop_postgres_database(name)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -22,6 +22,21 @@ UPPER = (
     "jobql.collect",
     "jobql.emit",
 )
+# A command that works through the resolvers in the background: no GraphQL, no HTTP face, nothing
+# of the other commands (`collect`, `emit`).
+BACKGROUND_COMMAND = (
+    "strawberry",
+    "graphql",
+    "starlette",
+    "jobql.schema",
+    "jobql.storage",
+    "jobql.http",
+    "jobql.rest",
+    "jobql.app",
+    "jobql.cli",
+    "jobql.demo",
+    "jobql.tools",
+)
 FORBIDDEN = {
     "storage": ("strawberry", "graphql", "starlette", "jobql.schema", "jobql.resolvers", *UPPER),
     "resolvers": ("strawberry", "graphql", "starlette", "jobql.schema", *UPPER),
@@ -54,19 +69,7 @@ FORBIDDEN = {
     ),
     # The collector: pulls the sources through their SDKs into the one ingest path, through the
     # resolvers (as rest does); no GraphQL, no HTTP face.
-    "collect": (
-        "strawberry",
-        "graphql",
-        "starlette",
-        "jobql.schema",
-        "jobql.storage",
-        "jobql.http",
-        "jobql.rest",
-        "jobql.app",
-        "jobql.cli",
-        "jobql.demo",
-        "jobql.tools",
-    ),
+    "collect": BACKGROUND_COMMAND,
     # Its adapters: call the SDK, return records; neither the collector's logic nor the store.
     "collect/sources": (
         "sqlalchemy",
@@ -79,21 +82,7 @@ FORBIDDEN = {
     ),
     # OpenLineage out: reads the event log through the resolvers and sends through
     # openlineage-python; no GraphQL, no HTTP face, nothing of the other commands.
-    "emit": (
-        "strawberry",
-        "graphql",
-        "starlette",
-        "jobql.schema",
-        "jobql.storage",
-        "jobql.http",
-        "jobql.rest",
-        "jobql.app",
-        "jobql.cli",
-        "jobql.demo",
-        "jobql.tools",
-        "jobql.collect",
-        "jobql.importers",
-    ),
+    "emit": (*BACKGROUND_COMMAND, "jobql.collect", "jobql.importers"),
     # The source REST endpoints: a second face beside GraphQL, on the same resolvers.
     "rest": (
         "strawberry",

@@ -3,7 +3,6 @@ unreachable or behind the code's Alembic head, and 200 again once it is back; no
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,12 @@ from jobql.app import create_app
 from jobql.settings import Settings
 from jobql.storage import migrate
 from jobql.storage.engine import create_engine
-from tests.conftest import PG_ADMIN_URL, create_postgres_database, drop_postgres_database
+from tests.conftest import postgres_url
 from tests.ops.conftest import token_entry, tokens_json
 from tests.ops.proxy import CuttableProxy
 
 # Every route but the health checks needs one of these.
 TOKENS = tokens_json(token_entry("ops-reader", ["*"], ["read"]))
-
-
-@contextlib.asynccontextmanager
-async def postgres_url() -> AsyncIterator[str]:
-    """A PostgreSQL database of its own, dropped at the end."""
-    name, engine = await create_postgres_database()
-    await engine.dispose()
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await drop_postgres_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -6,6 +6,7 @@ transports."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from jobql.cli import main
-from tests.conftest import PG_ADMIN_URL, create_postgres_database, drop_postgres_database
+from tests.conftest import postgres_url
 from tests.e2e.conftest import STARTUP_TIMEOUT_S, _free_port, _log_tail, _server_env, _stop
 from tests.ops.conftest import Metrics, delta, token_entry, tokens_json
 
@@ -56,12 +57,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 async def database() -> AsyncIterator[str]:
-    name, engine = await create_postgres_database()
-    await engine.dispose()
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await drop_postgres_database(name)
+    async with postgres_url() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +72,14 @@ def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             token_entry(WRITER, ["*"], ["read", "write"]), token_entry(SCRAPER, [], ["metrics"])
         ),
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `serve` makes its own
+    with _serving(workdir, env, workers=2) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _serving(workdir: Path, env: dict[str, str], *, workers: int = 1) -> Iterator[Server]:
+    """`jobql migrate`, then `jobql serve` in `workdir` until it is ready; stopped at the end."""
+    env = {key: value for key, value in env.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
     migrated = subprocess.run(
         [sys.executable, "-m", "jobql", "migrate"],
         cwd=workdir,
@@ -88,7 +92,8 @@ def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     assert migrated.returncode == 0, migrated.stderr
     port = _free_port()
     running = Server(f"http://127.0.0.1:{port}", workdir / "stderr.log", workdir / "stdout.log")
-    command = [sys.executable, "-m", "jobql", "serve", "--port", str(port), "--workers", "2"]
+    command = [sys.executable, "-m", "jobql", "serve", "--port", str(port)]
+    command += ["--workers", str(workers)]
     with running.stderr.open("wb") as err, running.stdout.open("wb") as out:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=err)
     try:
@@ -328,46 +333,17 @@ def test_text_access_lines_carry_no_query_string(tmp_path: Path) -> None:
         "JOBQL_LOG_FORMAT": "text",
         "JOBQL_ACCESS_LOG": "true",  # off by default in text
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    migrated = subprocess.run(
-        [sys.executable, "-m", "jobql", "migrate"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert migrated.returncode == 0, migrated.stderr
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jobql", "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"jobql serve did not start:\n{_log_tail(log)}")
-            time.sleep(0.25)
+    with _serving(tmp_path, env) as running:
         query = "query Secretive($s: String!) { job(name: $s) { name } }"
         params = {"query": query, "variables": json.dumps({"s": "hunter2-secret"})}
-        answer = httpx.get(f"{url}/graphql", params=params, timeout=10)
+        answer = httpx.get(f"{running.url}/graphql", params=params, timeout=10)
         assert answer.status_code == 200, answer.text
         assert answer.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"  # it was read
         deadline = time.monotonic() + 10
-        while '"GET /graphql' not in log.read_text():
-            assert time.monotonic() < deadline, _log_tail(log)
+        while '"GET /graphql' not in running.stdout.read_text():
+            assert time.monotonic() < deadline, _log_tail(running.stdout)
             time.sleep(0.1)
-    finally:
-        _stop(process)
-    text = log.read_text()
+    text = running.stdout.read_text() + running.stderr.read_text()
     assert '"GET /graphql HTTP/1.1" 200' in text, text
     assert "hunter2" not in text, text
     assert "Secretive" not in text, text
