@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from openlineage.client.event_v2 import RunState
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -220,6 +221,13 @@ async def test_transport_failures_are_retried_and_nothing_is_skipped(engine: Asy
     assert len({e["run"]["runId"] for e in MemoryTransport.accepted}) == 3
 
 
+# The first emitter is "killed" by cancelling its task, which can land inside a write's COMMIT
+# (the emitter claims its lease between retries); SQLAlchemy then leaves an unawaited asyncpg
+# `connect` coroutine behind, reported at garbage collection. A real kill leaves nothing; what the
+# test asserts (every change delivered, the cursor stored) does not depend on it.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <coroutine object connect:pytest.PytestUnraisableExceptionWarning"
+)
 async def test_a_restart_mid_way_delivers_every_change(engine: AsyncEngine) -> None:
     """The first emitter dies after k events were accepted (its lease left behind); the second
     takes the cursor over when the lease runs out and sends everything from the cursor: every
