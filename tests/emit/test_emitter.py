@@ -249,7 +249,9 @@ async def test_a_restart_mid_way_delivers_every_change(engine: AsyncEngine) -> N
         before = list(MemoryTransport.accepted)
         assert len(before) == 3
         MemoryTransport.fail_after = None
-        second = emitter(engine, ws, name=name, batch_size=5, lease=0.5)
+        # Its own lease long enough that a slow machine never lets it lapse between a batch and
+        # storing the cursor (a lapse would send that batch again: more duplicates than counted).
+        second = emitter(engine, ws, name=name, batch_size=5, lease=10)
         await second.run(once=True)
         assert second.position is None  # the dead emitter's lease still runs
         await asyncio.sleep(0.6)
