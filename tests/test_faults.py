@@ -1,20 +1,13 @@
 """Faults: the database goes away and comes back, the pool runs dry, too many requests.
 
-The database outage runs against a private PostgreSQL cluster started here (initdb + pg_ctl on a
-free port); the shared server on 5432 is never touched.
+The database outage runs against a private PostgreSQL cluster (tests/clusters.py: initdb + pg_ctl
+on a free port); the shared server on 5432 is never touched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,76 +18,9 @@ from jobql.app import create_app
 from jobql.settings import Settings
 from jobql.storage import migrate
 from jobql.storage.engine import create_engine
+from tests.clusters import Cluster, cluster_fixture  # noqa: F401 (the `cluster` fixture)
 
 QUERY = {"query": "{ jobs { totalCount } }"}
-
-
-def _pg_bin() -> Path | None:
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return versions[-1].parent if versions else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Cluster:
-    def __init__(self, root: Path) -> None:
-        bin_dir = _pg_bin()
-        if bin_dir is None or shutil.which("runuser") is None or os.geteuid() != 0:
-            message = "a private PostgreSQL cluster needs initdb, runuser and root"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message, pytrace=False)
-            pytest.skip(message)
-        self.bin = bin_dir
-        self.data = root / "data"
-        self.port = _free_port()
-        root.chmod(0o777)
-        self.log = root / "postgres.log"
-        self._as_postgres("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
-
-    def _as_postgres(self, tool: str, *args: str) -> None:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", str(self.bin / tool), *args],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
-        self._as_postgres(
-            "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start"
-        )
-
-    def stop(self) -> None:
-        self._as_postgres("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
-
-
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    # Not under pytest's tmp_path: its parents are private to root, and postgres must reach it.
-    root = Path(tempfile.mkdtemp(prefix="jobql-pg-"))
-    try:
-        private = Cluster(root)
-        private.start()
-        try:
-            yield private
-        finally:
-            command = [str(private.bin / "pg_ctl"), "-D", str(private.data), "-m", "immediate"]
-            subprocess.run(
-                ["runuser", "-u", "postgres", "--", *command, "stop"],
-                capture_output=True,
-                check=False,
-            )
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def _post(app: Any, body: dict[str, Any] = QUERY) -> tuple[httpx.Response, float]:
