@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -38,6 +39,9 @@ from jobql.settings import Settings
 from jobql.storage.engine import create_engine, publish_pool_metrics
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.migrate import is_up_to_date
+from jobql.storage.replicas import Replicas
+from jobql.storage.replicas import attach as attach_replicas
+from jobql.storage.replicas import from_urls as replicas_from_urls
 from jobql.tracing import Tracing, provider_from_settings
 
 logger = logging.getLogger("jobql")
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         plan_cache_mode=settings.plan_cache_mode,
         observe=settings.metrics,
     )
+    replicas = _replicas(settings, engine)
     provider = tracer_provider or provider_from_settings(settings.otel_exporter)
     tracing = Tracing(provider, engine) if provider is not None else None
     request_log = (
@@ -139,6 +144,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                 raise DatabaseNotMigrated(
                     "The database is not migrated to this version of jobql: run `jobql migrate`."
                 )
+            if replicas is not None:
+                await replicas.start()
             await broker.start()
             if emitter is not None:
                 await emitter.start()
@@ -160,6 +167,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                     await emitter.close()
                 await broker.close()
         finally:
+            if replicas is not None:
+                await replicas.close()
             await engine.dispose()
             if tracing is not None:
                 tracing.close()
@@ -173,7 +182,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             # GraphQL over Server-Sent Events (graphql-sse, distinct connections).
             Route("/graphql/stream", GraphQLOverSSE(graphql)),
             # /livez, /readyz, /healthz (jobql/health.py) and Prometheus' /metrics.
-            *Health(engine, timeout=settings.pool_timeout).routes(),
+            *Health(engine, timeout=settings.pool_timeout, replicas=replicas).routes(),
             *([metrics_route(engine, publish_pools)] if settings.metrics else []),
             Mount("/static", StaticFiles(packages=[("jobql", "static")]), name="static"),
             # The example dashboard (examples/dashboard/): static files that call /graphql.
@@ -216,10 +225,37 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         ],
     )
     app.state.engine = engine
+    app.state.replicas = replicas
     app.state.broker = broker
     app.state.emitter = emitter
     app.state.tracing = tracing
     return app
+
+
+def _replicas(settings: Settings, engine: AsyncEngine) -> Replicas | None:
+    """The read replicas (JOBQL_DATABASE_REPLICA_URLS), each with pools like the primary's,
+    attached to the primary's engine so that every request context finds them."""
+    if not settings.replica_urls:
+        return None
+    engines = [
+        create_engine(
+            url,
+            pool_size=settings.pool_size,
+            pool_timeout=settings.pool_timeout,
+            plan_cache_mode=settings.plan_cache_mode,
+        )
+        for url in settings.replica_urls
+    ]
+    replicas = replicas_from_urls(
+        engine,
+        settings.replica_urls,
+        engines,
+        max_lag=settings.replica_max_lag,
+        check_interval=settings.replica_check_interval,
+        timeout=settings.pool_timeout,
+    )
+    attach_replicas(engine, replicas)
+    return replicas
 
 
 def _emitter(settings: Settings, engine: Any) -> Any:

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from jobql.storage.migrate import current_revision, head_revision
+from jobql.storage.replicas import Replicas
 
 logger = logging.getLogger("jobql")
 
@@ -30,8 +31,11 @@ REVISION_TTL = 10.0
 
 
 class Health:
-    def __init__(self, engine: AsyncEngine, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, timeout: float = 5.0, replicas: Replicas | None = None
+    ) -> None:
         self.engine = engine
+        self.replicas = replicas
         self.timeout = timeout  # per check: a database that hangs is not ready either
         self.head = head_revision()
         self._revision: tuple[float, str | None] | None = None  # (read at, revision)
@@ -67,7 +71,11 @@ class Health:
                 f"database at revision {revision or 'none'}, this jobql needs {self.head}: "
                 "run `jobql migrate`"
             )
-        return JSONResponse({"status": "ok", "revision": revision})
+        ready: dict[str, object] = {"status": "ok", "revision": revision}
+        if self.replicas is not None:
+            # Informational: a replica out of rotation costs reads on the primary, not readiness.
+            ready["replicas"] = self.replicas.status()
+        return JSONResponse(ready)
 
     async def _ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -124,6 +124,25 @@ LINEAGE_LAG = Gauge(
     "it is caught up, or in a worker that does not hold the cursor).",
     multiprocess_mode="max",
 )
+REPLICA_IN_ROTATION = Gauge(
+    "jobql_replica_in_rotation",
+    "1 while a read replica (JOBQL_DATABASE_REPLICA_URLS) serves reads, 0 while it is out "
+    "(unreachable, not a standby, or lagging more than JOBQL_REPLICA_MAX_LAG), by replica.",
+    ["replica"],
+    multiprocess_mode="livemin",
+)
+REPLICA_LAG = Gauge(
+    "jobql_replica_lag_seconds",
+    "How far a read replica's replay is behind the primary, as its last check measured it.",
+    ["replica"],
+    multiprocess_mode="livemax",
+)
+READ_ROUTES = Counter(
+    "jobql_read_routes",
+    "Read-only requests (queries, source API GETs) by where their reads went when they began: "
+    "replica, or primary (no replica in rotation had replayed what the request asked for).",
+    ["target"],
+)
 
 # Children of the counters incremented per event, bound once.
 DELIVERED_WS = SUBSCRIPTION_RESULTS.labels("ws")

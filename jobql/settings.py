@@ -28,6 +28,10 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    # Read replicas of a PostgreSQL primary (jobql.storage.replicas): queries read from them.
+    replica_urls: tuple[str, ...] = ()
+    replica_max_lag: float = 10.0
+    replica_check_interval: float = 1.0
     timezone: str = "UTC"
     cursor_secret: str = DEFAULT_CURSOR_SECRET
     pool_size: int = 10
@@ -91,6 +95,13 @@ class Settings:
         log_format = env.get("JOBQL_LOG_FORMAT", "text").lower()
         settings = cls(
             database_url=env.get("JOBQL_DATABASE_URL", DEFAULT_DATABASE_URL),
+            replica_urls=tuple(
+                url.strip()
+                for url in env.get("JOBQL_DATABASE_REPLICA_URLS", "").split(",")
+                if url.strip()
+            ),
+            replica_max_lag=_float(env, "JOBQL_REPLICA_MAX_LAG", 10.0),
+            replica_check_interval=_float(env, "JOBQL_REPLICA_CHECK_INTERVAL", 1.0),
             timezone=env.get("JOBQL_TIMEZONE", "UTC"),
             cursor_secret=env.get("JOBQL_CURSOR_SECRET", DEFAULT_CURSOR_SECRET),
             pool_size=_int(env, "JOBQL_POOL_SIZE", 10, minimum=1),
@@ -178,6 +189,18 @@ class Settings:
                 f"JOBQL_OPENLINEAGE_NAMESPACE={settings.openlineage_namespace!r} is not a "
                 "namespace (text, where {workspace} stands for the workspace's name)"
             )
+        if settings.replica_urls:
+            if not settings.database_url.startswith("postgresql"):
+                raise SettingsError(
+                    "JOBQL_DATABASE_REPLICA_URLS needs a PostgreSQL primary: "
+                    f"JOBQL_DATABASE_URL is {settings.database_url.split(':', 1)[0]}"
+                )
+            for url in settings.replica_urls:
+                if not url.startswith("postgresql+asyncpg://"):
+                    raise SettingsError(
+                        f"JOBQL_DATABASE_REPLICA_URLS: {url.split('@')[-1]!r} is not a "
+                        "postgresql+asyncpg:// URL (separate several with commas)"
+                    )
         if not settings.cursor_secret:
             raise SettingsError("JOBQL_CURSOR_SECRET must not be empty")
         if settings.dashboard_dir and not (Path(settings.dashboard_dir) / "index.html").is_file():

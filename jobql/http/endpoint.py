@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from importlib import resources
 from typing import Any
@@ -37,7 +38,18 @@ from jobql.access import ANONYMOUS, Access, principal_if_any, principal_of
 from jobql.http.persisted import VARY, HttpCache, PersistedQueries, PersistedQueryError
 from jobql.http.subscriptions import LiveLimits, Runner
 from jobql.http.ws import CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, TransportWS
-from jobql.resolvers.context import DEFAULT_WORKSPACE, AsyncEngine, CursorCodec, RequestContext
+from jobql.resolvers.context import (
+    DEFAULT_WORKSPACE,
+    LSN_HEADER,
+    AsyncEngine,
+    BadLsn,
+    CursorCodec,
+    RequestContext,
+    capture_commit_lsns,
+    has_replicas,
+    parse_lsn,
+    written_lsn,
+)
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
@@ -124,6 +136,8 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         )
         self.access = access
         self.engine = engine
+        # Read replicas serve queries: writes report where they committed (read-your-writes).
+        self.replicas = has_replicas(engine)
         self.cursors = cursors
         self.max_body_bytes = max_body_bytes
         self.timeout = timeout
@@ -182,13 +196,25 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             await forbidden(scope, receive, send)
             return
         context = RequestContext.open(self.engine, self.cursors, workspace, scopes=scopes)
+        sent_lsn = request.headers.get(LSN_HEADER)
+        if sent_lsn is not None:
+            try:
+                context.min_lsn = parse_lsn(sent_lsn)
+            except BadLsn as exc:
+                await context.close()
+                bad = error_response(
+                    400, f"JobQL-LSN: {exc}", request.state.media_type, code="BAD_USER_INPUT"
+                )
+                await bad(scope, receive, send)
+                return
         record = metrics.current()
         if record is not None:
             record.workspace, record.strategies = workspace, context.strategies
         try:
             # Cancelling the request cancels its database statement; the context returns the
             # connection to the pool.
-            response = await asyncio.wait_for(self.run(request, context=context), self.timeout)
+            with capture_commit_lsns() if self.replicas else contextlib.nullcontext():
+                response = await asyncio.wait_for(self.run(request, context=context), self.timeout)
         except BodyTooLarge:
             response = self._too_large_response(request.state.media_type)
         except TimeoutError:
@@ -297,6 +323,10 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
     ) -> GraphQLHTTPResponse:
         processed = process_result(result)
         request.state.no_errors = not result.errors  # what HttpCache may cache
+        lsn = written_lsn()
+        if lsn is not None:
+            # Where this request's writes committed: sent back as JobQL-LSN, a read sees them.
+            processed["extensions"] = {**(processed.get("extensions") or {}), "lsn": lsn}
         # Not executed at all (parse, validation or variable errors): no `data` entry.
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
             processed.pop("data", None)
@@ -333,6 +363,9 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             media_type=f"{media_type}; charset=utf-8",
         )
         response.headers.raw.extend(sub_response.headers.raw)
+        lsn = written_lsn()
+        if lsn is not None:
+            response.headers[LSN_HEADER] = lsn
         return response
 
 

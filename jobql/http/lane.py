@@ -49,6 +49,9 @@ class FastLane:
                     await self.app(scope, receive, send)
                     return
                 headers[name] = value
+        if b"jobql-lsn" in headers:
+            await self.app(scope, receive, send)
+            return
         length = headers.get(b"content-length", b"")
         media_type = (
             negotiate(headers[b"accept"].decode("latin-1")) if b"accept" in headers else JSON
@@ -143,9 +146,10 @@ class FastLane:
         return 200, endpoint.encode_json(process_result(result)), []
 
 
-# The request headers FastLane reads (ASGI lower-cases header names).
+# The request headers FastLane reads (ASGI lower-cases header names). A read-your-writes
+# position (JobQL-LSN) is the full stack's to honour.
 LANE_HEADERS = frozenset(
-    {b"accept", b"authorization", b"content-length", b"content-type", b"workspace"}
+    {b"accept", b"authorization", b"content-length", b"content-type", b"workspace", b"jobql-lsn"}
 )
 LANE_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
 VARY_BYTES = VARY.encode()

@@ -10,16 +10,31 @@ from jobql.errors import Forbidden
 from jobql.storage.engine import Reader, is_statement_error, is_unavailable
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.loaders import Loaders
+from jobql.storage.replicas import (
+    COMMIT_LSNS,
+    LSN_HEADER,
+    BadLsn,
+    capture_commit_lsns,
+    format_lsn,
+    parse_lsn,
+    replicas_of,
+)
 from jobql.storage.stats import StatsLoaders
 
 __all__ = [
     "DEFAULT_WORKSPACE",
+    "LSN_HEADER",
     "AsyncEngine",
+    "BadLsn",
     "CursorCodec",
     "Reader",
     "RequestContext",
+    "capture_commit_lsns",
+    "has_replicas",
     "is_statement_error",
     "is_unavailable",
+    "parse_lsn",
+    "written_lsn",
 ]
 
 DEFAULT_WORKSPACE = "default"
@@ -41,6 +56,9 @@ class RequestContext:
     strategies: dict[str, str] = field(default_factory=dict)
     # The text of the operation being run (its hash names it in logs), set by the schema.
     document: str | None = None
+    # Read-your-writes: the WAL position the client last wrote at (its `JobQL-LSN` header); a
+    # replica serves this request's reads only once it has replayed it.
+    min_lsn: int | None = None
     # A subscription's `jobql.resolvers.live.Live` (how it reads events); None elsewhere.
     live: object | None = None
     # The statistics' loaders (`jobql.storage.stats`), made on first use; rows are cached for
@@ -67,7 +85,7 @@ class RequestContext:
         """A context for one request; `long_lived` for a WebSocket connection's many operations
         (no connection held between statements, no rows cached between operations)."""
         name = workspace if workspace else DEFAULT_WORKSPACE
-        reader = Reader(engine, hold=not long_lived)
+        reader = Reader(engine, hold=not long_lived, replicas=replicas_of(engine))
         return cls(
             workspace=name,
             reader=reader,
@@ -86,6 +104,11 @@ class RequestContext:
         self.cache_rows = False
         self._stats_loaders = None
 
+    def read_only(self) -> None:
+        """The request only reads (a query, a GET of a source API): a read replica may serve
+        it (jobql.storage.replicas), unless it is behind `min_lsn`."""
+        self.reader.prefer_replica(self.min_lsn)
+
     def note_strategy(self, response_key: str, strategy: str) -> None:
         self.strategies[response_key] = strategy
 
@@ -95,3 +118,15 @@ class RequestContext:
 
     async def close(self) -> None:
         await self.reader.close()
+
+
+def has_replicas(engine: AsyncEngine) -> bool:
+    """Whether read replicas serve `engine`'s reads (then writes report where they committed)."""
+    return replicas_of(engine) is not None
+
+
+def written_lsn() -> str | None:
+    """Where the current request's last write committed (`capture_commit_lsns` around it), in
+    PostgreSQL's text form; None when it wrote nothing or nobody asked."""
+    positions = COMMIT_LSNS.get()
+    return format_lsn(max(positions)) if positions else None

@@ -35,7 +35,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jobql import metrics
 from jobql.access import principal_of
 from jobql.errors import BadUserInput, Forbidden, NotFound
-from jobql.resolvers.context import AsyncEngine, CursorCodec, RequestContext
+from jobql.resolvers.context import (
+    LSN_HEADER,
+    AsyncEngine,
+    BadLsn,
+    CursorCodec,
+    RequestContext,
+    capture_commit_lsns,
+    has_replicas,
+    parse_lsn,
+    written_lsn,
+)
 from jobql.resolvers.validation import text
 
 logger = logging.getLogger("jobql")
@@ -86,6 +96,16 @@ class Backend:
         ctx = RequestContext.open(
             self.engine, self.cursors, text(parameter, workspace), scopes=scopes
         )
+        if request.method in ("GET", "HEAD"):
+            # A source API's GET only reads: a read replica may answer it (read-your-writes:
+            # not before it has replayed the JobQL-LSN the client sent).
+            sent = request.headers.get(LSN_HEADER)
+            try:
+                ctx.min_lsn = None if sent is None else parse_lsn(sent)
+            except BadLsn as exc:
+                await ctx.close()
+                raise BadUserInput(f"JobQL-LSN: {exc}") from exc
+            ctx.read_only()
         try:
             yield ctx
         finally:
@@ -130,9 +150,18 @@ def endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint: `handler` with the backend, its failures in the source's form."""
 
+    replicas = has_replicas(backend.engine)
+
     async def run(request: Request) -> Response:
         try:
-            return await handler(backend, request)
+            if not replicas:
+                return await handler(backend, request)
+            with capture_commit_lsns():
+                response = await handler(backend, request)
+                lsn = written_lsn()
+            if lsn is not None:  # where its writes committed, for a read to send back
+                response.headers[LSN_HEADER] = lsn
+            return response
         except ApiError as exc:
             error, detail = exc.reply, exc.reply.message
         except BadUserInput as exc:

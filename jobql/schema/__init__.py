@@ -21,6 +21,7 @@ from jobql.schema.execution import (
     CompiledExecutionContext,
     FastOperation,
     PreparedCache,
+    ReadRouting,
     StrategyReport,
     compilable_fields,
     learn,
@@ -117,6 +118,7 @@ class Schema(strawberry.Schema):
             return None
         self._fast.move_to_end((query, operation_name))
         named = known.operation.name
+        context_value.read_only()  # a known fast document is a query
         with operation_span(self.tracer, named.value if named else None) as span:
             result = await run_fast(
                 self,
@@ -180,6 +182,7 @@ def create_schema(
         *limit_extensions(limits or Limits()),
         ErrorCodes,
         OperationName,
+        ReadRouting,
     ]
     if not public:
         extensions.insert(0, DisableIntrospection)

@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -386,6 +386,19 @@ class _Planner:
         if name == "instance":
             return selection.single_instance(kwargs["job_name"], kwargs["instance_id"], fields)
         return selection.single_job(kwargs["name"], fields)
+
+
+class ReadRouting(SchemaExtension):
+    """A query only reads: a read replica may serve it (mutations and subscriptions read from
+    the primary, which has their writes and the event log)."""
+
+    def on_execute(self) -> Iterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        # Strawberry's OperationType (not graphql-core's): compared by value.
+        if isinstance(context, RequestContext) and execution.operation_type.value == "query":
+            context.read_only()
+        yield
 
 
 class StrategyReport(SchemaExtension):

@@ -23,6 +23,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import await_
 
 from jobql.storage.pools import ObservedQueuePool, PoolObserver, observe_engine
+from jobql.storage.replicas import COMMIT_LSNS, Replicas, commit_lsn
 from jobql.storage.sqlite_functions import register_sqlite_functions
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -327,6 +328,10 @@ async def write(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable
                     raise
                 for callback in connection.info.pop(AFTER_COMMIT, ()):
                     callback()
+                positions = COMMIT_LSNS.get()
+                if positions is not None and engine.dialect.name == "postgresql":
+                    # Read-your-writes with replicas (jobql.storage.replicas): where it committed.
+                    positions.append(await commit_lsn(connection))
                 return result
         except DBAPIError as exc:
             if not _worth_retrying(exc) or attempt == WRITE_ATTEMPTS:
@@ -406,8 +411,11 @@ class Reader:
     collector found it; it fails with ReaderClosed instead, and nobody awaits its result.
     """
 
-    def __init__(self, engine: AsyncEngine, *, hold: bool = True) -> None:
-        self._engine = engine
+    def __init__(
+        self, engine: AsyncEngine, *, hold: bool = True, replicas: Replicas | None = None
+    ) -> None:
+        self._engine = self._primary = engine
+        self._replicas = replicas
         self._hold = hold
         self._connection: AsyncConnection | None = None
         self._lock = asyncio.Lock()
@@ -443,9 +451,39 @@ class Reader:
                     self._connection = None
                     await connection.close()
 
+    def prefer_replica(self, min_lsn: int | None = None) -> None:
+        """Read from a replica (one that has replayed `min_lsn`) if one is in rotation: for a
+        read-only operation, before its first statement. Without replicas, or once a statement
+        ran, nothing changes. A long-lived reader (a WebSocket's) serves subscriptions too: it
+        keeps to the primary."""
+        if self._replicas is None or not self._hold or self._connection is not None:
+            return
+        chosen = self._replicas.choose(min_lsn)
+        if chosen is not None:
+            self._engine = chosen
+
+    @property
+    def on_replica(self) -> bool:
+        return self._engine is not self._primary
+
+    def _to_primary(self, exc: BaseException) -> bool:
+        """After a failed read: whether it runs again on the primary (its replica could not
+        be reached; the replica leaves rotation)."""
+        if self._engine is self._primary or self._replicas is None or not is_unavailable(exc):
+            return False
+        self._replicas.mark_down(self._engine, exc)
+        self._engine = self._primary
+        return True
+
     async def execute(self, statement: Executable, *, autocommit: bool = False) -> Sequence[Any]:
         """Rows of one statement. `autocommit`: when this opens the request's connection, no
         transaction is begun (nor rolled back): for a request that reads with one statement."""
+        try:
+            async with self._connected(autocommit=autocommit) as connection:
+                return (await connection.execute(statement)).all()
+        except Exception as exc:
+            if not self._to_primary(exc):
+                raise
         async with self._connected(autocommit=autocommit) as connection:
             return (await connection.execute(statement)).all()
 
@@ -459,6 +497,14 @@ class Reader:
         prepared-statement cache keyed by the text. For a request whose only statement this
         is (it does not use the request's connection)."""
         self._check_open()
+        try:
+            return await self._fetch_driver(sql, args)
+        except Exception as exc:
+            if not self._to_primary(exc):
+                raise
+        return await self._fetch_driver(sql, args)
+
+    async def _fetch_driver(self, sql: str, args: Sequence[Any]) -> Sequence[Any]:
         pool = _DRIVER_POOLS.get(_base_engine(self._engine.sync_engine))
         if pool is None:  # an engine create_engine did not make: its own pooled connection
             async with self._connected() as connection:

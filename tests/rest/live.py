@@ -20,10 +20,10 @@ STARTUP_TIMEOUT_S = 30.0
 
 
 @contextmanager
-def live_app(engine: AsyncEngine, **settings: Any) -> Iterator[str]:
+def live_app(engine: AsyncEngine | str, **settings: Any) -> Iterator[str]:
     """`http://127.0.0.1:<port>` of the app as `jobql serve` builds it, on `engine`'s database
-    (and `settings`, such as tokens), until the block ends."""
-    url = engine.url.render_as_string(hide_password=False)
+    (or that URL; and `settings`, such as tokens), until the block ends."""
+    url = engine if isinstance(engine, str) else engine.url.render_as_string(hide_password=False)
     app = create_app(Settings(database_url=url, **settings))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
