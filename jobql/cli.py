@@ -1,5 +1,5 @@
-"""`jobql serve | seed | migrate | import | export-schema | schema-check | bench | collect |
-emit`."""
+"""`jobql serve | seed | migrate | import | prune | export-schema | schema-check | bench |
+collect | emit`."""
 
 from __future__ import annotations
 
@@ -9,18 +9,22 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from jobql import logs
 from jobql.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from jobql.storage.prune import PruneReport
 
 logger = logging.getLogger("jobql")
 
@@ -111,6 +115,28 @@ def _parser() -> argparse.ArgumentParser:
         help="IANA zone of SchedulerX's local times (default: JOBQL_TIMEZONE, else UTC)",
     )
     importer.set_defaults(handler=_import)
+
+    prune = commands.add_parser(
+        "prune",
+        help="delete instances planned longer ago than an age, with their nodes (jobs stay)",
+        description="Deletes the instances whose plan time is before now minus --older-than, "
+        "with their nodes, in every workspace or one, in batches of one transaction each; "
+        "progress on stderr, a report per workspace on stdout. Exit 0: done; 1: the database "
+        "cannot be used or the workspace does not exist; 2: bad arguments.",
+    )
+    prune.add_argument(
+        "--older-than",
+        required=True,
+        type=_age,
+        metavar="AGE",
+        help="Nh, Nd or Nw (hours, days, weeks), e.g. 180d",
+    )
+    prune.add_argument("--workspace", metavar="NAME", help="only this workspace (default: all)")
+    prune.add_argument(
+        "--batch-size", type=_positive, default=5_000, help="instances per transaction (5000)"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+    prune.set_defaults(handler=_prune)
 
     export = commands.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("-o", "--output", default="schema.graphql", help="file, or - for stdout")
@@ -448,6 +474,87 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     files = f"{len(bodies)} file(s) imported" + (f", {failed} refused" if failed else "")
     print(f"{files}: {summary.line()}")
     return 1 if failed or summary.counts["rejected"] else 0
+
+
+class Age(NamedTuple):
+    text: str
+    delta: timedelta
+
+
+_AGE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def _age(text: str) -> Age:
+    match = re.fullmatch(r"(-?[0-9]+)([hdw])", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an age: a whole number with h, d or w (hours, days, weeks), "
+            "as in 180d"
+        )
+    if int(match[1]) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than zero")
+    try:
+        delta = timedelta(**{_AGE_UNITS[match[2]]: int(match[1])})
+    except OverflowError:
+        delta = timedelta.max
+    if delta >= datetime.now(UTC) - datetime(1, 1, 1, tzinfo=UTC):
+        raise argparse.ArgumentTypeError(f"{text!r} reaches back before the year 1")
+    return Age(text, delta)
+
+
+def _prune(args: argparse.Namespace, settings: Settings) -> int:
+    from jobql.storage import migrate
+    from jobql.storage.engine import create_engine
+    from jobql.storage.prune import UnknownWorkspace, prune
+    from jobql.storage.types import format_utc
+
+    cutoff = datetime.now(UTC) - args.older_than.delta
+    bar = ProgressBar("pruning")
+    drawn = False
+
+    def advance(done: int, total: int) -> None:
+        nonlocal drawn
+        drawn = True
+        bar.update(done, total)
+
+    async def run() -> PruneReport:
+        engine = create_engine(settings.database_url)
+        try:
+            if not await migrate.is_up_to_date(engine):
+                raise CommandError("the database is not migrated: run `jobql migrate` first")
+            return await prune(
+                engine,
+                cutoff,
+                workspace=args.workspace,
+                batch_size=args.batch_size,
+                dry_run=args.dry_run,
+                progress=advance,
+            )
+        except UnknownWorkspace as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(f"cannot reach the database: {exc}") from exc
+        finally:
+            if drawn:
+                bar.close()
+            await engine.dispose()
+
+    report = asyncio.run(run())
+    went = "would be removed" if report.dry_run else "removed"
+    print(f"cutoff: {format_utc(report.cutoff)} (now - {args.older_than.text})")
+    for entry in report.workspaces:
+        print(f"workspace {entry.name}: {entry.instances} instances, {entry.nodes} nodes {went}")
+    done = "dry run, nothing deleted" if report.dry_run else f"{bar.elapsed:.1f} s"
+    print(
+        f"total: {report.instances} instances, {report.nodes} nodes {went} "
+        f"in {len(report.workspaces)} workspace(s) ({done})"
+    )
+    if report.held_back:
+        print(
+            f"kept: {report.held_back} older instance(s) holding SQLite's largest ids (a new "
+            "row would get them again); a later prune removes them"
+        )
+    return 0
 
 
 def _export_schema(args: argparse.Namespace, _settings: Settings) -> int:
