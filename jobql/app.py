@@ -39,6 +39,8 @@ from jobql.settings import Settings
 from jobql.storage.engine import create_engine, publish_pool_metrics
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.migrate import is_up_to_date
+from jobql.storage.placement import Databases
+from jobql.storage.placement import attach as attach_databases
 from jobql.storage.replicas import Replicas
 from jobql.storage.replicas import attach as attach_replicas
 from jobql.storage.replicas import from_urls as replicas_from_urls
@@ -62,6 +64,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         plan_cache_mode=settings.plan_cache_mode,
         observe=settings.metrics,
     )
+    # Workspaces in other databases (JOBQL_WORKSPACE_DATABASES): their engines, pooled alike.
+    databases = _databases(settings, engine)
     replicas = _replicas(settings, engine)
     provider = tracer_provider or provider_from_settings(settings.otel_exporter)
     tracing = Tracing(provider, engine) if provider is not None else None
@@ -93,16 +97,23 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         max_per_connection=settings.live_max_per_connection,
         keepalive=settings.live_keepalive,
     )
-    # This worker's reader of the event log, started and stopped with the app.
-    broker = Broker(
-        engine,
-        poll_interval=settings.live_poll_interval,
-        batch_interval=settings.live_batch_interval,
-        max_age=timedelta(seconds=settings.event_retention_seconds),
-        max_count=settings.event_retention_count,
-        # At most half the pool for subscriptions' reads: writes and queries keep the rest.
-        read_concurrency=max(1, settings.pool_size // 2),
-    )
+
+    # This worker's reader of the event log, started and stopped with the app; one per database.
+    def make_broker(database: AsyncEngine) -> Broker:
+        return Broker(
+            database,
+            poll_interval=settings.live_poll_interval,
+            batch_interval=settings.live_batch_interval,
+            max_age=timedelta(seconds=settings.event_retention_seconds),
+            max_count=settings.event_retention_count,
+            # At most half the pool for subscriptions' reads: writes and queries keep the rest.
+            read_concurrency=max(1, settings.pool_size // 2),
+        )
+
+    broker = make_broker(engine)
+    other_brokers = {
+        other: make_broker(other) for other in databases.engines if other is not engine
+    }
     graphql = GraphQLEndpoint(
         schema,
         engine,
@@ -123,9 +134,15 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         access=access,
         live_limits=live_limits,
     )
-    graphql.runner = Runner(schema, broker, engine, cursors, live_limits)
-    # OpenLineage out (off unless configured): reads the event log in the background.
+    graphql.runner = Runner(schema, broker, engine, cursors, live_limits, others=other_brokers)
+    # OpenLineage out (off unless configured): reads the event log in the background, one per
+    # database.
     emitter = _emitter(settings, engine)
+    other_emitters = [
+        found
+        for other in databases.engines
+        if other is not engine and (found := _emitter(settings, other)) is not None
+    ]
 
     def publish_pools() -> None:
         publish_pool_metrics(engine)
@@ -140,15 +157,24 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         else:
             logger.info("%d API token(s) configured", len(access.tokens))
         try:
-            if not await is_up_to_date(engine):
-                raise DatabaseNotMigrated(
-                    "The database is not migrated to this version of jobql: run `jobql migrate`."
-                )
+            for database in databases.engines:
+                if not await is_up_to_date(database):
+                    where = (
+                        ""
+                        if database is engine
+                        else f" ({database.url.render_as_string(hide_password=True)})"
+                    )
+                    raise DatabaseNotMigrated(
+                        f"The database{where} is not migrated to this version of jobql: run "
+                        "`jobql migrate`."
+                    )
             if replicas is not None:
                 await replicas.start()
             await broker.start()
-            if emitter is not None:
-                await emitter.start()
+            for other in other_brokers.values():
+                await other.start()
+            for started in [*([emitter] if emitter is not None else []), *other_emitters]:
+                await started.start()
             # Several workers: another worker may answer a scrape; this one's gauges go out
             # every second (one worker publishes when it answers).
             publisher = (
@@ -163,12 +189,15 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                     publisher.cancel()
                 assert graphql.runner is not None
                 await graphql.runner.close()
-                if emitter is not None:
-                    await emitter.close()
+                for stopped in [*([emitter] if emitter is not None else []), *other_emitters]:
+                    await stopped.close()
+                for other in other_brokers.values():
+                    await other.close()
                 await broker.close()
         finally:
             if replicas is not None:
                 await replicas.close()
+            await databases.dispose_others()
             await engine.dispose()
             if tracing is not None:
                 tracing.close()
@@ -182,8 +211,14 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             # GraphQL over Server-Sent Events (graphql-sse, distinct connections).
             Route("/graphql/stream", GraphQLOverSSE(graphql)),
             # /livez, /readyz, /healthz (jobql/health.py) and Prometheus' /metrics.
-            *Health(engine, timeout=settings.pool_timeout, replicas=replicas).routes(),
-            *([metrics_route(engine, publish_pools)] if settings.metrics else []),
+            *Health(
+                engine, timeout=settings.pool_timeout, replicas=replicas, others=databases.engines
+            ).routes(),
+            *(
+                [metrics_route(engine, publish_pools, others=databases.engines)]
+                if settings.metrics
+                else []
+            ),
             Mount("/static", StaticFiles(packages=[("jobql", "static")]), name="static"),
             # The example dashboard (examples/dashboard/): static files that call /graphql.
             *dashboard_routes(settings.dashboard_dir),
@@ -226,10 +261,29 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     )
     app.state.engine = engine
     app.state.replicas = replicas
+    app.state.databases = databases
     app.state.broker = broker
     app.state.emitter = emitter
     app.state.tracing = tracing
     return app
+
+
+def _databases(settings: Settings, engine: AsyncEngine) -> Databases:
+    """The databases the workspaces live in: `engine`'s (JOBQL_DATABASE_URL) and those
+    JOBQL_WORKSPACE_DATABASES names, attached so that every request context finds its own."""
+
+    def make(url: str) -> AsyncEngine:
+        return create_engine(
+            url,
+            pool_size=settings.pool_size,
+            pool_timeout=settings.pool_timeout,
+            plan_cache_mode=settings.plan_cache_mode,
+        )
+
+    databases = Databases(settings.placement(), engine, make)
+    if databases.placement.spread:
+        attach_databases(databases)
+    return databases
 
 
 def _replicas(settings: Settings, engine: AsyncEngine) -> Replicas | None:

@@ -13,7 +13,8 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -24,7 +25,9 @@ from jobql.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from jobql.storage.placement import Placement
     from jobql.storage.prune import PruneReport
+    from jobql.storage.records import InstanceRecord
 
 logger = logging.getLogger("jobql")
 
@@ -214,6 +217,7 @@ def _emit(args: argparse.Namespace, settings: Settings) -> int:
 def _collect(args: argparse.Namespace, settings: Settings) -> int:
     from jobql.collect import command
 
+    placement = settings.placement()
     return command.run(
         config=args.config,
         sources=args.source,
@@ -221,6 +225,9 @@ def _collect(args: argparse.Namespace, settings: Settings) -> int:
         status=args.status,
         database_url=settings.database_url,
         timezone=settings.timezone,
+        # Each source writes into its workspace's database (JOBQL_WORKSPACE_DATABASES).
+        url_for=placement.url_for if placement.spread else None,
+        database_urls=placement.urls(),
     )
 
 
@@ -317,56 +324,101 @@ async def _is_empty(engine: AsyncEngine) -> bool:
     return not count
 
 
+def _where(placement: Placement, url: str) -> str:
+    """A database named in a message: its URL without password (after a space) when the
+    workspaces live in several databases, else nothing."""
+    return f" {placement.describe(url)}" if placement.spread else ""
+
+
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    """Every database of the placement, the main one first, one line each; the first that fails
+    stops the command (those before it stay migrated) and is named."""
+    from sqlalchemy.exc import DBAPIError
+
     from jobql.storage import migrate
     from jobql.storage.engine import create_engine
 
+    placement = settings.placement()
+
     async def run() -> None:
-        engine = create_engine(settings.database_url)
-        try:
-            before = await migrate.current_revision(engine)
-            await migrate.upgrade(engine)
-            after = await migrate.current_revision(engine)
-        finally:
-            await engine.dispose()
-        print(f"migrated: {before or 'empty'} -> {after}")
+        for url in placement.urls():
+            engine = create_engine(url)
+            try:
+                before = await migrate.current_revision(engine)
+                await migrate.upgrade(engine)
+                after = await migrate.current_revision(engine)
+            except Exception as exc:
+                if not placement.spread:
+                    raise
+                reason = exc.orig if isinstance(exc, DBAPIError) else exc
+                raise CommandError(
+                    f"migrating{_where(placement, url)} failed: {type(reason).__name__}: "
+                    f"{reason}; the databases before it are migrated, the ones after it were not "
+                    "tried"
+                ) from exc
+            finally:
+                await engine.dispose()
+            print(f"migrated{_where(placement, url)}: {before or 'empty'} -> {after}", flush=True)
 
     asyncio.run(run())
     return 0
 
 
 def _seed(args: argparse.Namespace, settings: Settings) -> int:
+    from jobql.demo import SeedPlan
     from jobql.storage import migrate
     from jobql.storage.engine import create_engine
 
+    placement = settings.placement()
+    # The databases of the workspaces it generates (JOBQL_WORKSPACE_DATABASES), each once.
+    names = SeedPlan(workspaces=args.workspaces).workspace_names
+    urls = list(dict.fromkeys(placement.url_for(name) for name in names))
+
     async def run() -> None:
-        engine = create_engine(settings.database_url)
+        engines = {url: create_engine(url) for url in urls}
         try:
-            if not await migrate.is_up_to_date(engine):
-                raise CommandError("the database is not migrated: run `jobql migrate` first")
+            for url, engine in engines.items():
+                if not await migrate.is_up_to_date(engine):
+                    raise CommandError(
+                        f"the database{_where(placement, url)} is not migrated: run "
+                        "`jobql migrate` first"
+                    )
             await _run_seed(
-                engine,
+                engines[urls[0]],
+                engine_for=lambda name: engines[placement.url_for(name)],
                 instances=args.instances,
                 jobs=args.jobs,
                 workspaces=args.workspaces,
                 seed=args.seed,
             )
         finally:
-            await engine.dispose()
+            for engine in engines.values():
+                await engine.dispose()
 
     asyncio.run(run())
     return 0
 
 
-async def _run_seed(engine: AsyncEngine, **plan: int | None) -> None:
+async def _run_seed(
+    engine: AsyncEngine,
+    *,
+    engine_for: Callable[[str], AsyncEngine] | None = None,
+    **plan: int | None,
+) -> None:
     from jobql.demo import SeedPlan, seed_database
 
     bar = ProgressBar("seeding")
-    result = await seed_database(engine, SeedPlan(**plan), bar.update)  # type: ignore[arg-type]
+    result = await seed_database(
+        engine,
+        SeedPlan(**plan),  # type: ignore[arg-type]
+        bar.update,
+        engine_for=engine_for,
+    )
     bar.close()
+    databases = f", {result.databases} databases" if result.databases > 1 else ""
     print(
         f"seeded {result.instances} instances, {result.nodes} nodes, {result.jobs} jobs "
-        f"in {result.workspaces} workspaces ({bar.elapsed:.1f} s)",
+        f"in {result.workspaces} workspaces{databases} ({bar.elapsed:.1f} s)",
         file=sys.stderr,
     )
 
@@ -407,6 +459,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from jobql.importers import ImportFormatError, ParsedBody, parse_body
+    from jobql.importers.body import DEFAULT_WORKSPACE
     from jobql.resolvers.ingest import ImportSummary, import_instances
     from jobql.storage import migrate
     from jobql.storage.engine import create_engine
@@ -442,11 +495,23 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         for warning in body.warnings:
             print(f"jobql import: {body.source}: warning: {warning}", file=sys.stderr)
 
+    # Each record goes to its workspace's database (JOBQL_WORKSPACE_DATABASES).
+    placement = settings.placement()
+    urls = list(
+        dict.fromkeys(
+            placement.url_for(record.workspace) for body in bodies for record in body.instances
+        )
+    ) or [placement.url_for(args.workspace or DEFAULT_WORKSPACE)]
+
     async def run() -> ImportSummary:
-        engine = create_engine(settings.database_url)
+        engines = {url: create_engine(url) for url in urls}
         try:
-            if not await migrate.is_up_to_date(engine):
-                raise CommandError("the database is not migrated: run `jobql migrate` first")
+            for url, engine in engines.items():
+                if not await migrate.is_up_to_date(engine):
+                    raise CommandError(
+                        f"the database{_where(placement, url)} is not migrated: run "
+                        "`jobql migrate` first"
+                    )
             total = sum(len(body.instances) for body in bodies)
             bar = ProgressBar("importing")
             done = 0
@@ -458,13 +523,18 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
 
             summary = ImportSummary()
             for body in bodies:
-                part = await import_instances(engine, body.instances, progress=advance)
-                summary.counts.update(part.counts)
-                summary.rejected.extend(part.rejected)
+                by_url: dict[str, list[InstanceRecord]] = {}
+                for record in body.instances:
+                    by_url.setdefault(placement.url_for(record.workspace), []).append(record)
+                for url, records in by_url.items():
+                    part = await import_instances(engines[url], records, progress=advance)
+                    summary.counts.update(part.counts)
+                    summary.rejected.extend(part.rejected)
             bar.close()
             return summary
         finally:
-            await engine.dispose()
+            for engine in engines.values():
+                await engine.dispose()
 
     summary = asyncio.run(run())
     for problem in summary.rejected[:50]:
@@ -509,19 +579,22 @@ def _prune(args: argparse.Namespace, settings: Settings) -> int:
     from jobql.storage.types import format_utc
 
     cutoff = datetime.now(UTC) - args.older_than.delta
-    bar = ProgressBar("pruning")
-    drawn = False
+    started = time.monotonic()
+    placement = settings.placement()
+    # One workspace: its database; all: every database, the main one first
+    # (JOBQL_WORKSPACE_DATABASES).
+    urls = [placement.url_for(args.workspace)] if args.workspace else placement.urls()
 
-    def advance(done: int, total: int) -> None:
-        nonlocal drawn
-        drawn = True
-        bar.update(done, total)
+    async def prune_one(url: str, engine: AsyncEngine) -> PruneReport:
+        bar = ProgressBar(f"pruning{_where(placement, url)}")
+        drawn = False
 
-    async def run() -> PruneReport:
-        engine = create_engine(settings.database_url)
+        def advance(done: int, total: int) -> None:
+            nonlocal drawn
+            drawn = True
+            bar.update(done, total)
+
         try:
-            if not await migrate.is_up_to_date(engine):
-                raise CommandError("the database is not migrated: run `jobql migrate` first")
             return await prune(
                 engine,
                 cutoff,
@@ -530,21 +603,38 @@ def _prune(args: argparse.Namespace, settings: Settings) -> int:
                 dry_run=args.dry_run,
                 progress=advance,
             )
-        except UnknownWorkspace as exc:
-            raise CommandError(str(exc)) from None
-        except OSError as exc:
-            raise CommandError(f"cannot reach the database: {exc}") from exc
         finally:
             if drawn:
                 bar.close()
-            await engine.dispose()
+
+    async def run() -> PruneReport:
+        engines = {url: create_engine(url) for url in urls}
+        url = urls[0]  # the database being used, for a message
+        try:
+            for url, engine in engines.items():
+                if not await migrate.is_up_to_date(engine):
+                    raise CommandError(
+                        f"the database{_where(placement, url)} is not migrated: run "
+                        "`jobql migrate` first"
+                    )
+            reports = []
+            for url, engine in engines.items():
+                reports.append(await prune_one(url, engine))
+            return _merged(reports)
+        except UnknownWorkspace as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(f"cannot reach the database{_where(placement, url)}: {exc}") from exc
+        finally:
+            for engine in engines.values():
+                await engine.dispose()
 
     report = asyncio.run(run())
     went = "would be removed" if report.dry_run else "removed"
     print(f"cutoff: {format_utc(report.cutoff)} (now - {args.older_than.text})")
     for entry in report.workspaces:
         print(f"workspace {entry.name}: {entry.instances} instances, {entry.nodes} nodes {went}")
-    done = "dry run, nothing deleted" if report.dry_run else f"{bar.elapsed:.1f} s"
+    done = "dry run, nothing deleted" if report.dry_run else f"{time.monotonic() - started:.1f} s"
     print(
         f"total: {report.instances} instances, {report.nodes} nodes {went} "
         f"in {len(report.workspaces)} workspace(s) ({done})"
@@ -555,6 +645,26 @@ def _prune(args: argparse.Namespace, settings: Settings) -> int:
             "row would get them again); a later prune removes them"
         )
     return 0
+
+
+def _merged(reports: list[PruneReport]) -> PruneReport:
+    """The reports of several databases as one: each workspace once, in name order."""
+    from jobql.storage.prune import WorkspacePruned
+
+    if len(reports) == 1:
+        return reports[0]
+    merged: dict[str, WorkspacePruned] = {}
+    for report in reports:
+        for entry in report.workspaces:
+            into = merged.setdefault(entry.name, WorkspacePruned(entry.name))
+            into.instances += entry.instances
+            into.nodes += entry.nodes
+    first = reports[0]
+    return replace(
+        first,
+        workspaces=[merged[name] for name in sorted(merged)],
+        held_back=sum(report.held_back for report in reports),
+    )
 
 
 def _export_schema(args: argparse.Namespace, _settings: Settings) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,13 +33,21 @@ REVISION_TTL = 10.0
 
 class Health:
     def __init__(
-        self, engine: AsyncEngine, *, timeout: float = 5.0, replicas: Replicas | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        timeout: float = 5.0,
+        replicas: Replicas | None = None,
+        others: Sequence[AsyncEngine] = (),
     ) -> None:
         self.engine = engine
+        # Every database workspaces live in (JOBQL_WORKSPACE_DATABASES), the main one first.
+        self.engines = [engine, *(other for other in others if other is not engine)]
         self.replicas = replicas
         self.timeout = timeout  # per check: a database that hangs is not ready either
         self.head = head_revision()
-        self._revision: tuple[float, str | None] | None = None  # (read at, revision)
+        # (read at, revision) per database engine.
+        self._revisions: dict[int, tuple[float, str | None]] = {}
 
     def routes(self) -> list[Route]:
         return [
@@ -52,42 +61,59 @@ class Health:
 
     async def healthz(self, _request: Request) -> JSONResponse:
         try:
-            await self._ping()
+            await asyncio.gather(*(_ping(engine) for engine in self.engines))
         except Exception:
             logger.exception("health check: database unreachable")
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, _request: Request) -> JSONResponse:
-        try:
-            await asyncio.wait_for(self._ping(), self.timeout)
-            revision = await asyncio.wait_for(self._current_revision(), self.timeout)
-        except Exception as exc:
-            reason = f"database unreachable: {type(exc).__name__}"
-            logger.warning("readiness: %s: %s", reason, exc)
-            return _unavailable(reason)
-        if revision != self.head:
-            return _unavailable(
-                f"database at revision {revision or 'none'}, this jobql needs {self.head}: "
-                "run `jobql migrate`"
-            )
-        ready: dict[str, object] = {"status": "ok", "revision": revision}
+        revisions = await asyncio.gather(
+            *(self._ready(engine) for engine in self.engines), return_exceptions=True
+        )
+        for engine, found in zip(self.engines, revisions, strict=True):
+            where = self._where(engine)
+            if isinstance(found, BaseException):
+                reason = f"database{where} unreachable: {type(found).__name__}"
+                logger.warning("readiness: %s: %s", reason, found)
+                return _unavailable(reason)
+            if found != self.head:
+                return _unavailable(
+                    f"database{where} at revision {found or 'none'}, this jobql needs "
+                    f"{self.head}: run `jobql migrate`"
+                )
+        ready: dict[str, object] = {"status": "ok", "revision": self.head}
+        if len(self.engines) > 1:
+            ready["databases"] = len(self.engines)
         if self.replicas is not None:
             # Informational: a replica out of rotation costs reads on the primary, not readiness.
             ready["replicas"] = self.replicas.status()
         return JSONResponse(ready)
 
-    async def _ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+    def _where(self, engine: AsyncEngine) -> str:
+        """ "" for the main database, " (<url without password>)" for another."""
+        if engine is self.engine:
+            return ""
+        return f" ({engine.url.render_as_string(hide_password=True)})"
 
-    async def _current_revision(self) -> str | None:
+    async def _ready(self, engine: AsyncEngine) -> str | None:
+        """The database's revision, once it has answered a ping (each within the timeout)."""
+        await asyncio.wait_for(_ping(engine), self.timeout)
+        return await asyncio.wait_for(self._current_revision(engine), self.timeout)
+
+    async def _current_revision(self, engine: AsyncEngine) -> str | None:
         now = time.monotonic()
-        if self._revision is not None and now - self._revision[0] < REVISION_TTL:
-            return self._revision[1]
-        revision = await current_revision(self.engine)
-        self._revision = (now, revision)
+        cached = self._revisions.get(id(engine))
+        if cached is not None and now - cached[0] < REVISION_TTL:
+            return cached[1]
+        revision = await current_revision(engine)
+        self._revisions[id(engine)] = (now, revision)
         return revision
+
+
+async def _ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
 
 
 def _unavailable(reason: str) -> JSONResponse:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+if TYPE_CHECKING:
+    from jobql.storage.placement import Placement
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./jobql.db"
 # A fixed default keeps cursors valid across restarts and workers; set your own in production so
@@ -30,6 +36,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     # Read replicas of a PostgreSQL primary (jobql.storage.replicas): queries read from them.
     replica_urls: tuple[str, ...] = ()
+    # Workspaces in other databases (jobql.storage.placement): (name or pattern, URL) in order.
+    workspace_databases: tuple[tuple[str, str], ...] = ()
     replica_max_lag: float = 10.0
     replica_check_interval: float = 1.0
     timezone: str = "UTC"
@@ -85,6 +93,13 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    def placement(self) -> Placement:
+        """Which database holds each workspace (JOBQL_WORKSPACE_DATABASES; by default, all in
+        JOBQL_DATABASE_URL)."""
+        from jobql.storage.placement import Placement
+
+        return Placement.of(self.database_url, self.workspace_databases)
+
     @property
     def is_default_database(self) -> bool:
         return self.database_url == DEFAULT_DATABASE_URL
@@ -100,6 +115,7 @@ class Settings:
                 for url in env.get("JOBQL_DATABASE_REPLICA_URLS", "").split(",")
                 if url.strip()
             ),
+            workspace_databases=_workspace_databases(env.get("JOBQL_WORKSPACE_DATABASES", "")),
             replica_max_lag=_float(env, "JOBQL_REPLICA_MAX_LAG", 10.0),
             replica_check_interval=_float(env, "JOBQL_REPLICA_CHECK_INTERVAL", 1.0),
             timezone=env.get("JOBQL_TIMEZONE", "UTC"),
@@ -189,6 +205,13 @@ class Settings:
                 f"JOBQL_OPENLINEAGE_NAMESPACE={settings.openlineage_namespace!r} is not a "
                 "namespace (text, where {workspace} stands for the workspace's name)"
             )
+        if settings.workspace_databases:
+            from jobql.storage.placement import PlacementError
+
+            try:
+                settings.placement()
+            except PlacementError as exc:
+                raise SettingsError(f"JOBQL_WORKSPACE_DATABASES: {exc}") from exc
         if settings.replica_urls:
             if not settings.database_url.startswith("postgresql"):
                 raise SettingsError(
@@ -210,6 +233,45 @@ class Settings:
                 "(it should be a copy of examples/dashboard/)"
             )
         return settings
+
+
+def _workspace_databases(raw: str) -> tuple[tuple[str, str], ...]:
+    """JOBQL_WORKSPACE_DATABASES: a JSON object, or the path of a TOML or JSON file holding
+    one, of workspace names or patterns to database URLs."""
+    text = raw.strip()
+    if not text:
+        return ()
+    where = "JOBQL_WORKSPACE_DATABASES"
+    if not text.startswith("{"):
+        path = Path(text)
+        try:
+            content = path.read_text("utf-8")
+        except OSError as exc:
+            raise SettingsError(
+                f"{where}={raw!r}: neither a JSON object nor a readable file ({exc.strerror})"
+            ) from exc
+        where = f"{where} file {text}"
+        if path.suffix.lower() == ".toml":
+            try:
+                loaded: object = tomllib.loads(content)
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"{where} is not TOML: {exc}") from exc
+            return _pairs(loaded, where)
+        text = content
+    try:
+        loaded = json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"{where} is not JSON: {exc}") from exc
+    return _pairs(loaded, where)
+
+
+def _pairs(loaded: object, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"{where} must map workspace names or patterns to database URLs")
+    for key, value in loaded.items():
+        if not isinstance(value, str):
+            raise SettingsError(f"{where}: workspace {key!r} maps to {value!r}, not a URL")
+    return tuple(loaded.items())
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

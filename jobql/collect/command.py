@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from jobql.collect.config import CollectConfig, ConfigError, SourceConfig, load_config
@@ -21,9 +22,15 @@ def run(
     status: bool,
     database_url: str,
     timezone: str,
+    url_for: Callable[[str], str] | None = None,
+    database_urls: Sequence[str] = (),
 ) -> int:
     """Exit status: 0 done (or stopped); 1 a pass failed (`--once`), an unhealthy source
-    (`--status`) or the database cannot be used; 2 a configuration that cannot be used."""
+    (`--status`) or the database cannot be used; 2 a configuration that cannot be used.
+
+    Workspaces in several databases (JOBQL_WORKSPACE_DATABASES): `url_for(workspace)` is the
+    database each source writes into (its records and checkpoints); `database_urls`, every
+    database, the main one first, for `--status`."""
     if config is None and not status:
         print("jobql collect: give the collector's file with --config FILE", file=sys.stderr)
         return 2
@@ -37,29 +44,38 @@ def run(
         print(f"jobql collect: {exc}", file=sys.stderr)
         return 2
     if status:
-        return asyncio.run(_status(selected, database_url, sources))
+        return asyncio.run(_status(selected, list(database_urls) or [database_url], sources))
     assert selected is not None
     try:
-        return asyncio.run(collect(selected, database_url, once=once))
+        return asyncio.run(collect(selected, database_url, once=once, url_for=url_for))
     except CollectError as exc:
         print(f"jobql collect: {exc}", file=sys.stderr)
         return 1
 
 
 async def _status(
-    selected: tuple[SourceConfig, ...] | None, database_url: str, names: list[str] | None
+    selected: tuple[SourceConfig, ...] | None, database_urls: list[str], names: list[str] | None
 ) -> int:
-    engine = create_engine(database_url)
+    """The checkpoints of every database (each source's are in its workspace's)."""
+    engines = [create_engine(url) for url in database_urls]
     try:
-        if not await is_up_to_date(engine):
-            print(
-                "jobql collect: the database is not migrated: run `jobql migrate` first",
-                file=sys.stderr,
-            )
-            return 1
+        for engine in engines:
+            if not await is_up_to_date(engine):
+                where = (
+                    f" {engine.url.render_as_string(hide_password=True)}"
+                    if len(engines) > 1
+                    else ""
+                )
+                print(
+                    f"jobql collect: the database{where} is not migrated: run `jobql migrate` "
+                    "first",
+                    file=sys.stderr,
+                )
+                return 1
         wanted = None if selected is None else [(s.name, s.kind) for s in selected]
-        lines, healthy = await status_lines(engine, wanted, datetime.now(UTC), names=names)
+        lines, healthy = await status_lines(engines, wanted, datetime.now(UTC), names=names)
     finally:
-        await engine.dispose()
+        for engine in engines:
+            await engine.dispose()
     print("\n".join(lines))
     return 0 if healthy else 1

@@ -90,23 +90,41 @@ class Collector:
         stop: asyncio.Event | None = None,
         clock: Clock = _now,
         walks: dict[str, tuple[Walk, Caller]] | None = None,
+        engine_for: Callable[[str], AsyncEngine] | None = None,
     ) -> None:
         self.sources = tuple(sources)
         self.engine = engine
+        # Workspaces in several databases: the engine of each workspace's (default: `engine`).
+        self.engine_for = engine_for
         self.stop = stop or asyncio.Event()
         self.clock = clock
         self.reports: list[PassReport] = []
         # Built on first use (tests give their own).
         self._walks = dict(walks or {})
 
+    def engine_of(self, source: SourceConfig) -> AsyncEngine:
+        """The database the source writes into (its records and its checkpoints)."""
+        return self.engine if self.engine_for is None else self.engine_for(source.workspace)
+
     async def check(self) -> None:
         """Refuse a database that is not migrated, and a source whose stored checkpoints are
         of another kind (a name reused for another source would resume from its bookmarks)."""
-        if not await is_up_to_date(self.engine):
-            raise CollectError("the database is not migrated: run `jobql migrate` first")
-        stored = {row.source: row.kind for row in await load_checkpoints(self.engine)}
+        engines = list(dict.fromkeys(self.engine_of(source) for source in self.sources))
+        stored: dict[tuple[AsyncEngine, str], str] = {}
+        for engine in engines or [self.engine]:
+            if not await is_up_to_date(engine):
+                where = (
+                    f" {engine.url.render_as_string(hide_password=True)}"
+                    if self.engine_for is not None
+                    else ""
+                )
+                raise CollectError(
+                    f"the database{where} is not migrated: run `jobql migrate` first"
+                )
+            for row in await load_checkpoints(engine):
+                stored[engine, row.source] = row.kind
         for source in self.sources:
-            kind = stored.get(source.name)
+            kind = stored.get((self.engine_of(source), source.name))
             if kind is not None and kind != source.kind:
                 raise CollectError(
                     f"source {source.name!r} is a {source.kind} source, but the database holds "
@@ -155,10 +173,11 @@ class Collector:
         checkpoints: SourceCheckpoints | None = None
         error: str | None = None
         stopped = False
+        engine = self.engine_of(source)
         try:
-            rows = await load_checkpoints(self.engine, source.name)
+            rows = await load_checkpoints(engine, source.name)
             checkpoints = SourceCheckpoints(source, rows)
-            await walk.run(checkpoints, Store(self.engine, checkpoints, stats), stats)
+            await walk.run(checkpoints, Store(engine, checkpoints, stats), stats)
         except Stopped:
             stopped = True
         except Unavailable as exc:
@@ -219,7 +238,7 @@ class Collector:
                 checkpoints.outcome(at=now, error=error, high_water=high_water, gaps=stats.gaps)
             )
         try:
-            await save_checkpoints(self.engine, rows)
+            await save_checkpoints(self.engine_of(checkpoints.source), rows)
         except Exception:  # the database is down: the next pass writes it again
             logger.exception("%s: cannot record the pass's outcome", checkpoints.source.name)
         if high_water is None:
@@ -243,21 +262,41 @@ def _walk(source: SourceConfig, caller: Caller, clock: Clock) -> Walk:
     return FlinkWalk(source, FlinkSource(source), caller, clock)
 
 
-async def collect(sources: Sequence[SourceConfig], database_url: str, *, once: bool) -> int:
+async def collect(
+    sources: Sequence[SourceConfig],
+    database_url: str,
+    *,
+    once: bool,
+    url_for: Callable[[str], str] | None = None,
+) -> int:
     """`jobql collect`: run until SIGTERM/SIGINT (0), or one pass each (`once`: 1 if any pass
-    failed)."""
+    failed). `url_for(workspace)`: the database each source's workspace lives in (default: the
+    one of `database_url`)."""
     engine = create_engine(database_url)
+    # One engine per database the sources write into (JOBQL_WORKSPACE_DATABASES).
+    engines = {database_url: engine}
+    if url_for is not None:
+        for source in sources:
+            url = url_for(source.workspace)
+            if url not in engines:
+                engines[url] = create_engine(url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stopping(stop, signum))
     try:
-        collector = Collector(sources, engine, stop=stop)
+        collector = Collector(
+            sources,
+            engine,
+            stop=stop,
+            engine_for=None if url_for is None else lambda workspace: engines[url_for(workspace)],
+        )
         ok = await collector.run(once=once)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await engine.dispose()
+        for each in engines.values():
+            await each.dispose()
     if stop.is_set():
         return 0
     return 0 if ok else 1

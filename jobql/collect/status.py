@@ -21,7 +21,7 @@ HEADER = ("SOURCE", "KIND", "LAST SUCCESS", "LAG", "PASSES", "GAPS", "LAST ERROR
 
 
 async def status_lines(
-    engine: AsyncEngine,
+    engines: AsyncEngine | Sequence[AsyncEngine],
     sources: Sequence[tuple[str, str]] | None,
     now: datetime,
     *,
@@ -29,10 +29,12 @@ async def status_lines(
 ) -> tuple[list[str], bool]:
     """The report's lines and whether every source is healthy. `sources`: (name, kind) of the
     configured sources (listed even before their first pass); None: every source stored, or
-    those of `names`."""
+    those of `names`. Several engines: the checkpoints of every database (workspaces in several
+    databases keep their sources' checkpoints each in its own)."""
     rows: dict[str, list[CheckpointRecord]] = defaultdict(list)
-    for row in await load_checkpoints(engine):
-        rows[row.source].append(row)
+    for engine in [engines] if isinstance(engines, AsyncEngine) else engines:
+        for row in await load_checkpoints(engine):
+            rows[row.source].append(row)
     wanted = list(sources) if sources is not None else _stored_sources(rows)
     if sources is None and names:
         wanted = [(name, kind) for name, kind in wanted if name in names]

@@ -24,9 +24,11 @@ The data depends only on the plan and the seed (into an empty database: the same
 PostgreSQL); existing rows shift only the ids and the numbered names. Random numbers come from
 generators seeded per block of `BLOCK` instances, whatever the batch size of the database.
 Surrogate ids are assigned here from `max(id) + 1` (nobody else may write to these tables while
-seeding). The rows are written by `jobql.storage.bulk` (binary COPY on PostgreSQL, one transaction
-per batch: an interrupted seed leaves the batches it finished); the next batch is generated in a
-thread while the database takes the current one.
+seeding). Workspaces placed in other databases (JOBQL_WORKSPACE_DATABASES) get the same data, each
+in its own database, numbered from the largest `max(id) + 1` of those databases. The rows are
+written by `jobql.storage.bulk` (binary COPY on PostgreSQL, one transaction per batch: an
+interrupted seed leaves the batches it finished); the next batch is generated in a thread while
+the database takes the current one.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class SeedResult:
     jobs: int  # jobs created, sub-jobs included
     instances: int
     nodes: int
+    databases: int = 1  # databases written to (`engine_for`)
 
 
 def reference_time(seed: int) -> datetime:
@@ -112,47 +115,88 @@ def reference_time(seed: int) -> datetime:
 
 
 async def seed_database(
-    engine: AsyncEngine, plan: SeedPlan, progress: Progress | None = None
+    engine: AsyncEngine,
+    plan: SeedPlan,
+    progress: Progress | None = None,
+    *,
+    engine_for: Callable[[str], AsyncEngine] | None = None,
 ) -> SeedResult:
     """Append `plan`'s synthetic data (see the module docstring).
 
     `progress(done, total)` counts instances: once with 0 when the jobs are in, then after each
     batch commits, the last call with `done == total`.
+
+    `engine_for(workspace)`: the database each workspace goes to (JOBQL_WORKSPACE_DATABASES;
+    default `engine` for all). The data is the same; each database gets its workspaces' rows,
+    numbered from the largest next id of those databases, so that no id is taken twice.
     """
+    names = plan.workspace_names
+    placed = [engine if engine_for is None else engine_for(name) for name in names]
+    databases = list(dict.fromkeys(placed))
+    # The database (its index in `databases`) each workspace's rows go to.
+    parts = [databases.index(database) for database in placed]
     batch = BATCH_POSTGRESQL if engine.dialect.name == "postgresql" else BATCH_SQLITE
-    start = await bulk.begin_load(engine, plan.workspace_names)
-    synth = _Synth(plan, list(start.workspace_ids.values()), start.taken, start.next_job_id)
-    if synth.jobs:
-        await bulk.insert_jobs(engine, synth.job_rows())
+    starts = [
+        await bulk.begin_load(
+            database, [name for name, part in zip(names, parts, strict=True) if part == n]
+        )
+        for n, database in enumerate(databases)
+    ]
+    workspace_ids = [
+        starts[part].workspace_ids[name] for name, part in zip(names, parts, strict=True)
+    ]
+    taken = [starts[part].taken[key] for key, part in zip(workspace_ids, parts, strict=True)]
+    synth = _Synth(
+        plan, workspace_ids, taken, max(start.next_job_id for start in starts), parts=parts
+    )
+    for n, database in enumerate(databases):
+        if job_rows := synth.job_rows(n):
+            await bulk.insert_jobs(database, job_rows)
     if progress is not None:
         progress(0, plan.instances)
 
-    blocks = synth.blocks(start.next_instance_id, start.next_node_id)
+    blocks = synth.blocks(
+        max(start.next_instance_id for start in starts),
+        max(start.next_node_id for start in starts),
+    )
 
-    def next_batch() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        instance_rows: list[tuple[Any, ...]] = []
-        node_rows: list[tuple[Any, ...]] = []
-        for block_instances, block_nodes in islice(blocks, batch // BLOCK):
-            instance_rows += block_instances
-            node_rows += block_nodes
-        return instance_rows, node_rows
+    def next_batch() -> list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+        """(instance rows, node rows) per database."""
+        rows: list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]] = [
+            ([], []) for _ in databases
+        ]
+        for block in islice(blocks, batch // BLOCK):
+            for (instance_rows, node_rows), (block_instances, block_nodes) in zip(
+                rows, block, strict=True
+            ):
+                instance_rows += block_instances
+                node_rows += block_nodes
+        return rows
 
-    # The next batch is generated in a thread while the database takes the current one (the
+    # The next batch is generated in a thread while the databases take the current one (the
     # generator is only ever advanced by one thread at a time).
     done = nodes = 0
-    instance_rows, node_rows = await asyncio.to_thread(next_batch)
-    while instance_rows:
-        _, (next_instances, next_nodes) = await asyncio.gather(
-            bulk.insert_batch(engine, instance_rows, node_rows), asyncio.to_thread(next_batch)
-        )
-        done += len(instance_rows)
-        nodes += len(node_rows)
+    rows = await asyncio.to_thread(next_batch)
+    while any(instance_rows for instance_rows, _ in rows):
+        writes = [
+            bulk.insert_batch(database, instance_rows, node_rows)
+            for database, (instance_rows, node_rows) in zip(databases, rows, strict=True)
+            if instance_rows
+        ]
+        _, following = await asyncio.gather(asyncio.gather(*writes), asyncio.to_thread(next_batch))
+        done += sum(len(instance_rows) for instance_rows, _ in rows)
+        nodes += sum(len(node_rows) for _, node_rows in rows)
         if progress is not None:
             progress(done, plan.instances)
-        instance_rows, node_rows = next_instances, next_nodes
-    await bulk.finish_load(engine)
+        rows = following
+    for database in databases:
+        await bulk.finish_load(database)
     return SeedResult(
-        workspaces=len(start.workspace_ids), jobs=len(synth.jobs), instances=done, nodes=nodes
+        workspaces=len(names),
+        jobs=len(synth.jobs),
+        instances=done,
+        nodes=nodes,
+        databases=len(databases),
     )
 
 
@@ -336,6 +380,7 @@ class _Runtime:
 class _JobSpec:
     id: int
     workspace_id: int
+    slot: int  # the workspace's position in the plan
     name: str
     type: str
     vendor_job_id: int | None
@@ -349,6 +394,7 @@ class _JobSpec:
     dispatch: _Dispatch | None = None
     runtime: _Runtime | None = None
     subjob: bool = False
+    part: int = 0  # the database its rows go to (`seed_database`'s `engine_for`)
     count: int = 0
     first_ms: int = 0
     interval_ms: int = 0
@@ -366,32 +412,37 @@ class _Synth:
         self,
         plan: SeedPlan,
         workspace_ids: list[int],
-        taken: dict[int, set[str]],
+        taken: list[set[str]],
         next_job_id: int,
+        *,
+        parts: list[int] | None = None,
     ) -> None:
+        """Per workspace of the plan, in its order (its slot): its id, the job names it has,
+        and (`parts`) the database its rows go to (ids of two databases may be equal)."""
         self.plan = plan
         self.ref_ms = _ms(reference_time(plan.seed))
         self.rng = random.Random(f"jobql-seed:{plan.seed}:jobs")
         self.jobs: list[_JobSpec] = []
         self.next_job_id = next_job_id
-        self.workers = {
-            workspace_id: tuple(
+        self.workspace_ids = workspace_ids
+        self.parts = parts or [0] * len(workspace_ids)
+        self.part_count = max(self.parts, default=0) + 1
+        self.workers = [
+            tuple(
                 f"10.0.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}:16" for _ in range(8)
             )
-            for workspace_id in workspace_ids
-        }
-        self.projects = {
-            workspace_id: f"{self.rng.getrandbits(128):032x}" for workspace_id in workspace_ids
-        }
+            for _ in workspace_ids
+        ]
+        self.projects = [f"{self.rng.getrandbits(128):032x}" for _ in workspace_ids]
         total = plan.job_count
-        for n, workspace_id in enumerate(workspace_ids):
-            quota = total // len(workspace_ids) + (n < total % len(workspace_ids))
-            self._plan_workspace(workspace_id, quota, taken[workspace_id])
+        for slot in range(len(workspace_ids)):
+            quota = total // len(workspace_ids) + (slot < total % len(workspace_ids))
+            self._plan_workspace(slot, quota, taken[slot])
         self._allocate(plan.instances)
 
     # jobs
 
-    def _plan_workspace(self, workspace_id: int, quota: int, taken: set[str]) -> None:
+    def _plan_workspace(self, slot: int, quota: int, taken: set[str]) -> None:
         rng = self.rng
         made = 0
         first_realtime = first_dispatch = True
@@ -401,14 +452,14 @@ class _Synth:
             if realtime:
                 first_realtime = False
                 subjobs = min(rng.randint(1, 3), left - 1)
-                parent = self._realtime_job(workspace_id, subjobs, taken)
+                parent = self._realtime_job(slot, subjobs, taken)
                 for step in parent.steps[:subjobs]:
                     self._subjob(parent, step.name, taken)
                 made += 1 + subjobs
             else:
                 dispatched = first_dispatch or rng.random() < 0.25
                 first_dispatch = False
-                self._batch_job(workspace_id, dispatched, taken)
+                self._batch_job(slot, dispatched, taken)
                 made += 1
 
     def _add(self, spec: _JobSpec, taken: set[str]) -> _JobSpec:
@@ -416,7 +467,7 @@ class _Synth:
         self.jobs.append(spec)
         return spec
 
-    def _batch_job(self, workspace_id: int, dispatched: bool, taken: set[str]) -> None:
+    def _batch_job(self, slot: int, dispatched: bool, taken: set[str]) -> None:
         rng = self.rng
         base = f"{rng.choice(_LAYERS)}_{rng.choice(_SUBJECTS)}_{rng.choice(_BATCH_SUFFIXES)}"
         name, n = base, 2
@@ -424,18 +475,16 @@ class _Synth:
             name, n = f"{base}_{n}", n + 1
         # Hourly-like jobs run 24 times as often as daily-like ones.
         weight = rng.choices((24.0, 6.0, 1.0, 1 / 7), (10, 10, 70, 10))[0]
-        spec = self._job(workspace_id, name, JobType.BATCH.name, weight, self._steps(0))
+        spec = self._job(slot, name, JobType.BATCH.name, weight, self._steps(0))
         if dispatched:
             spec.vendor_job_id = rng.randint(10_000, 999_999)
             time_type = rng.choices(list(TimeType), (70, 15, 10, 5))[0]
-            spec.dispatch = _Dispatch(
-                time_type.name, rng.choice(_EXECUTORS), self.workers[workspace_id]
-            )
+            spec.dispatch = _Dispatch(time_type.name, rng.choice(_EXECUTORS), self.workers[slot])
         elif rng.random() < 0.5:
             spec.vendor_job_id = rng.randint(100_000, 999_999)
         self._add(spec, taken)
 
-    def _realtime_job(self, workspace_id: int, subjobs: int, taken: set[str]) -> _JobSpec:
+    def _realtime_job(self, slot: int, subjobs: int, taken: set[str]) -> _JobSpec:
         rng = self.rng
         steps = self._steps(subjobs)
         base = f"rt_{rng.choice(_SUBJECTS)}_{rng.choice(_REALTIME_VERBS)}"
@@ -443,7 +492,7 @@ class _Synth:
         name, n = base, 2
         while name in taken or any(f"{name}_{s.name}" in taken for s in steps[:subjobs]):
             name, n = f"{base}{n}", n + 1
-        spec = self._job(workspace_id, name, JobType.REALTIME.name, 0.3, steps)
+        spec = self._job(slot, name, JobType.REALTIME.name, 0.3, steps)
         spec.median_ms *= 20  # streams run for hours
         if rng.random() < 0.5:
             spec.vendor_job_id = rng.randint(100_000, 999_999)
@@ -465,7 +514,7 @@ class _Synth:
             api_type=api_type.name,
             engine_version=rng.choice(_ENGINE_VERSIONS),
             cluster_id=f"rcmp{rng.getrandbits(64):016x}",
-            queue_name=f"root.{self.projects[workspace_id][:8]}",
+            queue_name=f"root.{self.projects[slot][:8]}",
             code=code,
             properties=(
                 "blink.checkpoint.mode=EXACTLY_ONCE\n"
@@ -487,7 +536,7 @@ class _Synth:
 
     def _subjob(self, parent: _JobSpec, node_name: str, taken: set[str]) -> None:
         spec = self._job(
-            parent.workspace_id,
+            parent.slot,
             f"{parent.name}_{node_name}",
             JobType.BATCH.name,
             self.rng.choice((1.0, 1.0, 1 / 7)),
@@ -498,18 +547,17 @@ class _Synth:
         spec.subjob = True
         self._add(spec, taken)
 
-    def _job(
-        self, workspace_id: int, name: str, type_: str, weight: float, steps: list[_Step]
-    ) -> _JobSpec:
+    def _job(self, slot: int, name: str, type_: str, weight: float, steps: list[_Step]) -> _JobSpec:
         rng = self.rng
         job_id = self.next_job_id
         self.next_job_id += 1
         log_root = None
         if rng.random() < 0.4:
-            log_root = f"obs://dlf-log-{self.projects[workspace_id]}/{name}"
+            log_root = f"obs://dlf-log-{self.projects[slot]}/{name}"
         spec = _JobSpec(
             id=job_id,
-            workspace_id=workspace_id,
+            workspace_id=self.workspace_ids[slot],
+            slot=slot,
             name=name,
             type=type_,
             vendor_job_id=None,
@@ -520,6 +568,7 @@ class _Synth:
             median_ms=min(max(rng.lognormvariate(12.1, 1.2), 2_000.0), 4 * 3600_000.0),
             version_count=rng.choices((0, 1, 2, 3), (25, 45, 22, 8))[0],
             log_root=log_root,
+            part=self.parts[slot],
         )
         return spec
 
@@ -598,10 +647,12 @@ class _Synth:
                     for n, at in enumerate(starts)
                 ]
 
-    def job_rows(self) -> list[tuple[Any, ...]]:
+    def job_rows(self, part: int = 0) -> list[tuple[Any, ...]]:
+        """The job rows of one database (`parts`)."""
         return [
             (j.id, j.workspace_id, j.name, j.vendor_job_id, j.type, j.parent_id, j.parent_node_name)
             for j in self.jobs
+            if j.part == part
         ]
 
     # instances
@@ -622,8 +673,8 @@ class _Synth:
 
     def blocks(
         self, next_instance_id: int, next_node_id: int
-    ) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
-        """Instance and node rows, BLOCK instances at a time."""
+    ) -> Iterator[list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]]:
+        """Instance and node rows, BLOCK instances at a time, per database (`parts`)."""
         schedule = self._schedule()
         number = 0
         while True:
@@ -632,18 +683,19 @@ class _Synth:
                 return
             rng = random.Random(f"jobql-seed:{self.plan.seed}:block:{number}")
             number += 1
-            instances: list[tuple[Any, ...]] = []
-            nodes: list[tuple[Any, ...]] = []
+            rows: list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]] = [
+                ([], []) for _ in range(self.part_count)
+            ]
             for plan_ms, n, run in runs:
+                job = self.jobs[n]
+                instances, nodes = rows[job.part]
                 before = len(nodes)
                 instances.append(
-                    self._instance(
-                        rng, self.jobs[n], run, plan_ms, next_instance_id, next_node_id, nodes
-                    )
+                    self._instance(rng, job, run, plan_ms, next_instance_id, next_node_id, nodes)
                 )
                 next_instance_id += 1
                 next_node_id += len(nodes) - before
-            yield instances, nodes
+            yield rows
 
     def _instance(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,14 +67,27 @@ async def keep_publishing(publish: Callable[[], None]) -> None:
         await asyncio.sleep(PUBLISH_EVERY)
 
 
-def metrics_route(engine: AsyncEngine, publish: Callable[[], None] = lambda: None) -> Route:
+def metrics_route(
+    engine: AsyncEngine,
+    publish: Callable[[], None] = lambda: None,
+    *,
+    others: Sequence[AsyncEngine] = (),
+) -> Route:
+    """/metrics; the collector's checkpoints are read from `engine` and `others` (the
+    databases other workspaces live in)."""
+    engines = [engine, *(other for other in others if other is not engine)]
+
     async def endpoint(request: Request) -> Response:
         if SCOPE not in principal_of(request.scope).scopes:
             return error_response(
                 403, "This token may not read /metrics (scope `metrics`).", JSON, code="FORBIDDEN"
             )
         publish()
-        sources = await _collector_rows(engine)
+        sources = [
+            row
+            for rows in await asyncio.gather(*(_collector_rows(each) for each in engines))
+            for row in rows
+        ]
         body = await run_in_threadpool(_exposition, sources)
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 

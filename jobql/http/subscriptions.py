@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -170,9 +170,14 @@ class Runner:
         engine: AsyncEngine,
         cursors: CursorCodec,
         limits: LiveLimits,
+        *,
+        others: Mapping[AsyncEngine, Broker] | None = None,
     ) -> None:
+        """`broker` reads `engine`'s event log; `others`, the brokers of the databases other
+        workspaces live in (JOBQL_WORKSPACE_DATABASES), by engine."""
         self.schema = schema
         self.broker = broker
+        self.brokers: dict[AsyncEngine, Broker] = {engine: broker, **(others or {})}
         self.engine = engine
         self.cursors = cursors
         self.limits = limits
@@ -273,8 +278,9 @@ class Runner:
         try:
             # "From now on" means after what is committed now, which the broker may not have
             # read yet: the group's results up to here are skipped, the prelude reads them.
-            joined = await self.broker.head()
-            prelude = self._context(ctx, Live(self.broker, None, until=joined, prelude=True))
+            broker = self.brokers[ctx.engine]  # the log of the workspace's database
+            joined = await broker.head()
+            prelude = self._context(ctx, Live(broker, None, until=joined, prelude=True))
             try:
                 source = await self.schema.subscribe(
                     query,
@@ -306,8 +312,9 @@ class Runner:
         operation_name: str | None,
         ctx: RequestContext,
     ) -> Group:
-        follower = self.broker.follow(GROUP_BACKLOG)
-        live = Live(self.broker, follower, until=follower.start, prelude=False)
+        broker = self.brokers[ctx.engine]
+        follower = broker.follow(GROUP_BACKLOG)
+        live = Live(broker, follower, until=follower.start, prelude=False)
         group = Group(key, self._context(ctx, live))
         self.groups[key] = group
         group.task = asyncio.create_task(

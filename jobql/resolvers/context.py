@@ -10,6 +10,7 @@ from jobql.errors import Forbidden
 from jobql.storage.engine import Reader, is_statement_error, is_unavailable
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.loaders import Loaders
+from jobql.storage.placement import engine_for
 from jobql.storage.replicas import (
     COMMIT_LSNS,
     LSN_HEADER,
@@ -85,6 +86,8 @@ class RequestContext:
         """A context for one request; `long_lived` for a WebSocket connection's many operations
         (no connection held between statements, no rows cached between operations)."""
         name = workspace if workspace else DEFAULT_WORKSPACE
+        # The database that holds the workspace (JOBQL_WORKSPACE_DATABASES), and its replicas.
+        engine = engine_for(engine, name)
         reader = Reader(engine, hold=not long_lived, replicas=replicas_of(engine))
         return cls(
             workspace=name,
@@ -100,6 +103,10 @@ class RequestContext:
         """Move a connection's context to another workspace (a WebSocket's connection_init)."""
         self.workspace = workspace if workspace else DEFAULT_WORKSPACE
         self.scopes = scopes
+        placed = engine_for(self.engine, self.workspace)
+        if placed is not self.engine:  # the workspace lives in another database
+            self.engine = placed
+            self.reader = Reader(placed, hold=False, replicas=replicas_of(placed))
         self.loaders = Loaders.create(self.reader, self.workspace, cache=False)
         self.cache_rows = False
         self._stats_loaders = None

@@ -77,6 +77,8 @@ class Replica:
     lag: float = float("inf")
     reason: str = "not checked yet"
     checked_at: float = 0.0
+    # Whether a check has ever found it serving (then a later return disposes its stale pools).
+    checked_before: bool = False
 
     @property
     def name(self) -> str:
@@ -199,7 +201,12 @@ class Replicas:
             replica.up, replica.reason = False, f"lagging {replica.lag:.1f} s"
             return
         if not replica.up:
+            if replica.checked_before:
+                # Back from being away: its pooled connections may be to the server as it was
+                # before a restart. A fresh start, rather than each first read falling back.
+                await replica.engine.dispose()
             logger.info("replica %s in rotation", replica.name)
+        replica.checked_before = True
         replica.up, replica.reason = True, "ok"
 
     def _lag(self, replayed: int, primary_lsn: int | None, now: float) -> float:

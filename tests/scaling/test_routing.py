@@ -78,7 +78,9 @@ def reads(cluster: Cluster) -> int:
             "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s "
             f"JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '{DATABASE}' "
             "AND s.query ILIKE 'SELECT%' AND (s.query ILIKE '%FROM instance%' "
-            "OR s.query ILIKE '%FROM job%')",
+            "OR s.query ILIKE '%FROM job%') "
+            # Not the event log's readers (subscriptions' broker): they read the primary always.
+            "AND s.query NOT ILIKE '%instance_event%'",
             DATABASE,
         )
     )
