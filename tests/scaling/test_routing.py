@@ -211,8 +211,11 @@ def test_queries_read_from_the_replica_and_a_write_is_read_back_where_it_was_rep
             family.name: family
             for family in text_string_to_metric_families(http.get("/metrics").text)
         }
+        # This replica's (the registry is the process's: other tests' replicas may be in it).
+        name = replica_state(http)["replica"]
         rotation = families["jobql_replica_in_rotation"].samples
-        assert [sample.value for sample in rotation] == [1.0]
+        assert [s.value for s in rotation if s.labels["replica"] == name] == [1.0]
+        assert name.endswith(f":{fresh.replica.port}/{DATABASE}")
         routes = {
             sample.labels["target"]: sample.value
             for sample in families["jobql_read_routes"].samples
