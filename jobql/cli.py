@@ -324,6 +324,17 @@ async def _is_empty(engine: AsyncEngine) -> bool:
     return not count
 
 
+async def _require_migrated(placement: Placement, engines: dict[str, AsyncEngine]) -> None:
+    """CommandError naming the first of `engines` (by URL) that is not migrated."""
+    from jobql.storage import migrate
+
+    for url, engine in engines.items():
+        if not await migrate.is_up_to_date(engine):
+            raise CommandError(
+                f"the database{_where(placement, url)} is not migrated: run `jobql migrate` first"
+            )
+
+
 def _where(placement: Placement, url: str) -> str:
     """A database named in a message: its URL without password (after a space) when the
     workspaces live in several databases, else nothing."""
@@ -366,7 +377,6 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 def _seed(args: argparse.Namespace, settings: Settings) -> int:
     from jobql.demo import SeedPlan
-    from jobql.storage import migrate
     from jobql.storage.engine import create_engine
 
     placement = settings.placement()
@@ -377,12 +387,7 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> None:
         engines = {url: create_engine(url) for url in urls}
         try:
-            for url, engine in engines.items():
-                if not await migrate.is_up_to_date(engine):
-                    raise CommandError(
-                        f"the database{_where(placement, url)} is not migrated: run "
-                        "`jobql migrate` first"
-                    )
+            await _require_migrated(placement, engines)
             await _run_seed(
                 engines[urls[0]],
                 engine_for=lambda name: engines[placement.url_for(name)],
@@ -461,7 +466,6 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     from jobql.importers import ImportFormatError, ParsedBody, parse_body
     from jobql.importers.body import DEFAULT_WORKSPACE
     from jobql.resolvers.ingest import ImportSummary, import_instances
-    from jobql.storage import migrate
     from jobql.storage.engine import create_engine
 
     try:
@@ -506,12 +510,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> ImportSummary:
         engines = {url: create_engine(url) for url in urls}
         try:
-            for url, engine in engines.items():
-                if not await migrate.is_up_to_date(engine):
-                    raise CommandError(
-                        f"the database{_where(placement, url)} is not migrated: run "
-                        "`jobql migrate` first"
-                    )
+            await _require_migrated(placement, engines)
             total = sum(len(body.instances) for body in bodies)
             bar = ProgressBar("importing")
             done = 0
@@ -573,7 +572,6 @@ def _age(text: str) -> Age:
 
 
 def _prune(args: argparse.Namespace, settings: Settings) -> int:
-    from jobql.storage import migrate
     from jobql.storage.engine import create_engine
     from jobql.storage.prune import UnknownWorkspace, prune
     from jobql.storage.types import format_utc
@@ -611,12 +609,7 @@ def _prune(args: argparse.Namespace, settings: Settings) -> int:
         engines = {url: create_engine(url) for url in urls}
         url = urls[0]  # the database being used, for a message
         try:
-            for url, engine in engines.items():
-                if not await migrate.is_up_to_date(engine):
-                    raise CommandError(
-                        f"the database{_where(placement, url)} is not migrated: run "
-                        "`jobql migrate` first"
-                    )
+            await _require_migrated(placement, engines)
             reports = []
             for url, engine in engines.items():
                 reports.append(await prune_one(url, engine))

@@ -147,6 +147,14 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 15.0) -> Non
         time.sleep(0.05)
 
 
+def settled(http: httpx.Client, pair: Replicated, job: str, ids: range) -> httpx.Response:
+    """`ids` of `job` written, replayed, and the replica in rotation."""
+    written = record(http, job, ids)
+    pair.wait_caught_up()
+    wait_for(lambda: replica_state(http)["inRotation"], "replica in rotation")
+    return written
+
+
 def lsn_value(text: str) -> int:
     high, low = text.split("/")
     return (int(high, 16) << 32) | int(low, 16)
@@ -156,12 +164,10 @@ def test_queries_read_from_the_replica_and_a_write_is_read_back_where_it_was_rep
     fresh: Replicated, database: Database
 ) -> None:
     with serve(database, replica_max_lag=60.0) as url, httpx.Client(base_url=url) as http:
-        written = record(http, "rw", range(1, 4))
+        written = settled(http, fresh, "rw", range(1, 4))
         lsn = written.json()["extensions"]["lsn"]
         assert written.headers["jobql-lsn"] == lsn
         assert lsn_value(lsn) > 0
-        fresh.wait_caught_up()
-        wait_for(lambda: replica_state(http)["inRotation"], "replica in rotation")
 
         counts = Counts(fresh)
         assert [runs(http, "rw") for _ in range(20)] == [3] * 20
@@ -232,9 +238,7 @@ def test_a_lagging_replica_leaves_rotation_until_it_catches_up(
         serve(database, replica_max_lag=0.5) as url,
         httpx.Client(base_url=url) as http,
     ):
-        record(http, "lag", range(1, 3))
-        fresh.wait_caught_up()
-        wait_for(lambda: replica_state(http)["inRotation"], "replica in rotation")
+        settled(http, fresh, "lag", range(1, 3))
         with fresh.paused():
             record(http, "lag", range(3, 4))
             wait_for(lambda: replica_state(http)["reason"].startswith("lagging"), "replica lagging")
@@ -261,9 +265,7 @@ def test_a_replica_stopped_mid_run_costs_no_request_an_error(
         serve(database, replica_check_interval=5.0) as url,
         httpx.Client(base_url=url) as http,
     ):
-        record(http, "stop", range(1, 6))
-        fresh.wait_caught_up()
-        wait_for(lambda: replica_state(http)["inRotation"], "replica in rotation")
+        settled(http, fresh, "stop", range(1, 6))
         answers: list[tuple[int, Any]] = []
         stop = threading.Event()
 
