@@ -71,20 +71,28 @@ class Health:
         revisions = await asyncio.gather(
             *(self._ready(engine) for engine in self.engines), return_exceptions=True
         )
+        # Other workspaces' databases (JOBQL_WORKSPACE_DATABASES): one of them away costs its
+        # workspaces' requests a 503, not the worker its place behind the load balancer.
+        others: list[dict[str, str]] = []
         for engine, found in zip(self.engines, revisions, strict=True):
             where = self._where(engine)
             if isinstance(found, BaseException):
                 reason = f"database{where} unreachable: {type(found).__name__}"
                 logger.warning("readiness: %s: %s", reason, found)
-                return _unavailable(reason)
+                if engine is self.engine:
+                    return _unavailable(reason)
+                others.append({"database": _name(engine), "status": "unreachable"})
+                continue
             if found != self.head:
                 return _unavailable(
                     f"database{where} at revision {found or 'none'}, this jobql needs "
                     f"{self.head}: run `jobql migrate`"
                 )
+            if engine is not self.engine:
+                others.append({"database": _name(engine), "status": "ok"})
         ready: dict[str, object] = {"status": "ok", "revision": self.head}
-        if len(self.engines) > 1:
-            ready["databases"] = len(self.engines)
+        if others:
+            ready["databases"] = others
         if self.replicas is not None:
             # Informational: a replica out of rotation costs reads on the primary, not readiness.
             ready["replicas"] = self.replicas.status()
@@ -94,7 +102,7 @@ class Health:
         """ "" for the main database, " (<url without password>)" for another."""
         if engine is self.engine:
             return ""
-        return f" ({engine.url.render_as_string(hide_password=True)})"
+        return f" ({_name(engine)})"
 
     async def _ready(self, engine: AsyncEngine) -> str | None:
         """The database's revision, once it has answered a ping (each within the timeout)."""
@@ -109,6 +117,10 @@ class Health:
         revision = await current_revision(engine)
         self._revisions[id(engine)] = (now, revision)
         return revision
+
+
+def _name(engine: AsyncEngine) -> str:
+    return engine.url.render_as_string(hide_password=True)
 
 
 async def _ping(engine: AsyncEngine) -> None:

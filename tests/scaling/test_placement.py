@@ -142,7 +142,12 @@ def test_each_workspace_lives_in_its_own_cluster_and_answers_as_with_one(
     ):
         ready = http.get("/readyz").json()
         assert ready["status"] == "ok"
-        assert ready["databases"] == 2
+        assert ready["databases"] == [
+            {
+                "database": f"postgresql+asyncpg://postgres@127.0.0.1:{second.port}/jobql_b",
+                "status": "ok",
+            }
+        ]
         for workspace, count in (("ws1", 5), ("ws2", 7), ("team-x", 2)):
             _write(http, workspace, count)
         for workspace in ("ws1", "ws2", "team-x"):
@@ -217,3 +222,33 @@ async def _next_event(stream: httpx.Response) -> dict[str, Any]:
                 data = json.loads(line.removeprefix("data: "))
                 return dict(data["data"]["instanceEvents"])
     raise AssertionError("the stream ended")
+
+
+def test_a_workspace_database_that_is_away_costs_only_its_workspaces(
+    clusters: tuple[Cluster, Cluster],
+) -> None:
+    first, second = clusters
+    main = _database(first, "jobql_away_main")
+    other = _database(second, "jobql_away_b")
+    with (
+        live_app(main, workspace_databases=(("ws2", other),)) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        _write(http, "ws1", 2)
+        _write(http, "ws2", 2)
+        second.kill()
+        try:
+            # ws2's database is away: a clear 503 for its requests, none for ws1's.
+            away = http.post("/graphql", json={"query": VIEW}, headers={"workspace": "ws2"})
+            assert away.status_code == 503, away.text
+            assert away.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+            assert _answers(http, "ws1")["view"]["instances"]["totalCount"] == 3
+            # The worker stays ready (ws1 is served); /readyz says which database is away.
+            ready = http.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert [d["status"] for d in ready.json()["databases"]] == ["unreachable"]
+        finally:
+            second.start()
+        # Back: ws2 is served again without a restart.
+        assert _answers(http, "ws2")["view"]["instances"]["totalCount"] == 3
+        assert http.get("/readyz").json()["databases"][0]["status"] == "ok"
