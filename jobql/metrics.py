@@ -113,6 +113,12 @@ LINEAGE_EMITTED = Counter(
     "FAIL, ABORT); at least once: a batch sent again after a failure or restart counts again.",
     ["type"],
 )
+LINEAGE_REFUSED = Counter(
+    "jobql_lineage_events_refused",
+    "OpenLineage RunEvents the receiver refused for good (HTTP 400, 409, 413, 415, 422), by "
+    "eventType: logged and passed over, not sent again.",
+    ["type"],
+)
 LINEAGE_SEND_FAILURES = Counter(
     "jobql_lineage_send_failures",
     "Attempts of the OpenLineage emitter to send a batch that the transport failed (each is "

@@ -21,12 +21,21 @@ logger = logging.getLogger("jobql.emit")
 CONSOLE_LOGGER = "openlineage.client.transport.console"
 
 
+# HTTP answers that refuse one event for what it is (malformed, too large, a conflict): sending
+# it again would be refused again and hold every later event back. Authentication, a wrong URL,
+# timeouts and rate limits (401, 403, 404, 407, 408, 429) are the receiver's or the set-up's
+# state: those are retried like a transport failure.
+REFUSED_STATUSES = frozenset({400, 409, 413, 415, 422})
+
+
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """How many events of a batch the transport accepted, in order, and why it stopped."""
+    """How many events of a batch the transport took care of, in order (accepted, or refused
+    for good), which of them it refused (their indexes and why), and why it stopped."""
 
     count: int
     error: BaseException | None = None
+    refused: tuple[tuple[int, BaseException], ...] = ()
 
 
 class Sender:
@@ -55,12 +64,23 @@ class Sender:
         return await asyncio.to_thread(self._send, events)
 
     def _send(self, events: Sequence[RunEvent]) -> Sent:
+        refused: list[tuple[int, BaseException]] = []
         for index, event in enumerate(events):
             try:
                 self.client.emit(event)
-            except Exception as exc:  # any transport's failure: the batch is sent again
-                return Sent(index, exc)
-        return Sent(len(events))
+            except Exception as exc:
+                if refused_for_good(exc):
+                    refused.append((index, exc))
+                    continue
+                # Any other failure of any transport: sent again from this event on.
+                return Sent(index, exc, tuple(refused))
+        return Sent(len(events), None, tuple(refused))
 
     async def close(self) -> None:
         await asyncio.to_thread(self.client.close, 5.0)
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """The receiver answered that it will never take this event (REFUSED_STATUSES)."""
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None) in REFUSED_STATUSES

@@ -5,7 +5,9 @@ only then move the cursor (with the runs' states) — at least once, resumed aft
   or expired and renewed while held; the other `serve` workers wait and take over when the
   holder stops renewing (a crash: after `lease` seconds).
 - A transport failure is retried with exponential backoff (`backoff` .. `backoff_max`) from the
-  first event not accepted; nothing is skipped. The lease is renewed between attempts.
+  first event not accepted; nothing is skipped. The lease is renewed between attempts. Only an
+  event the receiver refuses for what it is (HTTP 400, 409, 413, 415, 422: it would be refused
+  again) is logged, counted (`jobql_lineage_events_refused_total`) and passed over.
 - Woken by the log's listener (PostgreSQL NOTIFY, commits in this process) and by its poll
   timer; never called by a writer.
 """
@@ -73,6 +75,7 @@ class Emitter:
         self._listener = use_cases.Listener(engine, self._notified)
         self._task: asyncio.Task[None] | None = None
         self.sent = 0  # RunEvents the transport accepted (this process)
+        self.refused = 0  # RunEvents the receiver refused for good (this process)
 
     def namespace(self, workspace: str) -> str:
         return self.namespace_template.format(workspace=workspace)
@@ -202,9 +205,14 @@ class Emitter:
         failures = 0
         while pending:
             sent = await self._renewing(self.sender.send(pending))
-            for event in pending[: sent.count]:
-                metrics.LINEAGE_EMITTED.labels(_event_type(event)).inc()
-            self.sent += sent.count
+            refused = dict(sent.refused)
+            for index, event in enumerate(pending[: sent.count]):
+                if index in refused:
+                    self._refused(event, refused[index])
+                else:
+                    metrics.LINEAGE_EMITTED.labels(_event_type(event)).inc()
+            self.sent += sent.count - len(refused)
+            self.refused += len(refused)
             pending = pending[sent.count :]
             if sent.error is None:
                 return True
@@ -226,6 +234,24 @@ class Emitter:
             if not await self._hold():
                 return False
         return True
+
+    def _refused(self, event: RunEvent, exc: BaseException) -> None:
+        """An event the receiver refused for good: logged with what names it, counted, and
+        passed over (sent again, it would hold every later event back for ever)."""
+        metrics.LINEAGE_REFUSED.labels(_event_type(event)).inc()
+        response = getattr(exc, "response", None)
+        detail = (getattr(response, "text", "") or str(exc))[:500]
+        logger.error(
+            "OpenLineage emitter %r: the receiver refused the %s event of run %s (job %s/%s) "
+            "with HTTP %s, for good: not sent again, going on with the next. Its answer: %s",
+            self.name,
+            _event_type(event),
+            event.run.runId if event.run is not None else "?",
+            event.job.namespace if event.job is not None else "?",
+            event.job.name if event.job is not None else "?",
+            getattr(response, "status_code", "?"),
+            detail,
+        )
 
     async def _renewing(self, sending: Awaitable[Sent]) -> Sent:
         """`sending`, renewing the lease meanwhile: a batch that takes longer than the lease to
