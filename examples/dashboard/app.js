@@ -3,7 +3,8 @@
 // job (duration and failure rate per day: the job list, then one request per job and window).
 // Plain ES modules, no build step; the charts are Chart.js (vendor/, charts.js). With "Live"
 // ticked, a subscription says when a change matches the filter and the views re-read what they
-// show; the open drill-down is itself a subscription (live.js).
+// show; the open drill-down is itself a subscription (live.js), and a change of its nodes makes
+// its slowest nodes re-read.
 import { clearChart, dayLabel, drawDurations, drawFailureRates } from './charts.js';
 import { GraphQLRequestError, request } from './graphql.js';
 import { LiveConnection } from './live.js';
@@ -18,6 +19,7 @@ import {
   NODES_SIZE,
   PAGE_SIZE,
   SLOWEST_NODES,
+  SLOWEST_NODES_QUERY,
   STATS_WINDOWS,
   STATUS_COUNTS_QUERY,
   TIMELINE_QUERY,
@@ -66,6 +68,9 @@ const state = {
   statsJob: null, // the job the charts show
   statsDays: DEFAULT_STATS_WINDOW,
   statsController: null,
+  drillNodes: null, // the drill-down's nodes as last read or pushed (JSON): tells a change
+  slowestTimer: null,
+  slowestController: null,
 };
 // Changes arriving together are one re-read.
 const REFRESH_DELAY_MS = 250;
@@ -279,6 +284,7 @@ async function apply() {
   // The drill-down belongs to the previous filter: close it.
   sections.nodes.hidden = true;
   state.selectedId = null;
+  clearTimeout(state.slowestTimer);
   if (state.live) startLive(); // the new filter and connection
   await Promise.all([
     loadCounts(generation, signal),
@@ -338,6 +344,7 @@ function startLive() {
       if (!instance || sections.nodes.hidden) return;
       renderNodes(sections.nodes, instance, { limit: NODES_SIZE });
       sections.nodes.dataset.pushes = String(Number(sections.nodes.dataset.pushes ?? 0) + 1);
+      nodesPushed(instance.nodes);
     },
     onStatus: showLiveStatus,
   });
@@ -353,8 +360,47 @@ function stopLive() {
   window.jobqlLive = null;
 }
 
+/**
+ * The drill-down's instance was pushed (Live): when its nodes differ from the ones last read or
+ * pushed, the job's node statistics may have changed, so the slowest nodes are read again (once
+ * per burst). The push that follows every subscribe changes nothing and costs nothing.
+ */
+function nodesPushed(nodes) {
+  const pushed = JSON.stringify(nodes);
+  if (pushed === state.drillNodes) return;
+  state.drillNodes = pushed;
+  // While the drill-down's own read is under way, it compares when it lands.
+  if (sections.nodes.dataset.opened === state.selectedId) scheduleSlowestNodes();
+}
+
+function scheduleSlowestNodes() {
+  clearTimeout(state.slowestTimer);
+  state.slowestTimer = setTimeout(refreshSlowestNodes, REFRESH_DELAY_MS);
+}
+
+async function refreshSlowestNodes() {
+  state.slowestController?.abort();
+  state.slowestController = new AbortController();
+  const id = state.selectedId;
+  const section = sections.nodes;
+  if (!id || section.hidden) return;
+  const signal = AbortSignal.any([state.controller.signal, state.slowestController.signal]);
+  try {
+    const variables = { id, slowest: SLOWEST_NODES };
+    const data = await request(SLOWEST_NODES_QUERY, variables, state.connection, { signal });
+    if (state.selectedId !== id) return;
+    renderSlowestNodes(section, data.node?.nodeStats ?? []);
+    section.dataset.slowestReads = String(Number(section.dataset.slowestReads ?? 0) + 1);
+  } catch (error) {
+    if (error.name !== 'AbortError') showError(error);
+  }
+}
+
 async function openInstance(instance) {
   state.selectedId = instance.id;
+  state.drillNodes = null;
+  clearTimeout(state.slowestTimer);
+  state.slowestController?.abort();
   showJobStats({ job: instance.jobName });
   state.live?.watch(instance.id, NODES_SIZE);
   for (const row of sections.instances.querySelectorAll('tr.instance')) {
@@ -365,6 +411,7 @@ async function openInstance(instance) {
   section.querySelector('.summary').textContent = `${instance.jobName} #${instance.instanceId} …`;
   for (const body of section.querySelectorAll('tbody')) body.replaceChildren();
   delete section.dataset.instanceId;
+  delete section.dataset.opened;
   const generation = state.generation;
   await runView(section, generation, async () => {
     const variables = { id: instance.id, first: NODES_SIZE, slowest: SLOWEST_NODES };
@@ -373,6 +420,10 @@ async function openInstance(instance) {
     renderNodes(section, data.node, { limit: NODES_SIZE });
     renderSlowestNodes(section, data.node?.nodeStats ?? []);
     section.dataset.opened = instance.id;
+    // A push that came during the read with other nodes: this answer may predate it.
+    const read = JSON.stringify(data.node?.nodes ?? null);
+    if (state.drillNodes !== null && state.drillNodes !== read) scheduleSlowestNodes();
+    else state.drillNodes = read;
   });
   section.scrollIntoView({ block: 'nearest' });
 }

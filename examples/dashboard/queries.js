@@ -74,6 +74,20 @@ export const INSTANCE_NODES_QUERY = `query DashboardInstanceNodes($id: ID!, $fir
   }
 }`;
 
+/**
+ * The drill-down's slowest nodes alone, read again (with "Live") after its instance changed: a
+ * change of its nodes changes the job's node statistics.
+ */
+export const SLOWEST_NODES_QUERY = `query DashboardSlowestNodes($id: ID!, $slowest: Int!) {
+  node(id: $id) {
+    ... on Instance {
+      nodeStats(orderBy: SLOWEST, first: $slowest) {
+        name runs failures durationMs { p50 p95 }
+      }
+    }
+  }
+}`;
+
 /** The job picker: job names, each with its latest planned run (where its charts' window ends). */
 export const JOBS_QUERY = `query DashboardJobs($first: Int!) {
   jobs(first: $first) {

@@ -1,6 +1,8 @@
 // Drive jobql's /dashboard in Debian's Chromium with "Live" ticked: writes made elsewhere (POSTed
 // by this script, not by the page) show up in the counts, the list and the open drill-down
-// without a reload, and after a network drop the page reconnects with its last cursor.
+// without a reload, and after a network drop the page reconnects with its last cursor. Last, node
+// runs written to the open instance change which node is slowest: the drill-down's slowest nodes
+// follow (test_dashboard_live.py compares them with a fresh `nodeStats`).
 //
 // usage: node dashboard_live.mjs <baseUrl> <screenshot.png> <plan-json>
 // plan-json: {"workspace": "default", "job": "live_dashboard", "instanceId": 424242}
@@ -30,6 +32,9 @@ async function record(base, workspace, items) {
   return body.data.recordInstances.results.map((result) => result.outcome);
 }
 
+// Nodes are [name, status] or [name, status, seconds from start to end].
+const NODE_START = Date.parse('2099-01-01T00:01:00Z');
+
 function item(plan, instanceId, status, nodes) {
   return {
     jobName: plan.job,
@@ -37,7 +42,14 @@ function item(plan, instanceId, status, nodes) {
     status,
     // Planned in the future: first in the list (newest planned first).
     planTime: '2099-01-01T00:00:00Z',
-    nodes: nodes.map(([name, nodeStatus]) => ({ name, type: 'SQL', status: nodeStatus })),
+    nodes: nodes.map(([name, nodeStatus, seconds]) => {
+      const node = { name, type: 'SQL', status: nodeStatus };
+      if (seconds !== undefined) {
+        node.startTime = new Date(NODE_START).toISOString();
+        node.endTime = new Date(NODE_START + seconds * 1000).toISOString();
+      }
+      return node;
+    }),
   };
 }
 
@@ -52,6 +64,19 @@ async function until(page, what, predicate, arg) {
 
 const failCount = () => Number(document.querySelector('#counts li[data-status="FAIL"]').dataset.count);
 const firstRow = () => document.querySelector('#instances tr.instance')?.dataset.instanceId;
+// The drill-down's slowest nodes as shown: [name, runs, failures, p50, p95] per row.
+const slowestRows = () =>
+  [...document.querySelectorAll('#nodes table.slowest tr.slow-node')].map((row) => [
+    row.dataset.name,
+    Number(row.dataset.runs),
+    Number(row.dataset.failures),
+    JSON.parse(row.dataset.p50),
+    JSON.parse(row.dataset.p95),
+  ]);
+const slowestShows = ([name, p95]) => {
+  const row = document.querySelector('#nodes table.slowest tr.slow-node');
+  return row?.dataset.name === name && JSON.parse(row.dataset.p95) === p95;
+};
 
 async function main() {
   const [baseArg, screenshot, planArg] = process.argv.slice(2);
@@ -59,9 +84,13 @@ async function main() {
   const base = new URL(baseArg);
   const plan = JSON.parse(planArg);
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: LAUNCH_ARGS });
-  const seen = { subscribes: [], steps: {} };
+  const seen = { subscribes: [], steps: {}, slowestReads: [] };
   try {
     const page = await browser.newPage();
+    page.on('request', (request) => {
+      const body = request.method() === 'POST' ? request.postDataJSON() : null;
+      if (body?.query?.includes('DashboardSlowestNodes')) seen.slowestReads.push(body);
+    });
     page.on('websocket', (socket) => {
       socket.on('framesent', (frame) => {
         const message = JSON.parse(frame.payload);
@@ -105,6 +134,31 @@ async function main() {
     await until(page, 'live again', () => document.querySelector('#liveStatus').dataset.status === 'live');
     await until(page, 'the FAIL count after the drop', (n) => Number(document.querySelector('#counts li[data-status="FAIL"]').dataset.count) === n, failsBefore + 2);
     seen.steps.afterDrop = { fails: await page.evaluate(failCount), firstRow: await page.evaluate(firstRow) };
+    log('the page came back after a drop');
+
+    // 4. Node runs of the open instance, written elsewhere: first `load` is the slowest; then, in
+    // a burst of two writes, `extract` passes it. The slowest nodes follow, without a reload.
+    const readsBefore = seen.slowestReads.length;
+    const pushesBefore = Number(await page.locator('#nodes').getAttribute('data-pushes'));
+    await record(base, plan.workspace, [
+      item(plan, plan.instanceId, 'FAIL', [['extract', 'SUCCESS', 10], ['load', 'FAIL', 50]]),
+    ]);
+    await until(page, 'load as the slowest node', slowestShows, ['load', 50_000]);
+    seen.steps.loadSlowest = await page.evaluate(slowestRows);
+    for (const seconds of [80, 120]) {
+      await record(base, plan.workspace, [
+        item(plan, plan.instanceId, 'FAIL', [['extract', 'SUCCESS', seconds], ['load', 'FAIL', 50]]),
+      ]);
+    }
+    await until(page, 'extract as the slowest node', slowestShows, ['extract', 120_000]);
+    seen.steps.extractSlowest = await page.evaluate(slowestRows);
+    seen.steps.slowest = {
+      reads: seen.slowestReads.length - readsBefore,
+      pushes: Number(await page.locator('#nodes').getAttribute('data-pushes')) - pushesBefore,
+      drillDownId: await page.locator('#nodes').getAttribute('data-opened'),
+    };
+    log('the slowest nodes followed writes of node runs');
+
     seen.reloaded = !(await page.evaluate(() => window.loadedOnce === true));
     seen.refreshes = Number(await page.locator('#views').getAttribute('data-refreshes'));
     await page.screenshot({ path: screenshot, fullPage: true });
