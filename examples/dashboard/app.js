@@ -1,6 +1,7 @@
 // The dashboard: filters -> three views (counts, instances, timeline), each one GraphQL request,
 // a drill-down to an instance's nodes and its job's slowest nodes (one more), and the charts of one
-// job (duration and failure rate per day: the job list, then one request per job and window).
+// job (duration and failure rate per day: the job list, then one request per job and window). The
+// job list is read a page at a time ("More jobs"), or searched by name through the API's filter.
 // Plain ES modules, no build step; the charts are Chart.js (vendor/, charts.js). With "Live"
 // ticked, a subscription says when a change matches the filter and the views re-read what they
 // show; the open drill-down is itself a subscription (live.js), and a change of its nodes makes
@@ -13,7 +14,9 @@ import {
   INSTANCE_NODES_QUERY,
   INSTANCE_STATUSES,
   INSTANCES_QUERY,
+  JOB_LATEST_RUN_QUERY,
   JOB_STATS_QUERY,
+  JOBS_MAX_PAGE,
   JOBS_QUERY,
   JOBS_SIZE,
   NODES_SIZE,
@@ -31,6 +34,7 @@ import {
   renderInstances,
   renderJobChoices,
   renderJobStatsSummary,
+  renderJobsShown,
   renderNodes,
   renderSlowestNodes,
   renderStatusChoices,
@@ -64,7 +68,12 @@ const state = {
   refreshTimer: null,
   refreshController: null,
   refreshes: 0,
-  jobs: null, // job name -> plan time of its latest run (null: none), once the job list is read
+  // The picker's list once read: { search, names, totalCount, hasNextPage, endCursor }.
+  jobs: null,
+  latestRuns: new Map(), // job name -> plan time of its latest run (null: none), as last read
+  jobsRead: 0, // bumped by every read of the list: only the newest one is drawn
+  jobsController: null, // a search or "More jobs" under way; a newer one aborts it
+  searchTimer: null,
   statsJob: null, // the job the charts show
   statsDays: DEFAULT_STATS_WINDOW,
   statsController: null,
@@ -74,6 +83,8 @@ const state = {
 };
 // Changes arriving together are one re-read.
 const REFRESH_DELAY_MS = 250;
+// A search is sent once the typing pauses.
+const SEARCH_DELAY_MS = 250;
 
 /** `2025-05-31T22:47` from a datetime-local input, read as UTC -> `2025-05-31T22:47:00Z`. */
 function utc(value) {
@@ -199,8 +210,13 @@ async function drawJobStats(generation, signal) {
     Object.assign(section.dataset, { job: '', days: String(days), count: '0' });
     return;
   }
-  // A job beyond the list (JOBS_SIZE) has no known latest run: its window ends today.
-  const planWindow = statsWindow(state.jobs?.get(name) ?? null, days);
+  if (!state.latestRuns.has(name)) {
+    // A job no list read has brought (opened in the drill-down): its latest run first.
+    const data = await request(JOB_LATEST_RUN_QUERY, { name }, state.connection, { signal });
+    if (generation !== state.generation) return;
+    state.latestRuns.set(name, data.job?.instances.nodes[0]?.planTime ?? null);
+  }
+  const planWindow = statsWindow(state.latestRuns.get(name) ?? null, days);
   const variables = { name, window: planWindow };
   const data = await request(JOB_STATS_QUERY, variables, state.connection, { signal });
   const current = name === state.statsJob && days === state.statsDays;
@@ -221,30 +237,115 @@ async function drawJobStats(generation, signal) {
   });
 }
 
+/**
+ * `count` jobs by name whose name starts with `search` (all: ''), after the cursor `after`: one
+ * request, or one per JOBS_MAX_PAGE.
+ */
+async function readJobs(search, count, after, signal) {
+  const filter = search ? { nameStartsWith: search } : null;
+  const jobs = [];
+  let cursor = after;
+  let page;
+  do {
+    const first = Math.min(count - jobs.length, JOBS_MAX_PAGE);
+    const variables = { filter, first, after: cursor };
+    page = (await request(JOBS_QUERY, variables, state.connection, { signal })).jobs;
+    for (const job of page.nodes) {
+      jobs.push({ name: job.name, latest: job.instances.nodes[0]?.planTime ?? null });
+    }
+    cursor = page.pageInfo.endCursor ?? cursor;
+  } while (jobs.length < count && page.pageInfo.hasNextPage);
+  const { hasNextPage } = page.pageInfo;
+  return { jobs, totalCount: page.totalCount, hasNextPage, endCursor: cursor };
+}
+
+/**
+ * Read the picker's list: `first`, the first page of `search`; `more`, the page after the listed
+ * ones; `again` (Live), as many as are listed. Drawn unless a newer read or Apply came meanwhile;
+ * returns the list read (null: another Apply came).
+ */
+async function loadJobList(generation, signal, mode, search = state.jobs?.search ?? '') {
+  const listed = mode === 'first' ? [] : (state.jobs?.names ?? []);
+  const count = mode === 'again' ? Math.max(JOBS_SIZE, listed.length) : JOBS_SIZE;
+  const after = mode === 'more' ? state.jobs.endCursor : null;
+  const read = (state.jobsRead += 1);
+  const page = await readJobs(search, count, after, signal);
+  if (generation !== state.generation) return null;
+  for (const { name, latest } of page.jobs) state.latestRuns.set(name, latest);
+  const names = page.jobs.map((job) => job.name);
+  const list = {
+    search,
+    names: mode === 'more' ? [...listed, ...names] : names,
+    totalCount: page.totalCount,
+    hasNextPage: page.hasNextPage,
+    endCursor: page.endCursor,
+  };
+  if (read === state.jobsRead) {
+    state.jobs = list;
+    renderJobPicker();
+  }
+  return list;
+}
+
+/** The picker as listed: the jobs read so far, the charts' job kept, how many there are. */
+function renderJobPicker() {
+  const list = state.jobs;
+  const names = list?.names ?? [];
+  renderJobChoices($('#statsJob'), names, state.statsJob);
+  renderJobsShown($('#jobsShown'), list);
+  const more = $('#moreJobs');
+  more.hidden = !list?.hasNextPage;
+  Object.assign(sections.jobStats.dataset, {
+    jobsTotal: String(list?.totalCount ?? 0),
+    jobsListed: String(names.length),
+    jobsSearch: list?.search ?? '',
+  });
+}
+
+/** A search typed, or "More jobs": the list alone (the charts keep their job). */
+async function readJobList(mode, search) {
+  state.jobsController?.abort();
+  const controller = new AbortController();
+  state.jobsController = controller;
+  const generation = state.generation;
+  const signal = AbortSignal.any([state.controller.signal, controller.signal]);
+  const more = $('#moreJobs');
+  more.disabled = true;
+  try {
+    await loadJobList(generation, signal, mode, search);
+  } catch (error) {
+    if (error.name !== 'AbortError' && generation === state.generation) showError(error);
+  } finally {
+    if (state.jobsController === controller) more.disabled = false;
+  }
+}
+
+function searchJobs() {
+  clearTimeout(state.searchTimer);
+  const search = () => readJobList('first', $('#jobSearch').value);
+  state.searchTimer = setTimeout(search, SEARCH_DELAY_MS);
+}
+
+function moreJobs() {
+  if (state.jobs?.hasNextPage) readJobList('more');
+}
+
 /** The job list (when asked to, or not read yet), then the charts. */
 function loadJobStats(generation, signal, { reloadJobs = false } = {}) {
   const stats = statsSignal(signal);
   return runView(sections.jobStats, generation, async () => {
     if (reloadJobs || state.jobs === null) {
-      const data = await request(JOBS_QUERY, { first: JOBS_SIZE }, state.connection, {
-        signal: stats,
-      });
-      if (generation !== state.generation) return;
-      const jobs = data.jobs.nodes;
-      state.jobs = new Map(jobs.map((job) => [job.name, job.instances.nodes[0]?.planTime ?? null]));
+      const again = state.jobs !== null;
+      const search = again ? state.jobs.search : $('#jobSearch').value;
+      const list = await loadJobList(generation, stats, again ? 'again' : 'first', search);
+      if (list === null) return;
       // After Apply (maybe another workspace) a job not listed gives way to the first; a live
-      // re-read keeps the job shown, even one opened from beyond the list.
-      if (!state.statsJob || (!reloadJobs && !state.jobs.has(state.statsJob))) {
-        state.statsJob = jobs[0]?.name ?? null;
-      }
-      const select = $('#statsJob');
-      renderJobChoices(select, jobs, state.statsJob);
-      select.title =
-        data.jobs.totalCount > jobs.length
-          ? `The first ${jobs.length} of ${data.jobs.totalCount} jobs by name; open an instance ` +
-            'to chart the job of any run'
-          : '';
-      sections.jobStats.dataset.jobsTotal = String(data.jobs.totalCount);
+      // re-read keeps the job shown, even one from beyond the list, and reads its latest run
+      // again when the list did not.
+      const listed = list.names.includes(state.statsJob);
+      if (!state.statsJob || (!again && !listed)) state.statsJob = list.names[0] ?? null;
+      else if (!listed) state.latestRuns.delete(state.statsJob);
+      renderJobPicker();
     }
     await drawJobStats(generation, stats);
   });
@@ -255,8 +356,7 @@ function showJobStats({ job = state.statsJob, days = state.statsDays } = {}) {
   if (job === state.statsJob && days === state.statsDays) return Promise.resolve();
   state.statsJob = job;
   state.statsDays = days;
-  const listed = [...(state.jobs?.keys() ?? [])].map((name) => ({ name }));
-  renderJobChoices($('#statsJob'), listed, job);
+  renderJobPicker();
   $('#statsWindow').value = String(days);
   // Reads the job list too when this cuts short an Apply's load of it.
   return loadJobStats(state.generation, state.controller.signal);
@@ -279,6 +379,7 @@ async function apply() {
   state.cursors = [null];
   // The job list is the workspace's (and the token's): read it again.
   state.jobs = null;
+  state.latestRuns = new Map();
   localStorage.setItem(WORKSPACE_KEY, connection.workspace);
   const { generation, signal } = newGeneration();
   // The drill-down belongs to the previous filter: close it.
@@ -456,6 +557,8 @@ function start() {
     else stopLive();
   });
   $('#statsJob').addEventListener('change', (event) => showJobStats({ job: event.target.value }));
+  $('#jobSearch').addEventListener('input', searchJobs);
+  $('#moreJobs').addEventListener('click', moreJobs);
   $('#statsWindow').addEventListener('change', (event) =>
     showJobStats({ days: Number(event.target.value) }),
   );

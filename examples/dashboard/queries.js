@@ -21,8 +21,11 @@ export const TIMELINE_SIZE = 40;
 export const NODES_SIZE = 100;
 // The drill-down's "slowest nodes": this many node names of the job, by p95 duration.
 export const SLOWEST_NODES = 5;
-// The job picker lists this many jobs (by name); a job opened in the drill-down is added to it.
-export const JOBS_SIZE = 500;
+// The job picker reads the jobs by name this many at a time: the first page on Apply, the next
+// one on "More jobs" (after the connection's `endCursor`). A job opened in the drill-down is added.
+export const JOBS_SIZE = 200;
+// The most `jobs(first:)` takes: a live re-read of a longer list asks for it in several pages.
+export const JOBS_MAX_PAGE = 1000;
 // The windows (days, ending with the day of the job's latest run) the job charts offer.
 export const STATS_WINDOWS = [7, 30, 90];
 export const DEFAULT_STATS_WINDOW = 30;
@@ -88,11 +91,23 @@ export const SLOWEST_NODES_QUERY = `query DashboardSlowestNodes($id: ID!, $slowe
   }
 }`;
 
-/** The job picker: job names, each with its latest planned run (where its charts' window ends). */
-export const JOBS_QUERY = `query DashboardJobs($first: Int!) {
-  jobs(first: $first) {
+/**
+ * The job picker: one page of job names by name, each with its latest planned run (where its
+ * charts' window ends). `filter` is the picker's search (`{ nameStartsWith }`, the API's own
+ * filter) or null; `after` is the previous page's `endCursor`.
+ */
+export const JOBS_QUERY = `query DashboardJobs($filter: JobFilter, $first: Int!, $after: String) {
+  jobs(filter: $filter, first: $first, after: $after) {
     totalCount
+    pageInfo { hasNextPage endCursor }
     nodes { name instances(first: 1) { nodes { planTime } } }
+  }
+}`;
+
+/** The latest planned run of one job that no list read has brought (opened in the drill-down). */
+export const JOB_LATEST_RUN_QUERY = `query DashboardJobLatestRun($name: String!) {
+  job(name: $name) {
+    instances(first: 1) { nodes { planTime } }
   }
 }`;
 

@@ -270,12 +270,24 @@ export function renderSlowestNodes(section, stats) {
   );
 }
 
-/** The job picker: `jobs` is `[{ name }]`; keeps `selected` (added when it is not listed). */
-export function renderJobChoices(select, jobs, selected) {
-  const names = jobs.map((job) => job.name);
+/** The job picker: the job names listed; keeps `selected` (added when it is not listed). */
+export function renderJobChoices(select, listed, selected) {
+  const names = [...listed];
   if (selected && !names.includes(selected)) names.push(selected);
   select.replaceChildren(...names.map((name) => element('option', { value: name }, name)));
   select.value = selected ?? '';
+}
+
+/** `200 of 3,012 jobs`, `3 of 3 jobs starting with "etl_"`: how far the picker's list goes. */
+export function renderJobsShown(output, list) {
+  if (!list) {
+    output.textContent = '';
+    return;
+  }
+  const listed = list.names.length.toLocaleString('en');
+  const total = list.totalCount.toLocaleString('en');
+  const matching = list.search ? ` starting with "${list.search}"` : '';
+  output.textContent = `${listed} of ${total} job${list.totalCount === 1 ? '' : 's'}${matching}`;
 }
 
 export function renderWindowChoices(select, windows, selected) {

@@ -1,8 +1,9 @@
 // Drive jobql's /dashboard in Debian's Chromium: apply filters, read every view (the job charts
 // from their Chart.js instances), open a drill-down (which shows its job in the charts), optionally
 // pick another job and window for the charts, and optionally tick Live and write a run of the
-// charts' job from outside the page; save the screenshot, then turn to the next page of instances
-// (when there is one).
+// charts' job from outside the page, reach jobs beyond the picker's first page ("More jobs", and
+// a search by name); save the screenshot, then turn to the next page of instances (when there is
+// one).
 //
 // usage: node dashboard.mjs <baseUrl> <screenshot.png> <plan-json>
 //
@@ -11,7 +12,12 @@
 //             "expectError": false (optional: the views must fail, e.g. without a token),
 //             "statsJob": "name", "statsDays": 7 (optional: picked in the charts' selects),
 //             "liveWrite": {InstanceInput} (optional: recorded with Live ticked; the charts must
-//                           then count `liveCount` runs)}
+//                           then count `liveCount` runs),
+//             "farJobs": {"paged": "name", "search": "prefix", "searched": "name",
+//                         "hiding": "prefix", "liveWrite": {InstanceInput}, "liveCount": n}
+//                        (optional, after liveWrite: "More jobs" until `paged` is listed, pick it;
+//                        search `search`, pick `searched`; search `hiding` (a list without the
+//                        charts' job), then record `liveWrite` of it: the charts count liveCount)}
 //
 // Fails if the page asks any other origin for anything. Records every /graphql request the page
 // sends (operation, variables, headers). Prints one JSON object on stdout: the rows of the
@@ -313,6 +319,88 @@ async function writeWhileLive(page, base, plan) {
   log('the charts followed a write made elsewhere');
 }
 
+/** The picker's list as shown, and how far it goes. */
+async function readJobPicker(page) {
+  return page.evaluate(() => {
+    const section = document.querySelector('#jobStats');
+    return {
+      choices: [...document.querySelectorAll('#statsJob option')].map((option) => option.value),
+      listed: Number(section.dataset.jobsListed),
+      total: Number(section.dataset.jobsTotal),
+      search: section.dataset.jobsSearch,
+      shown: document.querySelector('#jobsShown').textContent,
+      more: !document.querySelector('#moreJobs').hidden,
+    };
+  });
+}
+
+async function waitForPicker(page, what, predicate, arg) {
+  try {
+    await page.waitForFunction(predicate, arg, { timeout: STEP_TIMEOUT_MS, polling: 100 });
+  } catch {
+    const error = await page.locator('#error').textContent().catch(() => null);
+    const { choices, ...picker } = await readJobPicker(page);
+    throw new Failure(
+      `the job picker never showed ${what}; it shows ${JSON.stringify(picker)} ` +
+        `(${choices.length} choices), the error box holds ${JSON.stringify(error)}`,
+    );
+  }
+}
+
+/**
+ * Reach jobs beyond the picker's first page: "More jobs" until `paged` is listed, then pick it;
+ * search `search` and pick `searched`; search `hiding`, a list without the charts' job, and write
+ * a run of that job from outside the page (Live is ticked). Returns what each step showed and
+ * asked.
+ */
+async function reachFarJobs(page, base, plan, requests) {
+  const far = plan.farJobs;
+  const steps = {};
+  let before = requests.length;
+  const pages = [];
+  while (!(await readJobPicker(page)).choices.includes(far.paged)) {
+    const picker = await readJobPicker(page);
+    if (!picker.more) throw new Failure(`${far.paged} is not listed and there is no "More jobs"`);
+    await page.click('#moreJobs');
+    const listedMore = (listed) =>
+      Number(document.querySelector('#jobStats').dataset.jobsListed) > listed;
+    await waitForPicker(page, 'more jobs', listedMore, picker.listed);
+    pages.push(await readJobPicker(page));
+  }
+  steps.more = { pages, requests: requests.slice(before) };
+  before = requests.length;
+  await page.selectOption('#statsJob', far.paged);
+  await waitForJobStats(page, { job: far.paged });
+  steps.paged = { charts: await readJobStats(page), requests: requests.slice(before) };
+  log(`"More jobs" reached ${far.paged}`);
+
+  const searched = (search) => document.querySelector('#jobStats').dataset.jobsSearch === search;
+  before = requests.length;
+  await page.fill('#jobSearch', far.search);
+  await waitForPicker(page, `the jobs named ${far.search}…`, searched, far.search);
+  steps.search = { picker: await readJobPicker(page), requests: requests.slice(before) };
+  before = requests.length;
+  await page.selectOption('#statsJob', far.searched);
+  await waitForJobStats(page, { job: far.searched });
+  steps.searched = { charts: await readJobStats(page), requests: requests.slice(before) };
+  log(`the search for ${far.search} reached ${far.searched}`);
+
+  before = requests.length;
+  await page.fill('#jobSearch', far.hiding);
+  await waitForPicker(page, `the jobs named ${far.hiding}…`, searched, far.hiding);
+  steps.hiding = { picker: await readJobPicker(page), requests: requests.slice(before) };
+  before = requests.length;
+  await record(base, plan.workspace, [far.liveWrite]);
+  await waitForJobStats(page, { job: far.searched, count: far.liveCount });
+  steps.live = {
+    charts: await readJobStats(page),
+    picker: await readJobPicker(page),
+    requests: requests.slice(before),
+  };
+  log(`the charts of ${far.searched}, not listed, followed a write made elsewhere`);
+  return steps;
+}
+
 async function turnPage(page) {
   await page.click('#nextPage');
   try {
@@ -396,6 +484,7 @@ async function main() {
     let drillDownRequests = [];
     let pickRequests = [];
     let liveRequests = [];
+    let farJobs = null;
     let secondPage = null;
     let pageRequests = [];
     if (plan.expectError) {
@@ -419,6 +508,7 @@ async function main() {
         liveRequests = requests.slice(beforeWrite);
         jobStats.live = await readJobStats(page);
       }
+      if (plan.farJobs) farJobs = await reachFarJobs(page, base, plan, requests);
       // The artifact shows the filtered first page with its drill-down open.
       await page.screenshot({ path: screenshot, fullPage: true });
       log(`screenshot saved to ${screenshot}`);
@@ -451,6 +541,7 @@ async function main() {
         drillDownRequests,
         pickRequests,
         liveRequests,
+        farJobs,
         secondPage,
         pageRequests,
       })}\n`,

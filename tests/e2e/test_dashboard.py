@@ -4,8 +4,9 @@ dashboard.mjs applies filters chosen here from the server's own data (a non-defa
 the two most frequent statuses, a plan time window), reads every view (the job charts from their
 Chart.js instances) and opens a drill-down; the tests below ask /graphql the same questions and
 compare. A second session runs on known data, on SQLite and PostgreSQL: the charts' numbers are
-also checked against values computed here, after picking a job and a window, and after a write
-made with Live ticked. The screenshots are the CI artifacts build/dashboard.png and
+also checked against values computed here, after picking a job and a window, after a write made
+with Live ticked, and for jobs beyond the job picker's first page (reached with "More jobs" and
+with a search by name). The screenshots are the CI artifacts build/dashboard.png and
 build/dashboard-stats-<backend>.png.
 """
 
@@ -48,7 +49,7 @@ WORKSPACE = "ws1"  # not `default`: proves the page sends the workspace header
 SCREENSHOT = REPO_ROOT / "build" / "dashboard.png"
 PAGE_SIZE = 50  # examples/dashboard/queries.js
 TIMELINE_SIZE = 40
-JOBS_SIZE = 500
+JOBS_SIZE = 200
 SLOWEST_NODES = 5
 DEFAULT_STATS_DAYS = 30
 TOKEN = "dashboard-e2e-secret"
@@ -71,6 +72,14 @@ query ($filter: InstanceFilter) {
   instances(filter: $filter) { totalCount countsByStatus { status count } }
 }"""
 JOBS_QUERY = "query ($first: Int!) { jobs(first: $first) { nodes { name } } }"
+JOBS_PAGE_QUERY = """
+query ($filter: JobFilter, $first: Int!, $after: String) {
+  jobs(filter: $filter, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    nodes { name }
+  }
+}"""
 JOB_STATS_QUERY = """
 query ($name: String!, $window: StatsWindow!) {
   job(name: $name) {
@@ -384,13 +393,22 @@ def assert_drawn(chart: dict[str, Any]) -> None:
 
 
 def check_job_charts(
-    base_url: str, workspace: str, shown: dict[str, Any], *, job: str, days: int
+    base_url: str,
+    workspace: str,
+    shown: dict[str, Any],
+    *,
+    job: str,
+    days: int,
+    window: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The job charts hold the API's numbers for `job` over `days`; returns the API's stats."""
+    """The job charts hold the API's numbers for `job` over `days`; returns the API's stats. The
+    window is the one ending with the job's latest run now, unless `window` (drawn before a run
+    written later moved it) says."""
     assert (shown["job"], shown["days"]) == (job, days)
-    latest = post_graphql(base_url, LATEST_RUN_QUERY, {"name": job}, workspace=workspace)
-    runs = latest["job"]["instances"]["nodes"]
-    window = expected_window(runs[0]["planTime"] if runs else None, days)
+    if window is None:
+        latest = post_graphql(base_url, LATEST_RUN_QUERY, {"name": job}, workspace=workspace)
+        runs = latest["job"]["instances"]["nodes"]
+        window = expected_window(runs[0]["planTime"] if runs else None, days)
     assert {key: shown[key] for key in window} == window
     variables = {"name": job, "window": window}
     stats = post_graphql(base_url, JOB_STATS_QUERY, variables, workspace=workspace)["job"]["stats"]
@@ -599,9 +617,12 @@ mutation ($input: [InstanceInput!]!) {
 }"""
 # (day, status, duration in seconds or None for a run without an end), per job. etl_orders is
 # first by name, so the charts start with it; the newest run is etl_users', so the drill-down
-# (the first row of the table) switches the charts to etl_users.
+# (the first row of the table) switches the charts to etl_users. The two warehouse_ jobs come
+# after FILLERS more jobs by name: beyond the job picker's first page (JOBS_SIZE).
 ORDERS = "etl_orders"
 USERS = "etl_users"
+FAR_PAGED = "warehouse_orders"
+FAR_SEARCHED = "warehouse_users"
 RUNS: dict[str, list[tuple[str, str, int | None]]] = {
     ORDERS: [
         ("2025-02-24", "SUCCESS", 50),
@@ -631,7 +652,22 @@ RUNS: dict[str, list[tuple[str, str, int | None]]] = {
         ("2025-03-16", "FAIL", 50),
         ("2025-03-17", "SUCCESS", 35),
     ],
+    FAR_PAGED: [
+        ("2025-03-01", "SUCCESS", 200),
+        ("2025-03-02", "FAIL", 30),
+        ("2025-03-02", "SUCCESS", 220),
+        ("2025-03-04", "SUCCESS", 180),
+    ],
+    FAR_SEARCHED: [
+        ("2025-03-02", "SUCCESS", 15),
+        ("2025-03-03", "SUCCESS", 25),
+        ("2025-03-03", "FAIL", 5),
+        ("2025-03-05", "SUCCESS", 20),
+    ],
 }
+# filler_000 ... filler_239: one run each, planned before the dashboard's plan time range.
+FILLERS = 240
+FILLER_RUN = ("2025-01-10", "SUCCESS", 10)
 # Node name -> base duration (s) of etl_users' runs; the n-th run's nodes take base * (1 + n/10).
 # Six names, so `first: 5` leaves one out; by p95, slowest first:
 USER_NODES = {"extract": 5, "transform": 40, "load": 20, "validate": 3, "publish": 12, "cleanup": 1}
@@ -644,6 +680,12 @@ STATS_PLAN_BEFORE = "2025-04-01T00:00"
 PICKED_DAYS = 7
 LIVE_RUN = ("2025-03-16", "FAIL", 100)
 LIVE_INDEX = 99
+# Beyond the first page: "More jobs" reaches warehouse_orders, a search warehouse_users; then a
+# search that does not list it, and a run of warehouse_users recorded from outside the page three
+# days after its last one, which moves its window (2025-03-02 .. 2025-03-08).
+JOBS_SEARCH = "warehouse_u"
+JOBS_SEARCH_HIDING = "filler_1"
+FAR_LIVE_RUN = ("2025-03-08", "SUCCESS", 40)
 # etl_orders' last day is 2025-03-16, so its 7-day window is 2025-03-10 .. 2025-03-16.
 ORDERS_WEEK = {
     "planTimeAfter": "2025-03-09T23:59:59.999Z",
@@ -683,6 +725,7 @@ def run_input(job: str, index: int, run: tuple[str, str, int | None]) -> dict[st
 
 def seed_known_runs(base_url: str) -> None:
     items = [run_input(job, i, run) for job, runs in RUNS.items() for i, run in enumerate(runs)]
+    items += [run_input(f"filler_{i:03d}", 0, FILLER_RUN) for i in range(FILLERS)]
     answer = post_graphql(base_url, RECORD_MUTATION, {"input": items}, workspace=STATS_WORKSPACE)
     results = answer["recordInstances"]["results"]
     assert all(not result["userErrors"] for result in results), results
@@ -776,6 +819,14 @@ def stats_session(
         "statsDays": PICKED_DAYS,
         "liveWrite": run_input(ORDERS, LIVE_INDEX, LIVE_RUN),
         "liveCount": 1 + sum(1 for day, _, _ in RUNS[ORDERS] if day >= "2025-03-10"),
+        "farJobs": {
+            "paged": FAR_PAGED,
+            "search": JOBS_SEARCH,
+            "searched": FAR_SEARCHED,
+            "hiding": JOBS_SEARCH_HIDING,
+            "liveWrite": run_input(FAR_SEARCHED, LIVE_INDEX, FAR_LIVE_RUN),
+            "liveCount": 1 + sum(1 for day, _, _ in RUNS[FAR_SEARCHED] if day >= "2025-03-02"),
+        },
     }
     result = run_dashboard(node_tool, chromium, base_url, screenshot, plan)
     artifacts.append(f"dashboard stats screenshot ({backend}): {screenshot}")
@@ -794,6 +845,7 @@ def test_known_data_counts_are_one_counts_by_status_field(
     )
     api = {entry["status"]: entry["count"] for entry in answer["instances"]["countsByStatus"]}
     api[LIVE_RUN[1]] -= 1
+    api[FAR_LIVE_RUN[1]] -= 1
     written = Counter(status for runs in RUNS.values() for _, status, _ in runs)
     views = stats_session["views"]
     assert views["countsOrder"] == list(api)
@@ -805,7 +857,7 @@ def test_known_data_charts_are_the_runs_written_and_the_apis(
 ) -> None:
     _, base_url = stats_server
     charts = stats_session["jobStats"]
-    assert charts["applied"]["jobChoices"] == [ORDERS, USERS]
+    assert charts["applied"]["jobChoices"][:3] == [ORDERS, USERS, "filler_000"]
     # Before anything is picked: etl_orders (first by name) over 30 days, before the live write.
     applied = charts["applied"]
     assert (applied["job"], applied["days"]) == (ORDERS, DEFAULT_STATS_DAYS)
@@ -864,3 +916,141 @@ def test_known_data_slowest_nodes_are_the_apis_and_the_runs_written(
         assert node["failures"] == (1 if node["name"] == "load" else 0)
         assert node["p50"] == pytest.approx(percentile_cont(durations, 0.5), rel=1e-9)
         assert node["p95"] == pytest.approx(percentile_cont(durations, 0.95), rel=1e-9)
+
+
+# -- Known data: jobs beyond the picker's first page ---------------------------------------------
+
+
+def jobs_page(
+    base_url: str, *, after: str | None = None, search: str | None = None
+) -> dict[str, Any]:
+    """One page of the picker's size, as the API answers it (by name; `search`: a name prefix)."""
+    variables = {
+        "filter": None if search is None else {"nameStartsWith": search},
+        "first": JOBS_SIZE,
+        "after": after,
+    }
+    answer = post_graphql(base_url, JOBS_PAGE_QUERY, variables, workspace=STATS_WORKSPACE)
+    page: dict[str, Any] = answer["jobs"]
+    return page
+
+
+def names_of(page: dict[str, Any]) -> list[str]:
+    return [job["name"] for job in page["nodes"]]
+
+
+def jobs_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in requests if name_of(operation(r["query"])) == "DashboardJobs"]
+
+
+def test_known_data_job_picker_starts_with_the_apis_first_page(
+    stats_session: dict[str, Any], stats_server: tuple[str, str]
+) -> None:
+    _, base_url = stats_server
+    first = jobs_page(base_url)
+    assert first["totalCount"] == len(RUNS) + FILLERS > JOBS_SIZE
+    assert first["pageInfo"]["hasNextPage"]
+    applied = stats_session["jobStats"]["applied"]
+    assert applied["jobChoices"] == names_of(first)
+    assert applied["jobsTotal"] == first["totalCount"]
+    assert FAR_PAGED not in applied["jobChoices"]
+    assert FAR_SEARCHED not in applied["jobChoices"]
+    # One page of JOBS_SIZE, not the whole list.
+    (request,) = jobs_requests(stats_session["applied"])
+    assert request["variables"] == {"filter": None, "first": JOBS_SIZE, "after": None}
+
+
+def test_known_data_more_jobs_reaches_a_job_beyond_the_first_page(
+    stats_session: dict[str, Any], stats_server: tuple[str, str]
+) -> None:
+    _, base_url = stats_server
+    far = stats_session["farJobs"]
+    first = jobs_page(base_url)
+    second = jobs_page(base_url, after=first["pageInfo"]["endCursor"])
+    assert not second["pageInfo"]["hasNextPage"]
+    # One click on "More jobs": the API's next page, asked for with the first page's cursor.
+    (request,) = far["more"]["requests"]
+    assert name_of(operation(request["query"])) == "DashboardJobs"
+    assert request["variables"] == {
+        "filter": None,
+        "first": JOBS_SIZE,
+        "after": first["pageInfo"]["endCursor"],
+    }
+    (listed,) = far["more"]["pages"]
+    total = first["totalCount"]
+    assert listed["choices"] == names_of(first) + names_of(second)
+    assert FAR_PAGED in listed["choices"]
+    assert (listed["listed"], listed["total"], listed["more"]) == (total, total, False)
+    assert listed["shown"] == f"{total} of {total} jobs"
+    # Picked: its charts are the API's and the runs written.
+    picked = far["paged"]
+    assert [name_of(operation(r["query"])) for r in picked["requests"]] == ["DashboardJobStats"]
+    check_job_charts(base_url, STATS_WORKSPACE, picked["charts"], job=FAR_PAGED, days=PICKED_DAYS)
+    assert_known(picked["charts"], FAR_PAGED, PICKED_DAYS, [])
+
+
+def test_known_data_job_search_asks_the_api_by_name(
+    stats_session: dict[str, Any], stats_server: tuple[str, str]
+) -> None:
+    _, base_url = stats_server
+    far = stats_session["farJobs"]
+    answer = jobs_page(base_url, search=JOBS_SEARCH)
+    assert names_of(answer) == [FAR_SEARCHED]
+    search = far["search"]
+    (request,) = search["requests"]
+    assert name_of(operation(request["query"])) == "DashboardJobs"
+    assert request["variables"] == {
+        "filter": {"nameStartsWith": JOBS_SEARCH},
+        "first": JOBS_SIZE,
+        "after": None,
+    }
+    # The jobs found, and the charts' job, kept although it does not match.
+    picker = search["picker"]
+    assert picker["choices"] == [*names_of(answer), FAR_PAGED]
+    assert (picker["search"], picker["listed"], picker["total"], picker["more"]) == (
+        JOBS_SEARCH,
+        1,
+        answer["totalCount"],
+        False,
+    )
+    assert picker["shown"] == f'1 of 1 job starting with "{JOBS_SEARCH}"'
+    searched = far["searched"]
+    # Drawn before the live write (test_known_data_live_write_moves_the_window_...) moved it.
+    week = {
+        "planTimeAfter": "2025-02-26T23:59:59.999Z",
+        "planTimeBefore": "2025-03-06T00:00:00.000Z",
+    }
+    check_job_charts(
+        base_url,
+        STATS_WORKSPACE,
+        searched["charts"],
+        job=FAR_SEARCHED,
+        days=PICKED_DAYS,
+        window=week,
+    )
+    assert_known(searched["charts"], FAR_SEARCHED, PICKED_DAYS, [])
+
+
+def test_known_data_live_write_moves_the_window_of_a_job_not_listed(
+    stats_session: dict[str, Any], stats_server: tuple[str, str]
+) -> None:
+    _, base_url = stats_server
+    far = stats_session["farJobs"]
+    hiding = jobs_page(base_url, search=JOBS_SEARCH_HIDING)
+    assert FAR_SEARCHED not in names_of(hiding)
+    assert far["hiding"]["picker"]["choices"] == [*names_of(hiding), FAR_SEARCHED]
+    # Live re-read the list as searched, and the latest run of the charts' job, not in it: its
+    # window now ends with the run written (the API's numbers, and ours).
+    live = far["live"]
+    (request,) = jobs_requests(live["requests"])
+    assert request["variables"] == {
+        "filter": {"nameStartsWith": JOBS_SEARCH_HIDING},
+        "first": JOBS_SIZE,
+        "after": None,
+    }
+    sent = [name_of(operation(r["query"])) for r in live["requests"]]
+    assert sent.count("DashboardJobLatestRun") == 1
+    check_job_charts(base_url, STATS_WORKSPACE, live["charts"], job=FAR_SEARCHED, days=PICKED_DAYS)
+    assert live["charts"]["planTimeBefore"] == "2025-03-09T00:00:00.000Z"
+    assert_known(live["charts"], FAR_SEARCHED, PICKED_DAYS, [FAR_LIVE_RUN])
+    assert live["picker"]["choices"] == far["hiding"]["picker"]["choices"]
