@@ -243,8 +243,9 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                 if settings.metrics or request_log is not None or tracing is not None
                 else []
             ),
-            # Every reply but /graphql's names its request (X-Request-Id), early answers too.
-            Middleware(RequestIds, exempt=("/graphql",)),
+            # Every reply names its request (X-Request-Id), early answers and the fast lane's
+            # too; inside Telemetry, whose log line names the same id.
+            Middleware(RequestIds),
             # Outermost but for that, so that it sees every early answer (413, 503, 401, 405 ...).
             Middleware(LingeringClose, max_body_bytes=settings.max_body_bytes),
             # /graphql answers its own 413 (the fast lane hands oversized bodies on to it).
@@ -322,6 +323,5 @@ def _emitter(settings: Settings, engine: Any) -> Any:
 
 
 def _request_id(scope: Scope) -> str:
-    """The request's id in its log line: the one its `X-Request-Id` carries (made here for
-    /graphql, whose replies carry none)."""
+    """The request's id in its log line: the one its reply's `X-Request-Id` carries."""
     return request_id_of(Request(scope))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from jobql import logs
-from jobql.settings import Settings, SettingsError
+from jobql.settings import Settings, SettingsError, parse_address
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -117,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="IANA zone of SchedulerX's local times (default: JOBQL_TIMEZONE, else UTC)",
     )
+    importer.add_argument(
+        "--metrics-textfile",
+        metavar="PATH",
+        help="at the end, also when the import fails, write this process's Prometheus metrics "
+        "(ingest items by outcome) to PATH, for node_exporter's textfile collector (name it "
+        "*.prom in its directory); written whole or not at all",
+    )
     importer.set_defaults(handler=_import)
 
     prune = commands.add_parser(
@@ -178,7 +185,8 @@ def _parser() -> argparse.ArgumentParser:
         help="pull instances from DLF, SchedulerX and Realtime Compute into jobql, continuously",
         description="Runs every source of the TOML file in passes until SIGTERM (see README, "
         "Collecting from the sources). Exit 0: stopped; 1: a pass failed (--once), a source is "
-        "unhealthy (--status) or the database cannot be used; 2: the file cannot be used.",
+        "unhealthy (--status) or the database cannot be used; 2: the file or the metrics "
+        "address cannot be used.",
     )
     collect.add_argument("--config", metavar="FILE", help="the collector's TOML file")
     collect.add_argument("--once", action="store_true", help="one pass per source, then exit")
@@ -187,6 +195,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     collect.add_argument(
         "--status", action="store_true", help="each source's last success, lag and last error"
+    )
+    collect.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="serve this process's Prometheus metrics (ingest items by outcome, each source's "
+        "lag, last success and last error) on http://HOST:PORT/metrics while it collects, "
+        "with no token check: bind it where only Prometheus reaches ([::1]:PORT for IPv6; "
+        "default: JOBQL_COLLECT_METRICS_ADDRESS, else none; not with --status)",
     )
     collect.set_defaults(handler=_collect)
 
@@ -217,6 +233,14 @@ def _emit(args: argparse.Namespace, settings: Settings) -> int:
 def _collect(args: argparse.Namespace, settings: Settings) -> int:
     from jobql.collect import command
 
+    metrics_address = settings.collect_metrics_address
+    if args.metrics_address is not None:
+        try:
+            metrics_address = parse_address(args.metrics_address)
+        except ValueError as exc:
+            given = args.metrics_address
+            print(f"jobql collect: --metrics-address {given!r} is {exc}", file=sys.stderr)
+            return 2
     placement = settings.placement()
     return command.run(
         config=args.config,
@@ -228,6 +252,7 @@ def _collect(args: argparse.Namespace, settings: Settings) -> int:
         # Each source writes into its workspace's database (JOBQL_WORKSPACE_DATABASES).
         url_for=placement.url_for if placement.spread else None,
         database_urls=placement.urls(),
+        metrics_address=metrics_address,
     )
 
 
@@ -461,6 +486,52 @@ class ProgressBar:
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
+    textfile = args.metrics_textfile
+    if textfile is not None:
+        problem = _unwritable(Path(textfile))
+        if problem is not None:
+            print(f"jobql import: --metrics-textfile {textfile}: {problem}", file=sys.stderr)
+            return 2
+    status = 1
+    try:
+        status = _import_files(args, settings)
+    finally:
+        # Also after a failure partway: the counts of what did land.
+        if textfile is not None and not _write_metrics(textfile):
+            status = 1
+    return status
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a file cannot be written at `path` (None: it can, as far as can be told now)."""
+    if path.is_dir():
+        return "is a directory"
+    directory = path.parent
+    if not directory.is_dir():
+        return f"no directory {directory}"
+    # write_to_textfile writes a file beside it, then renames it over `path`: try the first.
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".jobql-", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        return f"cannot write in {directory}: {exc.strerror or exc}"
+    return None
+
+
+def _write_metrics(path: str) -> bool:
+    """The process's registry to `path` (prometheus-client's write_to_textfile: a temporary
+    file beside it, renamed); False, with the problem on stderr, when it cannot."""
+    from prometheus_client import REGISTRY, write_to_textfile
+
+    try:
+        write_to_textfile(path, REGISTRY)
+    except OSError as exc:
+        print(f"jobql import: --metrics-textfile {path}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _import_files(args: argparse.Namespace, settings: Settings) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from jobql.importers import ImportFormatError, ParsedBody, parse_body

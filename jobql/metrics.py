@@ -5,6 +5,9 @@ Neutral ground: it imports nothing of jobql, so that storage, resolvers, schema 
 count here without importing each other. `jobql/http/metrics.py` serves them on `/metrics`;
 `jobql/http/telemetry.py` turns each request's `RequestRecord` into its request metrics.
 
+`jobql collect --metrics-address` serves the collector's process's set, `jobql import
+--metrics-textfile` writes the import's.
+
 One set per process. With `PROMETHEUS_MULTIPROC_DIR` set before this module is first imported
 (`jobql serve --workers N` sets it for its workers), prometheus-client keeps every value in a
 file of that directory per process, and `/metrics` sums them over the workers: counters and
@@ -14,10 +17,14 @@ histograms of every worker that ever ran, gauges of the live ones (`livesum`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 # Seconds. Fine below 10 ms, where the fast lane answers.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -252,3 +259,46 @@ def note_error(code: str) -> None:
     record = CURRENT.get()
     if record is not None:
         record.errors += (code,)
+
+
+class CollectorLag(Collector):
+    """Per source of `jobql collect`: how far behind now its data is known complete (as
+    `jobql collect --status` says), its last success and last error. `sources` are a source's
+    checkpoint rows (`source`, `kind`, `high_water`, `last_success_at`, `last_error_at`): serve's
+    /metrics reads them from the database per scrape, `jobql collect --metrics-address` shows
+    its own sources' as it wrote them."""
+
+    def __init__(self, sources: Iterable[Any], now: datetime) -> None:
+        self.sources = list(sources)
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["source", "kind"]
+        lag = GaugeMetricFamily(
+            "jobql_collector_lag_seconds",
+            "How far behind now a collector source's data is known complete.",
+            labels=labels,
+        )
+        success = GaugeMetricFamily(
+            "jobql_collector_last_success_timestamp_seconds",
+            "When a collector source's last pass succeeded (Unix time).",
+            labels=labels,
+        )
+        error = GaugeMetricFamily(
+            "jobql_collector_last_error_timestamp_seconds",
+            "When a collector source's last failure was (Unix time).",
+            labels=labels,
+        )
+        for row in self.sources:
+            values = [row.source, row.kind]
+            if row.high_water is not None:
+                lag.add_metric(values, max(0.0, (self.now - _utc(row.high_water)).total_seconds()))
+            if row.last_success_at is not None:
+                success.add_metric(values, _utc(row.last_success_at).timestamp())
+            if row.last_error_at is not None:
+                error.add_metric(values, _utc(row.last_error_at).timestamp())
+        yield from (lag, success, error)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

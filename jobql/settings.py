@@ -88,6 +88,8 @@ class Settings:
     openlineage_batch_size: int = 500
     openlineage_poll_interval: float = 1.0
     openlineage_lease: float = 30.0
+    # `jobql collect`: where it serves its own /metrics (host, port), if anywhere.
+    collect_metrics_address: tuple[str, int] | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -165,6 +167,7 @@ class Settings:
             openlineage_batch_size=_int(env, "JOBQL_OPENLINEAGE_BATCH_SIZE", 500, minimum=1),
             openlineage_poll_interval=_float(env, "JOBQL_OPENLINEAGE_POLL_INTERVAL", 1.0),
             openlineage_lease=_float(env, "JOBQL_OPENLINEAGE_LEASE", 30.0),
+            collect_metrics_address=_address(env, "JOBQL_COLLECT_METRICS_ADDRESS"),
         )
         try:
             ZoneInfo(settings.timezone)
@@ -272,6 +275,29 @@ def _pairs(loaded: object, where: str) -> tuple[tuple[str, str], ...]:
         if not isinstance(value, str):
             raise SettingsError(f"{where}: workspace {key!r} maps to {value!r}, not a URL")
     return tuple(loaded.items())
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:9100` for an IPv6 address; an empty host is every interface) as
+    (host, port); ValueError says what is wrong."""
+    host, colon, port = text.strip().rpartition(":")
+    if not colon or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise ValueError("not HOST:PORT (a port from 1 to 65535, such as 127.0.0.1:9464)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("an IPv6 address without brackets (write it as [::1]:9464)")
+    return host or "0.0.0.0", int(port)
+
+
+def _address(env: Mapping[str, str], name: str) -> tuple[str, int] | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_address(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is {exc}") from exc
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -5,7 +5,9 @@ requests, instances created/updated/unchanged, lag) and the source's outcome (la
 last error, lag: `jobql collect --status`), then waits `poll_interval` from the pass's start. A
 source that fails is reported and tried again the next pass; the others go on. SIGTERM or SIGINT
 stops every source after the request in flight: what it read is stored with its checkpoint,
-and the collector exits 0. `--once` runs one pass per source and exits 1 if any failed.
+and the collector exits 0. `--once` runs one pass per source and exits 1 if any failed. Its
+sources' lag, last success and last error are the process's metrics too (`SourceMetrics`, for
+`--metrics-address`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector as PrometheusCollector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobql import metrics
 from jobql.collect.caller import Caller
-from jobql.collect.checkpoints import SourceCheckpoints
+from jobql.collect.checkpoints import SOURCE_SCOPE, SourceCheckpoints
 from jobql.collect.config import SourceConfig
 from jobql.collect.faults import Stopped, Unavailable
 from jobql.collect.walks import DlfWalk, FlinkWalk, PassStats, SchedulerxWalk, Store, Walk
@@ -99,6 +105,10 @@ class Collector:
         self.stop = stop or asyncio.Event()
         self.clock = clock
         self.reports: list[PassReport] = []
+        # Each source's own checkpoint row (its lag, last success, last error), as stored when
+        # it started and as each pass wrote it; replaced, never changed in place (the metrics
+        # server's thread reads it).
+        self.source_rows: dict[str, CheckpointRecord] = {}
         # Built on first use (tests give their own).
         self._walks = dict(walks or {})
 
@@ -111,6 +121,7 @@ class Collector:
         of another kind (a name reused for another source would resume from its bookmarks)."""
         engines = list(dict.fromkeys(self.engine_of(source) for source in self.sources))
         stored: dict[tuple[AsyncEngine, str], str] = {}
+        outcomes: dict[tuple[AsyncEngine, str], CheckpointRecord] = {}
         for engine in engines or [self.engine]:
             if not await is_up_to_date(engine):
                 where = (
@@ -123,6 +134,8 @@ class Collector:
                 )
             for row in await load_checkpoints(engine):
                 stored[engine, row.source] = row.kind
+                if row.scope == SOURCE_SCOPE:
+                    outcomes[engine, row.source] = row
         for source in self.sources:
             kind = stored.get((self.engine_of(source), source.name))
             if kind is not None and kind != source.kind:
@@ -130,6 +143,9 @@ class Collector:
                     f"source {source.name!r} is a {source.kind} source, but the database holds "
                     f"the checkpoints of a {kind} source of that name: name it differently"
                 )
+            found = outcomes.get((self.engine_of(source), source.name))
+            if found is not None:
+                self.source_rows = {**self.source_rows, source.name: found}
 
     async def run(self, *, once: bool) -> bool:
         """Every source until stopped (or one pass each); True when every last pass was ok."""
@@ -234,9 +250,11 @@ class Collector:
         checkpoints.commit(rows)
         high_water = checkpoints.high_water(stats.lag_scopes) if stats.lag_scopes else now
         if not stopped:
-            rows.append(
-                checkpoints.outcome(at=now, error=error, high_water=high_water, gaps=stats.gaps)
+            outcome = checkpoints.outcome(
+                at=now, error=error, high_water=high_water, gaps=stats.gaps
             )
+            rows.append(outcome)
+            self.source_rows = {**self.source_rows, outcome.source: outcome}
         try:
             await save_checkpoints(self.engine_of(checkpoints.source), rows)
         except Exception:  # the database is down: the next pass writes it again
@@ -244,6 +262,18 @@ class Collector:
         if high_water is None:
             return None
         return max(0.0, (now - high_water).total_seconds())
+
+
+class SourceMetrics(PrometheusCollector):
+    """The collector's sources' lag, last success and last error (`jobql_collector_*`, as
+    serve's /metrics shows them from the database), from its own rows, per scrape."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+
+    def collect(self) -> Iterator[Metric]:
+        rows = self.collector.source_rows.values()
+        return metrics.CollectorLag(rows, datetime.now(UTC)).collect()
 
 
 def _walk(source: SourceConfig, caller: Caller, clock: Clock) -> Walk:
@@ -268,10 +298,12 @@ async def collect(
     *,
     once: bool,
     url_for: Callable[[str], str] | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> int:
     """`jobql collect`: run until SIGTERM/SIGINT (0), or one pass each (`once`: 1 if any pass
     failed). `url_for(workspace)`: the database each source's workspace lives in (default: the
-    one of `database_url`)."""
+    one of `database_url`). `registry`: where the sources' `SourceMetrics` are shown while it
+    runs (the process's, when `--metrics-address` serves it)."""
     engine = create_engine(database_url)
     # One engine per database the sources write into (JOBQL_WORKSPACE_DATABASES).
     engines = {database_url: engine}
@@ -284,6 +316,7 @@ async def collect(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stopping(stop, signum))
+    shown: SourceMetrics | None = None
     try:
         collector = Collector(
             sources,
@@ -291,8 +324,13 @@ async def collect(
             stop=stop,
             engine_for=None if url_for is None else lambda workspace: engines[url_for(workspace)],
         )
+        if registry is not None:
+            shown = SourceMetrics(collector)
+            registry.register(shown)
         ok = await collector.run(once=once)
     finally:
+        if registry is not None and shown is not None:
+            registry.unregister(shown)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         for each in engines.values():

@@ -31,6 +31,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobql import metrics
 from jobql.collect.caller import Caller
 from jobql.collect.checkpoints import (
     ALL_JOBS,
@@ -54,6 +55,7 @@ TERMINAL = frozenset(status.name for status in TERMINAL_INSTANCE_STATUSES)
 # SchedulerX's GetJobInstanceList answers a job's latest 10 instances.
 LATEST = 10
 Clock = Callable[[], datetime]
+_UNCHANGED = metrics.INGEST_ITEMS.labels("instance", "unchanged")
 
 
 @dataclass
@@ -88,7 +90,12 @@ class Store:
         unchanged."""
         states = await self.stored(records)
         changed = [r for r, s in zip(records, states, strict=True) if s is None or s.differs]
-        self.stats.counts["unchanged"] += len(records) - len(changed)
+        unchanged = len(records) - len(changed)
+        if unchanged:
+            self.stats.counts["unchanged"] += unchanged
+            # Never written, so the ingest path does not count them: the process's metrics
+            # (`--metrics-address`) agree with the pass lines.
+            _UNCHANGED.inc(unchanged)
         return changed
 
     async def write(

@@ -7,23 +7,24 @@ worker answers the scrape answers for all of them. The collectors' lag is read f
 at scrape time (`collect_checkpoint`, which every `jobql collect` writes), by the answering
 worker. Gauges a worker reads off its own state (its pools' connections) are published by
 `publish` before the worker answers a scrape, and every `PUBLISH_EVERY` seconds by each worker
-when there are several (`keep_publishing`).
+when there are several (`keep_publishing`). A worker's live gauges leave the sums when it stops
+(`worker_exit`) or, killed, at the next scrape (`forget_dead_workers`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,6 +33,7 @@ from starlette.routing import Route
 from jobql.access import principal_of
 from jobql.collect.checkpoints import SOURCE_SCOPE
 from jobql.http.endpoint import JSON, error_response
+from jobql.metrics import CollectorLag
 from jobql.resolvers.checkpoints import load_checkpoints
 from jobql.resolvers.context import AsyncEngine
 
@@ -95,7 +97,9 @@ def metrics_route(
 
 
 def _exposition(sources: list[Any]) -> bytes:
-    if multiprocess_dir():
+    directory = multiprocess_dir()
+    if directory:
+        forget_dead_workers(directory)
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
@@ -105,6 +109,32 @@ def _exposition(sources: list[Any]) -> bytes:
     return generate_latest(registry) + generate_latest(extra)
 
 
+def forget_dead_workers(directory: str) -> list[int]:
+    """The live gauges of workers that are gone without `worker_exit` (SIGKILL, a crash, the
+    OOM killer) leave the sums: prometheus-client's `mark_process_dead` for every pid of a
+    `gauge_live*_<pid>.db` file that names no process. Returns those pids."""
+    pids = {
+        int(found[1]) for name in os.listdir(directory) if (found := _LIVE_GAUGES.fullmatch(name))
+    }
+    gone = []
+    for pid in sorted(pids):
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            gone.append(pid)
+        except PermissionError:
+            pass  # it exists, as another user's process
+    for pid in gone:
+        # Another worker answering a scrape at the same time may have removed a file already.
+        with contextlib.suppress(FileNotFoundError):
+            mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+    return gone
+
+
+# prometheus-client's file of a worker's livesum, livemax, livemin or livemostrecent gauges.
+_LIVE_GAUGES = re.compile(r"gauge_live[a-z]+_([0-9]+)\.db")
+
+
 async def _collector_rows(engine: AsyncEngine) -> list[Any]:
     try:
         rows = await asyncio.wait_for(load_checkpoints(engine), COLLECTOR_READ_TIMEOUT)
@@ -112,46 +142,6 @@ async def _collector_rows(engine: AsyncEngine) -> list[Any]:
         logger.warning("/metrics: collector checkpoints not read: %s", exc)
         return []
     return [row for row in rows if row.scope == SOURCE_SCOPE]
-
-
-class CollectorLag(Collector):
-    """Per source of `jobql collect`: how far behind now its data is known complete (as
-    `jobql collect --status` says), its last success and last error."""
-
-    def __init__(self, sources: Iterable[Any], now: datetime) -> None:
-        self.sources = list(sources)
-        self.now = now
-
-    def collect(self) -> Iterator[Metric]:
-        labels = ["source", "kind"]
-        lag = GaugeMetricFamily(
-            "jobql_collector_lag_seconds",
-            "How far behind now a collector source's data is known complete.",
-            labels=labels,
-        )
-        success = GaugeMetricFamily(
-            "jobql_collector_last_success_timestamp_seconds",
-            "When a collector source's last pass succeeded (Unix time).",
-            labels=labels,
-        )
-        error = GaugeMetricFamily(
-            "jobql_collector_last_error_timestamp_seconds",
-            "When a collector source's last failure was (Unix time).",
-            labels=labels,
-        )
-        for row in self.sources:
-            values = [row.source, row.kind]
-            if row.high_water is not None:
-                lag.add_metric(values, max(0.0, (self.now - _utc(row.high_water)).total_seconds()))
-            if row.last_success_at is not None:
-                success.add_metric(values, _utc(row.last_success_at).timestamp())
-            if row.last_error_at is not None:
-                error.add_metric(values, _utc(row.last_error_at).timestamp())
-        yield from (lag, success, error)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 __all__ = ["PATH", "keep_publishing", "metrics_route", "multiprocess_dir", "worker_exit"]

@@ -10,6 +10,9 @@ workspace the token does not cover or an operation outside the allow-list, 406 w
 `text/event-stream` in Accept, 413 for a body over the limit. A subscriber that falls behind gets
 a last `next` whose error is `SUBSCRIBER_TOO_SLOW`, and the stream ends without `complete`
 (graphql-sse clients treat that as a dropped connection); it resubscribes with its last cursor.
+Every error entry answered, the refusals' and the streamed results' (a document that does not
+parse or validate is answered in the stream), counts in `jobql_graphql_errors_total` by its
+`extensions.code`, as /graphql's do.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ TOO_SLOW = {
 
 
 def _json_error(status: int, message: str, code: str) -> Response:
+    metrics.note_error(code)  # counted by code, as /graphql's refusals are
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return Response(orjson.dumps(body), status, media_type="application/json; charset=utf-8")
 
@@ -195,8 +199,11 @@ class GraphQLOverSSE:
                     chunk = _encoded(result)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     metrics.DELIVERED_SSE.inc()
+                    if result.errors:  # a bad document's, a refused subscription's, ...
+                        metrics.note_errors([error.formatted for error in result.errors])
             except TooSlow:
                 complete = False
+                metrics.note_error("SUBSCRIBER_TOO_SLOW")
                 chunk = _next({"data": None, "errors": [TOO_SLOW]})
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(

@@ -16,8 +16,8 @@ same id. Error replies are logged with it, so that an id a client quotes finds i
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -53,6 +53,7 @@ logger = logging.getLogger("jobql")
 JSON = "application/json"
 XML = "application/xml"
 REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode()
 # Where a request's id lives: its scope's `state` (what `request.state` reads), one per request.
 _REQUEST_ID_KEY = "jobql_request_id"
 # Characters XML 1.0 cannot carry, even escaped.
@@ -227,25 +228,29 @@ class SourceRoute(Route):
 
 class RequestIds:
     """ASGI middleware, in front of everything that may answer before routing (tokens, the
-    admission limit, body limits): every reply of a path but `exempt` carries the request's id
-    in `X-Request-Id`, so that a 401, 503 or 413 from a source endpoint names its request too.
-    A `SourceRoute` behind it uses the same id."""
+    admission limit, body limits, GraphQL's fast lane): every HTTP reply carries the request's
+    id in `X-Request-Id`, so that a 401, 503 or 413 names its request too, and the request's
+    log line (`jobql.access`) names the same id. A `SourceRoute` behind it uses the same id.
+    A client's own `X-Request-Id` is not taken: every request gets a fresh one.
 
-    def __init__(self, app: ASGIApp, exempt: tuple[str, ...] = ()) -> None:
+    It is on the fast lane's path, so a reply costs one header appended to the start message
+    (no `MutableHeaders`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         identifier = _scope_request_id(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if REQUEST_ID_HEADER not in headers:
-                    headers[REQUEST_ID_HEADER] = identifier
+                headers = message.get("headers", ())
+                # ASGI header names are lower-case bytes (Starlette writes them so).
+                if not any(name == _REQUEST_ID_NAME for name, _ in headers):
+                    message["headers"] = [*headers, (_REQUEST_ID_NAME, identifier.encode())]
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -311,9 +316,14 @@ def _fill(element: ET.Element, fields: dict[str, Any]) -> None:
 
 
 def request_id() -> str:
-    """A new request id, in the Alibaba replies' form: an upper-case UUID (any string will do
-    for the Huawei SDKs)."""
-    return str(uuid.uuid4()).upper()
+    """A new request id, in the Alibaba replies' form: an upper-case random (version 4) UUID
+    (any string will do for the Huawei SDKs). Made by hand from 16 random bytes, as `uuid4()`
+    makes it, for a third of its cost: every reply carries one, the fast lane's too."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    text = raw.hex().upper()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def present(fields: dict[str, Any]) -> dict[str, Any]:

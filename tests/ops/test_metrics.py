@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -123,6 +124,72 @@ async def test_errors_are_counted_by_code(engine: AsyncEngine, app_client: AppCl
     graphql = {"route": "/graphql", "operation": "anonymous"}
     assert delta(before, after, REQUESTS, **graphql, outcome="graphql_error") == 3
     assert delta(before, after, REQUESTS, **graphql, outcome="client_error") == 1
+
+
+async def test_stream_errors_are_counted_by_code(
+    engine: AsyncEngine, app_client: AppClient
+) -> None:
+    """/graphql/stream: its JSON refusals before the stream starts, and the errors it streams
+    (a document that does not parse, validate or keep within the limits), by code, as
+    /graphql's."""
+    ws = (await new_workspace(engine)).name
+    tokens = tokens_json(
+        token_entry("ops-stream", [ws], ["read"]), token_entry("ops-scraper", [], ["metrics"])
+    )
+    _, client = await app_client(tokens=tokens, max_depth=2, max_body_bytes=2048)
+    sse = {"authorization": "Bearer ops-stream", "workspace": ws, "accept": "text/event-stream"}
+
+    async def stream(body: Any = None, **headers: str) -> httpx.Response:
+        return await client.post("/graphql/stream", json=body, headers={**sse, **headers})
+
+    async def chunked() -> AsyncIterator[bytes]:  # declares no length: the stream's own 413
+        yield b'{"query": "' + b" " * 4096 + b'{ jobs { totalCount } }"}'
+
+    before = await scrape(client, authorization="Bearer ops-scraper")
+    refusals = [
+        await stream({"query": "{ jobs { totalCount } }"}, accept="application/json"),  # 406
+        await client.get("/graphql/stream", headers=sse),  # 405
+        await stream([1, 2]),  # 400: not a GraphQL request
+        await stream({"query": None}),  # 400: no query
+        await stream({"query": "{ jobs { totalCount } }"}, workspace="ops_elsewhere"),  # 403
+        await stream({"query": "{ jobs { totalCount } }"}, authorization="Bearer nobody"),  # 401
+        await client.post("/graphql/stream", content=chunked(), headers=sse),  # 413
+    ]
+    assert [r.status_code for r in refusals] == [406, 405, 400, 400, 403, 401, 413]
+    streamed = [
+        await stream({"query": "{ jobs("}),
+        await stream({"query": "{ nope }"}),
+        await stream({"query": "subscription { nope }"}),
+        await stream({"query": "{ jobs { nodes { instances { nodes { instanceId } } } } }"}),
+        await stream({"query": "{ jobs { totalCount } }"}),  # no error
+    ]
+    assert [r.status_code for r in streamed] == [200] * 5
+    codes = [
+        [e["extensions"]["code"] for e in json.loads(line.removeprefix("data: "))["errors"]]
+        for r in streamed[:4]
+        for line in r.text.splitlines()
+        if line.startswith("data: {")
+    ]
+    assert codes == [
+        ["GRAPHQL_PARSE_FAILED"],
+        ["GRAPHQL_VALIDATION_FAILED"],
+        ["GRAPHQL_VALIDATION_FAILED"],
+        ["QUERY_TOO_COMPLEX"],
+    ]
+    after = await scrape(client, authorization="Bearer ops-scraper")
+    errors = "jobql_graphql_errors_total"
+    assert delta(before, after, errors, code="BAD_REQUEST") == 4
+    assert delta(before, after, errors, code="FORBIDDEN") == 1
+    assert delta(before, after, errors, code="UNAUTHENTICATED") == 1
+    assert delta(before, after, errors, code="PAYLOAD_TOO_LARGE") == 1
+    assert delta(before, after, errors, code="GRAPHQL_PARSE_FAILED") == 1
+    assert delta(before, after, errors, code="GRAPHQL_VALIDATION_FAILED") == 2
+    assert delta(before, after, errors, code="QUERY_TOO_COMPLEX") == 1
+    assert delta(before, after, errors) == 11
+    stream_requests = {"route": "/graphql/stream"}
+    assert delta(before, after, REQUESTS, **stream_requests, outcome="client_error") == 7
+    assert delta(before, after, REQUESTS, **stream_requests, outcome="graphql_error") == 4
+    assert delta(before, after, REQUESTS, **stream_requests, outcome="success") == 1
 
 
 async def test_persisted_queries_hits_misses_and_registrations(

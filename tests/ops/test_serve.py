@@ -1,7 +1,8 @@
 """`jobql serve --workers 2` as a process, with JSON logs: `/metrics` answers for both workers
 (prometheus-client's multiprocess mode), every stderr line is one JSON object, request lines
-carry the request's fields and never a variable or a token; subscriptions are counted on both
-transports."""
+carry the request's fields (its reply's `X-Request-Id` among them) and never a variable or a
+token; subscriptions are counted on both transports; a worker killed with SIGKILL leaves the
+gauges' sums."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -40,6 +42,9 @@ mutation OpsServeRecord($input: [InstanceInput!]!) {
 }
 """
 EVENTS = "subscription OpsEvents { instanceEvents { kind instance { instanceId status } } }"
+EVENT_STREAM = "text/event-stream"
+POOL_MAX = "jobql_db_pool_max_connections"  # a livesum gauge: pool size x live workers
+JSON_BODY = {"content-type": "application/json"}
 
 
 @dataclass
@@ -47,6 +52,7 @@ class Server:
     url: str
     stderr: Path
     stdout: Path
+    pid: int = 0  # `jobql serve`'s, the supervisor of its workers
 
     def log_lines(self) -> list[str]:
         return [line for line in self.stderr.read_text().splitlines() if line.strip()]
@@ -96,6 +102,7 @@ def _serving(workdir: Path, env: dict[str, str], *, workers: int = 1) -> Iterato
     command += ["--workers", str(workers)]
     with running.stderr.open("wb") as err, running.stdout.open("wb") as out:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=err)
+    running.pid = process.pid
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not _ready(running.url):
@@ -190,6 +197,96 @@ def test_every_log_line_is_json(server: Server) -> None:
         assert isinstance(record["duration_ms"], float | int)
         assert len(record["request_id"]) == 36
         assert record["path"] == "/graphql"
+
+
+def test_every_graphql_reply_names_the_request_its_log_line_names(server: Server) -> None:
+    """X-Request-Id on /graphql's answers (the full stack's, the fast lane's, the refusals before
+    routing) and /graphql/stream's is the `request_id` of the request's JSON log line."""
+    auth = headers()
+    body = {"query": COUNTED, "variables": {"job": "ids"}}
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        replies = [client.post("/graphql", json=body, headers=auth) for _ in range(6)]
+        replies += [
+            client.get("/graphql", params={"query": COUNTED}, headers=auth),
+            client.post("/graphql", content=b"{not json", headers={**auth, **JSON_BODY}),
+            client.post("/graphql", json=body, headers={"workspace": WORKSPACE}),  # no token
+            client.post("/graphql", content=b" " * 2_000_000, headers={**auth, **JSON_BODY}),
+            client.post("/graphql/stream", json=body, headers=headers(accept=EVENT_STREAM)),
+            client.post("/graphql/stream", json=body, headers=auth),  # not asking for a stream
+        ]
+    assert [r.status_code for r in replies] == [200] * 7 + [400, 401, 413, 200, 406]
+    sent = {r.headers["x-request-id"]: r for r in replies}
+    assert len(sent) == len(replies)
+    deadline = time.monotonic() + 10
+    while True:  # a request's line is written once its answer has gone
+        logged = {
+            record["request_id"]: record
+            for record in server.records()
+            if record["logger"] == "jobql.access" and record["request_id"] in sent
+        }
+        if len(logged) == len(sent) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert logged.keys() == sent.keys()
+    for identifier, reply in sent.items():
+        line = logged[identifier]
+        assert (line["status"], line["path"]) == (reply.status_code, reply.url.path)
+    # The same document again: some were answered by each worker's fast lane.
+    strategies = [logged[r.headers["x-request-id"]]["strategy"] for r in replies[:6]]
+    assert "fast_path" in strategies
+
+
+async def test_a_killed_workers_gauges_leave_the_sums(database: str, tmp_path: Path) -> None:
+    """SIGKILL gives a worker no chance to take its live gauges out of the multiprocess sums;
+    the next scrape does (prometheus-client's mark_process_dead for pids that are gone)."""
+    env = {
+        **_server_env(),
+        "JOBQL_DATABASE_URL": database,
+        "JOBQL_LOG_FORMAT": "json",
+        "JOBQL_TOKENS": tokens_json(token_entry(SCRAPER, [], ["metrics"])),
+    }
+    with _serving(tmp_path, env, workers=2) as running:
+        workers = await _started_workers(running, 2)
+        directory = _multiprocess_dir(workers[0])
+        await asyncio.sleep(2.5)  # each worker publishes its gauges every second
+        limits = httpx.Limits(max_keepalive_connections=0)  # either worker may answer
+        async with httpx.AsyncClient(base_url=running.url, limits=limits, timeout=30) as client:
+            both = (await scrape(client)).value(POOL_MAX, pool="sqlalchemy")
+            assert both > 0
+            killed = workers[0]
+            assert (directory / f"gauge_livesum_{killed}.db").exists()
+            os.kill(killed, signal.SIGKILL)
+            replaced = await _started_workers(running, 3)  # uvicorn starts another
+            assert killed not in replaced[2:]
+            await asyncio.sleep(2.5)
+            for _ in range(4):
+                assert (await scrape(client)).value(
+                    POOL_MAX, pool="sqlalchemy"
+                ) == both  # not one and a half
+            assert not (directory / f"gauge_livesum_{killed}.db").exists()
+            assert (directory / f"gauge_livesum_{replaced[2]}.db").exists()
+
+
+async def _started_workers(server: Server, count: int, within: float = 60.0) -> list[int]:
+    """The pids of the first `count` workers that completed their start-up, in order."""
+    deadline = time.monotonic() + within
+    while True:
+        started = [
+            record["pid"]
+            for record in server.records()
+            if record["message"] == "Application startup complete."
+        ]
+        if len(started) >= count:
+            return started[:count]
+        assert time.monotonic() < deadline, _log_tail(server.stderr)
+        await asyncio.sleep(0.1)
+
+
+def _multiprocess_dir(worker: int) -> Path:
+    """The PROMETHEUS_MULTIPROC_DIR `jobql serve` gave its workers (a fresh one of its own)."""
+    environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+    [found] = [v for v in environ if v.startswith(b"PROMETHEUS_MULTIPROC_DIR=")]
+    return Path(found.partition(b"=")[2].decode())
 
 
 async def test_subscriptions_are_counted(server: Server) -> None:
