@@ -429,6 +429,17 @@ def selected(info: Info, type_name: str, field_name: str) -> list[list[FieldNode
     return [nodes for nodes in found.values() if nodes[0].name.value == field_name]
 
 
+def selection_keys(info: Info, type_name: str) -> dict[str, str] | None:
+    """This field's selection on `type_name` as response key -> field name, in the order the
+    answer has them (fragments and @skip/@include applied); None when a directive the planner
+    does not know is in it."""
+    try:
+        found = _Planner.of(info, frozenset()).fields(type_name, list(info._raw_info.field_nodes))
+    except Unsupported:
+        return None
+    return {key: nodes[0].name.value for key, nodes in found.items()}
+
+
 def compiled_instances(info: Info, nodes: list[FieldNode]) -> SharedRead[orjson.Fragment] | None:
     """A subscription's instances, compiled: `nodes` (an `Instance` selection) read for a whole
     batch of instances in one statement, each instance's JSON as a fragment; shared by every
