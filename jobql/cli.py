@@ -283,7 +283,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(_prepare_database(settings))
     with _metrics_directory(settings, args.workers):
         uvicorn.run(
-            "jobql.app:create_app",
+            "jobql.app:serve_app",
             factory=True,
             host=args.host,
             port=args.port,

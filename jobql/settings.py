@@ -82,6 +82,9 @@ class Settings:
     live_max_subscriptions: int = 10_000
     live_max_per_connection: int = 100
     live_keepalive: float = 15.0
+    # `jobql serve` workers: gc.freeze() after start-up and this first-generation threshold
+    # (0: Python's own collector settings, untouched).
+    gc_threshold: int = 10_000
     # OpenLineage out (jobql/emit): auto = on when openlineage-python is configured.
     openlineage: str = "auto"
     openlineage_namespace: str = "jobql/{workspace}"
@@ -162,6 +165,7 @@ class Settings:
             live_max_subscriptions=_int(env, "JOBQL_LIVE_MAX_SUBSCRIPTIONS", 10_000, minimum=1),
             live_max_per_connection=_int(env, "JOBQL_LIVE_MAX_PER_CONNECTION", 100, minimum=1),
             live_keepalive=_float(env, "JOBQL_LIVE_KEEPALIVE", 15.0),
+            gc_threshold=_int(env, "JOBQL_GC_THRESHOLD", 10_000, minimum=0),
             openlineage=env.get("JOBQL_OPENLINEAGE", "auto").lower() or "auto",
             openlineage_namespace=env.get("JOBQL_OPENLINEAGE_NAMESPACE", "jobql/{workspace}"),
             openlineage_batch_size=_int(env, "JOBQL_OPENLINEAGE_BATCH_SIZE", 500, minimum=1),

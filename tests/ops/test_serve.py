@@ -375,9 +375,9 @@ def uvicorn_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[li
 
     calls: list[dict[str, Any]] = []
 
-    def run(*_args: Any, **kwargs: Any) -> None:
+    def run(*args: Any, **kwargs: Any) -> None:
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        calls.append({**kwargs, "multiproc_dir": directory})
+        calls.append({**kwargs, "app": args[0], "multiproc_dir": directory})
         assert directory is None or Path(directory).is_dir()
 
     monkeypatch.setattr(uvicorn, "run", run)
@@ -402,6 +402,42 @@ def test_serve_gives_several_workers_a_fresh_metrics_directory(
     monkeypatch.setenv("JOBQL_METRICS", "false")
     assert main(["serve", "--workers", "2"]) == 0
     assert uvicorn_runs[2]["multiproc_dir"] is None
+
+
+WORKER = """
+import gc, json
+from starlette.testclient import TestClient
+from uvicorn.importer import import_from_string
+threshold = gc.get_threshold()
+with TestClient(import_from_string({app!r})()):
+    print(json.dumps([gc.get_freeze_count(), gc.get_threshold()[0], threshold[0]]))
+"""
+
+
+def test_serve_workers_tune_the_collector_once_started(
+    uvicorn_runs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    assert main(["serve"]) == 0
+    app = uvicorn_runs[0]["app"]
+    assert app == "jobql.app:serve_app"
+    url = os.environ["JOBQL_DATABASE_URL"]
+
+    def worker(**env: str) -> list[int]:
+        done = subprocess.run(
+            [sys.executable, "-c", WORKER.format(app=app)],
+            env={**os.environ, "JOBQL_DATABASE_URL": url, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return list(json.loads(done.stdout.splitlines()[-1]))
+
+    frozen, threshold, python_default = worker()
+    assert frozen > 10_000  # start-up's objects: the schema, the models, the modules
+    assert (threshold, python_default) == (10_000, 700)
+    assert worker(JOBQL_GC_THRESHOLD="2500")[1] == 2500
+    assert worker(JOBQL_GC_THRESHOLD="0")[:2] == [0, 700]  # off: Python's own settings
 
 
 def test_serve_logs_json(
