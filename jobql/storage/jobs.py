@@ -33,7 +33,10 @@ def base_query(workspace: str) -> Select[Any]:
 def filter_conditions(spec: JobFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if spec.name_starts_with is not None:
-        conditions.append(Job.name.startswith(spec.name_starts_with, autoescape=True))
+        prefix = spec.name_starts_with
+        conditions.append(Job.name.startswith(prefix, autoescape=True))
+        # SQLite's LIKE folds ASCII case: the prefix itself, compared exactly, decides.
+        conditions.append(func.substr(Job.name, 1, len(prefix)) == prefix)
     if spec.types is not None:
         conditions.append(Job.type.in_(spec.types) if spec.types else false())
     if spec.parent_name is not None:

@@ -162,6 +162,25 @@ async def test_job_lookup_filters_and_sub_jobs(engine: AsyncEngine, detail: dict
     assert data["job"] == {"type": "REALTIME", "instances": {"totalCount": 0}}
 
 
+async def test_name_prefixes_match_case_exactly_on_both_databases(engine: AsyncEngine) -> None:
+    workspace = await new_workspace(engine)
+    for name in ("Etl_orders", "etl_users", "ETL", "etl_", "étl_x"):
+        await make_job(engine, workspace, name)
+    data = await data_of(
+        engine,
+        """{ lower: jobs(filter: {nameStartsWith: "etl"}) { nodes { name } }
+             upper: jobs(filter: {nameStartsWith: "ETL"}) { nodes { name } }
+             accent: jobs(filter: {nameStartsWith: "é"}) { nodes { name } }
+             underscore: jobs(filter: {nameStartsWith: "etl_u"}) { nodes { name } } }""",
+        workspace=workspace.name,
+    )
+    # SQLite's LIKE folds ASCII case; the prefix is compared exactly, as on PostgreSQL.
+    assert data["lower"]["nodes"] == [{"name": "etl_"}, {"name": "etl_users"}]
+    assert data["upper"]["nodes"] == [{"name": "ETL"}]
+    assert data["accent"]["nodes"] == [{"name": "étl_x"}]
+    assert data["underscore"]["nodes"] == [{"name": "etl_users"}]
+
+
 async def test_jobs_page_by_name(engine: AsyncEngine) -> None:
     workspace = await new_workspace(engine)
     names = [f"j{n:02d}" for n in range(7)]
