@@ -213,13 +213,16 @@ async def instance_stats(
     spec: InstanceFilter,
     group_by: Sequence[StatsGroup] | None,
     bucket: TimeBucket | None,
+    *,
+    lateness: bool = True,
 ) -> list[Stats]:
     """Statistics of the instances matching `spec`, per group (one group without `group_by`),
-    ordered by the group keys in `group_by`'s order; with `bucket`, each with a timeline."""
+    ordered by the group keys in `group_by`'s order; with `bucket`, each with a timeline;
+    lateness only where asked for (`lateness`)."""
     dimensions = tuple(dict.fromkeys(group_by or ()))
     starts = bucket_starts(spec, bucket, "filter") if bucket is not None else None
     groups = await stats.group_stats(
-        ctx.reader, ctx.workspace, spec, dimensions, limit=MAX_GROUPS + 1
+        ctx.reader, ctx.workspace, spec, dimensions, limit=MAX_GROUPS + 1, lateness=lateness
     )
     if len(groups) > MAX_GROUPS:
         raise BadUserInput(
@@ -246,11 +249,18 @@ async def instance_stats(
 
 
 async def job_stats(
-    ctx: RequestContext, job_id: int, window: InstanceFilter, bucket: TimeBucket | None
+    ctx: RequestContext,
+    job_id: int,
+    window: InstanceFilter,
+    bucket: TimeBucket | None,
+    *,
+    lateness: bool = True,
 ) -> Stats:
-    """Statistics of one job's instances planned inside `window` (batched across jobs)."""
+    """Statistics of one job's instances planned inside `window` (batched across jobs; lateness
+    only where asked for)."""
     starts = bucket_starts(window, bucket, "window") if bucket is not None else None
-    group: GroupStats = await ctx.stats_loaders.group_stats_by_job_id.load((job_id, window))
+    loaded = ctx.stats_loaders.group_stats_by_job_id
+    group: GroupStats = await loaded.load((job_id, (window, lateness)))
     if bucket is None or starts is None:
         return Stats(group, None)
     loader = ctx.stats_loaders.bucket_stats_by_job_id

@@ -429,6 +429,13 @@ def selected(info: Info, type_name: str, field_name: str) -> list[list[FieldNode
     return [nodes for nodes in found.values() if nodes[0].name.value == field_name]
 
 
+def asks_for(info: Info, type_name: str, field_name: str) -> bool:
+    """Whether this field's selection on `type_name` holds `field_name` (fragments and
+    @skip/@include applied); True where a directive the planner does not know leaves it open."""
+    keys = selection_keys(info, type_name)
+    return keys is None or field_name in keys.values()
+
+
 def selection_keys(info: Info, type_name: str) -> dict[str, str] | None:
     """This field's selection on `type_name` as response key -> field name, in the order the
     answer has them (fragments and @skip/@include applied); None when a directive the planner

@@ -14,6 +14,7 @@ from jobql.schema import pagination
 from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
 from jobql.schema.enums import JobType, TimeBucket
+from jobql.schema.execution import asks_for
 from jobql.schema.instances import (
     InstanceConnection,
     InstanceFilter,
@@ -143,7 +144,13 @@ class Job(Node):
             ),
         ] = None,
     ) -> InstanceStatsGroup:
-        found = await stats_use_cases.job_stats(info.context, self.key, window_spec(window), bucket)
+        found = await stats_use_cases.job_stats(
+            info.context,
+            self.key,
+            window_spec(window),
+            bucket,
+            lateness=asks_for(info, "InstanceStatsGroup", "latenessMs"),
+        )
         return InstanceStatsGroup.from_stats(found, job_key=self.key, job_name=self.name)
 
     @classmethod

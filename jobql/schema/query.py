@@ -14,7 +14,7 @@ from jobql.schema import pagination
 from jobql.schema.catalogue import known_resolver
 from jobql.schema.context import Info
 from jobql.schema.enums import StatsGroup, TimeBucket
-from jobql.schema.execution import serve
+from jobql.schema.execution import asks_for, serve
 from jobql.schema.instances import (
     Instance,
     InstanceConnection,
@@ -206,5 +206,11 @@ class Query:
         ] = None,
     ) -> list[InstanceStatsGroup]:
         spec, _ = instance_arguments(filter, None)
-        found = await stats_use_cases.instance_stats(info.context, spec, group_by, bucket)
+        found = await stats_use_cases.instance_stats(
+            info.context,
+            spec,
+            group_by,
+            bucket,
+            lateness=asks_for(info, "InstanceStatsGroup", "latenessMs"),
+        )
         return [InstanceStatsGroup.from_stats(group) for group in found]

@@ -124,6 +124,11 @@ class DurationPercentiles:
     p95: float | None = strawberry.field(description=P95)
 
 
+def _lateness(found: stats_use_cases.Percentiles) -> LatenessStats:
+    count, p50, p95 = _short(found)
+    return LatenessStats(count=count, p50=p50, p95=p95)
+
+
 def _short(found: stats_use_cases.Percentiles) -> tuple[int, float | None, float | None]:
     p50, p95 = found.values
     return found.count, p50, p95
@@ -191,9 +196,13 @@ class InstanceStatsGroup:
     duration_ms: DurationStats = strawberry.field(
         description="Durations (`endTime - startTime`) in milliseconds."
     )
-    lateness_ms: LatenessStats = strawberry.field(
-        description="Lateness (`startTime - planTime`) in milliseconds."
-    )
+    lateness: strawberry.Private[LatenessStats | None]
+
+    @strawberry.field(description="Lateness (`startTime - planTime`) in milliseconds.")
+    def lateness_ms(self) -> LatenessStats:
+        if self.lateness is None:  # read only where the selection asks for it
+            raise RuntimeError("latenessMs was not read for this selection")
+        return self.lateness
 
     @strawberry.field(
         description="The job of the group's instances (grouped by JOB, or `Job.stats`), else null."
@@ -231,7 +240,6 @@ class InstanceStatsGroup:
         status, group_job, instance_type = group.key
         duration = group.duration
         p50, p90, p95, p99 = duration.percentiles.values
-        lateness_count, lateness_p50, lateness_p95 = _short(group.lateness)
         return cls(
             job_key=group_job if job_key is None else job_key,
             read_timeline=found.timeline,
@@ -250,7 +258,7 @@ class InstanceStatsGroup:
                 p99=p99,
                 max=None if duration.max is None else Long(duration.max),
             ),
-            lateness_ms=LatenessStats(count=lateness_count, p50=lateness_p50, p95=lateness_p95),
+            lateness=None if group.lateness is None else _lateness(group.lateness),
         )
 
 

@@ -77,7 +77,7 @@ class GroupStats:
     count: int
     successes: int
     duration: DurationStats
-    lateness: Percentiles  # at SHORT_FRACTIONS
+    lateness: Percentiles | None  # at SHORT_FRACTIONS; None: not read (not asked for)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,16 +259,20 @@ def _measured(
     spec: InstanceFilter,
     job_ids: Sequence[int] | None,
     bucket: TimeBucket | None,
+    *,
+    lateness: bool = False,
 ) -> Any:
-    """The matching instances with their duration, lateness (and bucket), as a subquery."""
+    """The matching instances with their duration (lateness, bucket), as a subquery."""
     row = Instance.__table__.c
     columns: list[Any] = [
         row.status,
         row.job_id,
         row.instance_type,
         milliseconds_between(dialect, row.start_time, row.end_time).label("duration"),
-        milliseconds_between(dialect, row.plan_time, row.start_time).label("lateness"),
     ]
+    if lateness:
+        late = milliseconds_between(dialect, row.plan_time, row.start_time)
+        columns.append(late.label("lateness"))
     if bucket is not None:
         columns.append(bucket_start(dialect, bucket, row.plan_time).label("bucket"))
     statement = select(*columns).where(
@@ -318,14 +322,16 @@ async def group_stats(
     *,
     job_ids: Sequence[int] | None = None,
     limit: int | None = None,
+    lateness: bool = True,
 ) -> list[GroupStats]:
-    """Count, successes, duration and lateness statistics of the matching instances per group
-    (one group without `group_by`, also when nothing matches; else only groups that have
-    instances), in one statement; at most `limit` groups (the caller checks for more)."""
+    """Count, successes, duration and (with `lateness`: its percentiles are a second sort of
+    the rows) lateness statistics of the matching instances per group (one group without
+    `group_by`, also when nothing matches; else only groups that have instances), in one
+    statement; at most `limit` groups (the caller checks for more)."""
     dialect = reader.dialect
-    measured = _measured(dialect, workspace, spec, job_ids, None)
+    measured = _measured(dialect, workspace, spec, job_ids, None, lateness=lateness)
     keys = _keys(measured, group_by)
-    duration, lateness = measured.c.duration, measured.c.lateness
+    duration = measured.c.duration
     columns: list[Any] = [
         *keys,
         func.count().label("count"),
@@ -336,9 +342,11 @@ async def group_stats(
         # float8 on both: a double sum of whole milliseconds, one division (no numeric rounding).
         func.avg(cast(duration, Float)).label("duration_avg"),
         percentiles(dialect, duration, DURATION_FRACTIONS).label("duration_percentiles"),
-        func.count(lateness).label("lateness_count"),
-        percentiles(dialect, lateness, SHORT_FRACTIONS).label("lateness_percentiles"),
     ]
+    if lateness:
+        late = measured.c.lateness
+        columns.append(func.count(late).label("lateness_count"))
+        columns.append(percentiles(dialect, late, SHORT_FRACTIONS).label("lateness_percentiles"))
     statement: Select[Any] = select(*columns).select_from(measured)
     if StatsGroup.JOB in group_by:
         job = aliased(Job)
@@ -371,7 +379,9 @@ async def group_stats(
                 ),
                 lateness=_percentiles(
                     mapping["lateness_count"], mapping["lateness_percentiles"], SHORT_FRACTIONS
-                ),
+                )
+                if lateness
+                else None,
             )
         )
     return found
@@ -551,11 +561,18 @@ class NodeStatusCountsByInstanceIdLoader(_StatsLoader):
 
 
 class GroupStatsByJobIdLoader(_StatsLoader):
-    """(job id, InstanceFilter) -> the job's GroupStats (an empty one without instances)."""
+    """(job id, (InstanceFilter, with lateness)) -> the job's GroupStats (an empty one without
+    instances)."""
 
     async def fetch(self, parent_ids: list[int], arguments: Any) -> dict[int, Any]:
+        spec, lateness = arguments
         groups = await group_stats(
-            self.reader, self.workspace, arguments, (StatsGroup.JOB,), job_ids=parent_ids
+            self.reader,
+            self.workspace,
+            spec,
+            (StatsGroup.JOB,),
+            job_ids=parent_ids,
+            lateness=lateness,
         )
         found: dict[int, GroupStats] = {g.key[1]: g for g in groups if g.key[1] is not None}
         return {key: found.get(key) or empty_group((None, key, None)) for key in parent_ids}

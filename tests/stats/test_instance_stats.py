@@ -5,6 +5,7 @@ interpolation itself (`lerp`), which is exactly what PostgreSQL's percentile_con
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -461,3 +462,68 @@ async def test_stats_never_cross_workspaces(engine: AsyncEngine, world: World) -
     data = await data_of(engine, STATS, {"groupBy": ["JOB"]}, workspace="no-such-workspace")
     assert data["instanceStats"] == []
     assert twin.workspace != world.workspace
+
+
+def _sorts(statements: StatementCounter) -> list[int]:
+    """Percentile aggregates per statement that has any (each is a sort of the rows)."""
+    found = [len(PERCENTILE.findall(statement)) for statement in statements.statements]
+    return [n for n in found if n]
+
+
+PERCENTILE = re.compile(r"percentile_cont\(|jobql_percentiles\(")
+LATENESS_WAYS = {
+    "plain": "latenessMs { count p50 p95 }",
+    "alias": "late: latenessMs { count p50 p95 }",
+    "inline fragment": "... on InstanceStatsGroup { latenessMs { count p50 p95 } }",
+    "named fragment": "...Late",
+    "included": "latenessMs @include(if: $yes) { count p50 p95 }",
+    "not skipped": "latenessMs @skip(if: $no) { count p50 p95 }",
+}
+
+
+async def test_lateness_is_read_where_asked_for_and_only_there(
+    engine: AsyncEngine, world: World, statements: StatementCounter
+) -> None:
+    """Lateness percentiles are a second sort of the rows: the statements compute them only
+    when the selection holds `latenessMs`, whichever way it is asked for."""
+    window = {"planTimeAfter": "2019-03-04T00:00:00Z", "planTimeBefore": "2019-03-07T00:00:00Z"}
+
+    async def ask(selection: str) -> dict[str, Any]:
+        fragment = "fragment Late on InstanceStatsGroup { latenessMs { count p50 p95 } }"
+        flags = "".join(
+            f", ${name}: Boolean = {value}"
+            for name, value in (("yes", "true"), ("no", "false"))
+            if f"${name}" in selection
+        )
+        document = f"""
+        query($window: StatsWindow{flags}) {{
+          instanceStats {{ count {selection} }}
+          jobs {{ nodes {{ name stats(window: $window) {{ count {selection} }} }} }}
+        }}
+        {fragment if "...Late" in selection else ""}
+        """
+        statements.reset()
+        return await data_of(
+            engine, document, {"window": window}, workspace=world.workspace, using=schema
+        )
+
+    def late(data: dict[str, Any]) -> list[Any]:
+        groups = [*data["instanceStats"], *(j["stats"] for j in data["jobs"]["nodes"])]
+        return [group.get("latenessMs", group.get("late")) for group in groups]
+
+    expected = late(await ask(LATENESS_WAYS["plain"]))
+    assert len(expected) == 4
+    assert expected[0]["count"] > 0
+    for way, selection in LATENESS_WAYS.items():
+        answer = await ask(selection)
+        assert late(answer) == expected, way
+        assert _sorts(statements) == [2, 2], way  # the root's groups, the jobs' groups
+    for selection in (
+        "",
+        "latenessMs @include(if: $no) { p50 }",
+        "latenessMs @skip(if: $yes) { p50 }",
+    ):
+        answer = await ask(selection)
+        assert late(answer) == [None] * len(expected), selection
+        # one percentile aggregate (the durations') per statement: lateness is not computed
+        assert _sorts(statements) == [1, 1], selection
