@@ -104,7 +104,8 @@ def plan_batch(batch: Batch, namespace: Callable[[str], str]) -> Plan:
         instance = batch.instances.get(event.instance_id)
         if instance is None:  # deleted since
             continue
-        space = namespace(instance.workspace)
+        # A job that came over OpenLineage goes out under its own namespace: the same job.
+        space = instance.job_namespace or namespace(instance.workspace)
         run_id = instance_run_id(instance)
         key = (instance.key, "")
         steps = transitions(states.get(key), INSTANCE_STATES.get(event.status))

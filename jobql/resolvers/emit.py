@@ -62,6 +62,8 @@ class RunInstance:
     key: int
     workspace: str
     job_name: str
+    # The namespace the job came with over OpenLineage (POST /api/v1/lineage), else None.
+    job_namespace: str | None
     instance_id: int
     instance_type: str
     status: str
@@ -184,8 +186,10 @@ async def read_batch(
         for name, keys in sorted(by_workspace.items()):
             rows = await instances.instances_by_ids(reader, name, sorted(keys))
             node_rows = await storage_emit.nodes_of_instances(reader, name, sorted(rows))
+            spaces = await storage_emit.job_namespaces(reader, [r.job_id for r in rows.values()])
             for key, row in rows.items():
-                found[key] = _instance(name, row, node_rows.get(key, []))
+                namespace = spaces.get(row.job_id)
+                found[key] = _instance(name, row, node_rows.get(key, []), namespace)
     finally:
         await reader.close()
     states: dict[RunKey, str] = {}
@@ -195,7 +199,9 @@ async def read_batch(
     return Batch(events=page, instances=found, states=states, skipped=skipped)
 
 
-def _instance(workspace: str, row: Row[Any], nodes: list[Row[Any]]) -> RunInstance:
+def _instance(
+    workspace: str, row: Row[Any], nodes: list[Row[Any]], job_namespace: str | None
+) -> RunInstance:
     if any(getattr(row, field) is not None for field in _SCHEDULERX_FIELDS):
         source_api: str | None = "schedulerx"
     elif any(getattr(row, field) is not None for field in _FLINK_FIELDS):
@@ -206,6 +212,7 @@ def _instance(workspace: str, row: Row[Any], nodes: list[Row[Any]]) -> RunInstan
         key=row.id,
         workspace=workspace,
         job_name=row.job_name,
+        job_namespace=job_namespace,
         instance_id=row.vendor_instance_id,
         instance_type=row.instance_type,
         status=row.status,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobql.storage import nodes
 from jobql.storage.engine import Reader
-from jobql.storage.models import EmitCursor, EmitRunState, Instance, InstanceNode
+from jobql.storage.models import EmitCursor, EmitRunState, Instance, InstanceNode, Job
 
 _cursor = cast(Table, EmitCursor.__table__)
 _state = cast(Table, EmitRunState.__table__)
@@ -167,8 +167,24 @@ async def nodes_of_instances(
     return grouped
 
 
+async def job_namespaces(reader: Reader, job_ids: Sequence[int]) -> dict[int, str]:
+    """The OpenLineage namespace of each job that came with one (POST /api/v1/lineage), by id:
+    one statement per CHUNK jobs."""
+    found: dict[int, str] = {}
+    keys = sorted(set(job_ids))
+    for start in range(0, len(keys), CHUNK):
+        rows = await reader.execute(
+            select(Job.id, Job.namespace).where(
+                Job.id.in_(keys[start : start + CHUNK]), Job.namespace.is_not(None)
+            )
+        )
+        found.update({row.id: row.namespace for row in rows})
+    return found
+
+
 __all__ = [
     "RunKey",
+    "job_namespaces",
     "move_cursor",
     "nodes_of_instances",
     "read_cursors",

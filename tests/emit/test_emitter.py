@@ -31,7 +31,7 @@ from tests.emit.support import (
     summary,
 )
 from tests.factories import data_of, new_workspace
-from tests.lineage.support import DagRun, body
+from tests.lineage.support import NAMESPACE, DagRun, body
 
 
 def item(instance_id: int, status: str, **fields: Any) -> dict[str, Any]:
@@ -278,6 +278,7 @@ def instance_run_id_of(workspace: str, instance_id: int) -> str:
             key=0,
             workspace=workspace,
             job_name="dag",
+            job_namespace=None,
             instance_id=instance_id,
             instance_type="GENERAL",
             status="SUCCESS",
@@ -345,3 +346,32 @@ async def test_an_error_received_over_openlineage_goes_out_again(engine: AsyncEn
     failed = next(e for e in MemoryTransport.accepted if e["eventType"] == "FAIL")
     assert failed["run"]["runId"] == run.run_id
     assert failed["run"]["facets"]["errorMessage"]["message"] == "disk full"
+
+
+async def test_a_job_received_over_openlineage_goes_out_under_its_own_namespace(
+    engine: AsyncEngine,
+) -> None:
+    """The same job, not a second one: OpenLineage names a job by namespace and name, so a job
+    that came with a namespace (POST /api/v1/lineage) keeps it, its tasks' runs too; jobs of
+    the other sources get the configured one."""
+    ws = (await new_workspace(engine)).name
+    run = DagRun("relayed")
+    ctx = RequestContext.open(engine, CursorCodec(DEFAULT_CURSOR_SECRET), ws)
+    try:
+        await lineage.record_event(ctx, body(run.event(RunState.START, 1)))
+        task = body(run.task_event("load", RunState.COMPLETE, 3))
+        await lineage.record_event(ctx, task)
+    finally:
+        await ctx.close()
+    await record(engine, ws, item(1, "SUCCESS", startTime="2026-12-01T02:00:01Z"))
+    MemoryTransport.reset()
+    with openlineage_env(**MEMORY_TRANSPORT):
+        sending = emitter(engine, ws)
+        await sending.run(once=True)
+        await sending.close()
+    jobs = {(e["job"]["namespace"], e["job"]["name"]) for e in MemoryTransport.accepted}
+    name = task["job"]["name"]  # the task's own job name (Airflow's "dag.task")
+    assert jobs == {(NAMESPACE, "relayed"), (NAMESPACE, name), (f"jobql/{ws}", "dag")}
+    sent = next(e for e in MemoryTransport.accepted if e["job"]["name"] == name)
+    parent = sent["run"]["facets"]["parent"]["job"]
+    assert (parent["namespace"], parent["name"]) == (NAMESPACE, "relayed")
