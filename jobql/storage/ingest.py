@@ -115,6 +115,27 @@ def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+# Look-ups of one key (a single report: the common case), built once with bind parameters. A
+# statement built per call costs more Python than its execution: its construction, its cache
+# key, the expansion of its IN list, its result's metadata. More keys are an IN list.
+_WORKSPACE_NAMED = select(_workspace.c.id, _workspace.c.name).where(
+    _workspace.c.name == bindparam("name")
+)
+_JOB_BY_KEY = select(_job).where(
+    _job.c.workspace_id == bindparam("workspace_id"), _job.c.name == bindparam("name")
+)
+_INSTANCE_BY_KEY = select(_instance).where(
+    _instance.c.job_id == bindparam("job_id"),
+    _instance.c.vendor_instance_id == bindparam("vendor_instance_id"),
+)
+_INSTANCE_BY_KEY_LOCKED = _INSTANCE_BY_KEY.with_for_update()
+_NODES_OF_INSTANCE = (
+    select(_node)
+    .where(_node.c.instance_id == bindparam("instance_id"))
+    .order_by(_node.c.instance_id, _node.c.position, _node.c.id)
+)
+
+
 def _max_lengths(table: Table) -> dict[str, int]:
     return {
         column.name: column.type.length
@@ -164,9 +185,12 @@ async def workspace_ids(connection: AsyncConnection, names: Iterable[str]) -> di
 async def _workspaces_named(connection: AsyncConnection, names: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for part in _chunks(names):
-        rows = await connection.execute(
-            select(_workspace.c.id, _workspace.c.name).where(_workspace.c.name.in_(part))
-        )
+        if len(part) == 1:
+            rows = await connection.execute(_WORKSPACE_NAMED, {"name": part[0]})
+        else:
+            rows = await connection.execute(
+                select(_workspace.c.id, _workspace.c.name).where(_workspace.c.name.in_(part))
+            )
         found.update({name: key for key, name in rows.all()})
     return found
 
@@ -360,9 +384,15 @@ async def _jobs_by_key(
 ) -> dict[tuple[int, str], dict[str, Any]]:
     found: dict[tuple[int, str], dict[str, Any]] = {}
     for part in _chunks(sorted(set(keys))):
-        rows = await connection.execute(
-            select(_job).where(tuple_(_job.c.workspace_id, _job.c.name).in_(part))
-        )
+        if len(part) == 1:
+            [(workspace_id, name)] = part
+            rows = await connection.execute(
+                _JOB_BY_KEY, {"workspace_id": workspace_id, "name": name}
+            )
+        else:
+            rows = await connection.execute(
+                select(_job).where(tuple_(_job.c.workspace_id, _job.c.name).in_(part))
+            )
         found.update({(row.workspace_id, row.name): dict(row._mapping) for row in rows})
     return found
 
@@ -792,14 +822,21 @@ async def _instances_by_key(
     found: dict[tuple[int, int], dict[str, Any]] = {}
     lock = lock and connection.dialect.name == "postgresql"
     for part in _chunks(sorted(set(keys))):
-        statement = select(_instance).where(
-            tuple_(_instance.c.job_id, _instance.c.vendor_instance_id).in_(part)
-        )
-        if lock:
-            statement = statement.order_by(
-                _instance.c.job_id, _instance.c.vendor_instance_id
-            ).with_for_update()
-        rows = await connection.execute(statement)
+        if len(part) == 1:
+            [(job_id, instance_id)] = part
+            rows = await connection.execute(
+                _INSTANCE_BY_KEY_LOCKED if lock else _INSTANCE_BY_KEY,
+                {"job_id": job_id, "vendor_instance_id": instance_id},
+            )
+        else:
+            statement = select(_instance).where(
+                tuple_(_instance.c.job_id, _instance.c.vendor_instance_id).in_(part)
+            )
+            if lock:
+                statement = statement.order_by(
+                    _instance.c.job_id, _instance.c.vendor_instance_id
+                ).with_for_update()
+            rows = await connection.execute(statement)
         found.update({(row.job_id, row.vendor_instance_id): dict(row._mapping) for row in rows})
     return found
 
@@ -810,11 +847,14 @@ async def _nodes_of(
     """Stored nodes per instance, by name, in position order."""
     nodes: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     for part in _chunks(sorted(set(instance_ids))):
-        rows = await connection.execute(
-            select(_node)
-            .where(_node.c.instance_id.in_(part))
-            .order_by(_node.c.instance_id, _node.c.position, _node.c.id)
-        )
+        if len(part) == 1:
+            rows = await connection.execute(_NODES_OF_INSTANCE, {"instance_id": part[0]})
+        else:
+            rows = await connection.execute(
+                select(_node)
+                .where(_node.c.instance_id.in_(part))
+                .order_by(_node.c.instance_id, _node.c.position, _node.c.id)
+            )
         for row in rows:
             nodes[row.instance_id][row.name] = dict(row._mapping)
     return nodes
