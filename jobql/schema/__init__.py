@@ -16,6 +16,7 @@ from strawberry.types.graphql import OperationType
 
 from jobql import metrics
 from jobql.resolvers.context import RequestContext
+from jobql.schema.documents import DocumentCache, Documents
 from jobql.schema.errors import ErrorCodes, SingleOperation
 from jobql.schema.execution import (
     CompiledExecutionContext,
@@ -174,8 +175,12 @@ def create_schema(
     """
     # Validating a document is done once per distinct document, schema and rules (a factory:
     # Strawberry shares the cache across requests). Not ParserCache: parse errors raised from it
-    # lose the token limit's QUERY_TOO_COMPLEX.
-    caches: list[Any] = [lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE)]
+    # lose the token limit's QUERY_TOO_COMPLEX; DocumentCache keeps only what parsed.
+    documents = Documents(maxsize=DOCUMENT_CACHE_SIZE)
+    caches: list[Any] = [
+        lambda: DocumentCache(documents),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+    ]
     extensions: list[Any] = [
         *caches,
         SingleOperation,
