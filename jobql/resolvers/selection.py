@@ -38,6 +38,7 @@ from jobql.storage.plan import (
     IdLookup,
     InstanceLookup,
     JobLookup,
+    JobName,
     Link,
     ManyPlan,
     Nodes,
@@ -100,11 +101,11 @@ RUNTIME_COLUMNS = tuple(c.name for c in Instance.__table__.c if c.name.startswit
 
 # Fields answered by a stored column or a computation on the row. A field absent here (such as
 # StreamRuntime.packages, a split of the stored text) is served by the reference strategy.
-LEAVES: dict[str, dict[str, Column | GlobalId | Duration | Workspace]] = {
+LEAVES: dict[str, dict[str, Column | GlobalId | Duration | JobName | Workspace]] = {
     "Instance": {
         "id": GlobalId("Instance"),
         "instanceId": Column("vendor_instance_id", "int"),
-        "jobName": Column("job_name", "text"),
+        "jobName": JobName(),
         "jobInstanceName": Column("job_instance_name", "text"),
         "status": Column("status", "enum"),
         "instanceType": Column("instance_type", "enum"),

@@ -463,6 +463,12 @@ class Reader:
             self._engine = chosen
 
     @property
+    def database(self) -> Any:
+        """What stands for the reader's database in per-database caches: its primary engine
+        (the one an `execution_options()` copy stands for), whichever replica it reads."""
+        return _base_engine(self._primary.sync_engine)
+
+    @property
     def on_replica(self) -> bool:
         return self._engine is not self._primary
 

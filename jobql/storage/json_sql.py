@@ -14,7 +14,9 @@ serialisers do (times by `to_char`); global ids and cursors are those `jobql.sto
 makes.
 
 Nested connections are correlated subqueries, each limited per parent on its
-`(parent, sort key, id)` index; to-one links are correlated scalar subqueries.
+`(parent, sort key, id)` index; to-one links are correlated scalar subqueries. An instance's
+`jobName` is its `job_id`, which the `Shaper` names from the job names the server keeps per
+database (`jobql.storage.job_names`; a miss costs one more statement, a warm read none).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from jobql.storage import instances, jobs, nodes
+from jobql.storage import instances, job_names, jobs, nodes
 from jobql.storage.capacity import NotExpressible, Refused, check
 from jobql.storage.engine import Reader
 from jobql.storage.identifiers import sign_cursor
@@ -76,6 +78,7 @@ from jobql.storage.plan import (
     IdLookup,
     InstanceLookup,
     JobLookup,
+    JobName,
     Link,
     ManyPlan,
     Nodes,
@@ -244,6 +247,8 @@ class _Builder:
             return self.column(row, value)
         if isinstance(value, GlobalId):
             return row("id")  # `Shaper` encodes it
+        if isinstance(value, JobName):
+            return row("job_id")  # `Shaper` names it
         if isinstance(value, Duration):
             return self.duration(row)
         if isinstance(value, Facet):
@@ -452,7 +457,7 @@ TYPE_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 
 class Shaper:
     """Turns a statement's arrays into the GraphQL value: keys from the plan, constants put in,
-    global ids encoded and cursors signed here, where they cost the least in a deployment whose
+    global ids encoded, job ids named (`job_names.job_name`) and cursors signed here, where they cost the least in a deployment whose
     database is the scarce machine (see bench/PERFORMANCE.md).
 
     Made once per (plan, workspace, secret) and kept with the statement. Each object selection
@@ -464,7 +469,7 @@ class Shaper:
     def __init__(self, workspace: str, secret: str) -> None:
         self.scope = f":{len(workspace)}:{workspace}"
         self.secret = secret.encode()
-        self.env: dict[str, Any] = {"_b64": binascii.b2a_base64}
+        self.env: dict[str, Any] = {"_b64": binascii.b2a_base64, "_job": job_names.job_name}
 
     def root(self, plan: RootPlan) -> Shape:
         if isinstance(plan, ConnectionPlan):
@@ -503,6 +508,8 @@ class Shaper:
                 # encode_global_id's bytes: base64 of "<Type>:<key>".
                 prefix = repr(f"{value.type_name}:".encode())
                 slot = f"_b64({prefix} + str({slot}).encode(), newline=False).decode()"
+            elif isinstance(value, JobName):
+                slot = f"_job({slot})"
             elif isinstance(value, Facet):
                 slot = f"{self._name(self.object(value.fields))}({slot})"
             elif isinstance(value, Link):
@@ -653,6 +660,8 @@ def _needed(selections: list[Fields]) -> set[str]:
                 needed.add(value.name)
             elif isinstance(value, Duration):
                 needed.update(("start_time", "end_time"))
+            elif isinstance(value, JobName):
+                needed.add("job_id")
             elif isinstance(value, Facet):
                 needed.update(value.columns)
                 visit(value.fields)
@@ -757,6 +766,7 @@ class ByIds:
 
     statement: Select[Any] | CompoundSelect[Any]
     shape: Shape
+    workspace: str
 
 
 def build_by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str) -> ByIds:
@@ -767,6 +777,7 @@ def build_by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str)
         lambda: ByIds(
             _checked(_by_ids(item, dialect=dialect, workspace=workspace, secret=secret), dialect),
             Shaper(workspace, secret).object(item.fields),
+            workspace,
         ),
     )
 
@@ -788,12 +799,15 @@ async def read_by_ids(reader: Reader, by_ids: ByIds, keys: Sequence[int]) -> dic
     """The JSON text of each object of `keys` found (a statement of `build_by_ids`)."""
     rows = await reader.execute(by_ids.statement.params({IDS: list(keys)}))
     shape = by_ids.shape
-    with _no_collection():
+
+    def shaped() -> dict[int, str]:
         return {
             int(key): orjson.dumps(shape(orjson.loads(value))).decode()
             for key, value in rows
             if value is not None
         }
+
+    return await _named(reader, by_ids.workspace, shaped, autocommit=False)
 
 
 async def read_json(
@@ -802,7 +816,24 @@ async def read_json(
     """The JSON text of the plan's root value; None when a lookup finds nothing."""
     statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
     shape = shaper(plan, workspace=workspace, secret=secret)
-    return _json_of(plan, shape, await reader.execute(statement, autocommit=autocommit))
+    rows = await reader.execute(statement, autocommit=autocommit)
+    return await _named(
+        reader, workspace, partial(_json_of, plan, shape, rows), autocommit=autocommit
+    )
+
+
+async def _named(reader: Reader, workspace: str, shaped: Callable[[], B], *, autocommit: bool) -> B:
+    """`shaped()` with the job names of the reader's database (`job_names`). Names it did not
+    know are read in one more statement (in autocommit when `autocommit`: the request's only
+    other statement), and the rows shaped again: only a cold cache or a new job pays that."""
+    naming = job_names.Naming(job_names.of(reader))
+    with _no_collection(), job_names.naming(naming):
+        found = shaped()
+    if not naming.missing:
+        return found
+    await naming.read_missing(reader, workspace, autocommit=autocommit)
+    with _no_collection(), job_names.naming(naming):
+        return shaped()
 
 
 @contextlib.contextmanager
@@ -822,19 +853,16 @@ def _no_collection() -> Iterator[None]:
 
 
 def _json_of(plan: RootPlan, shape: Shape, rows: Sequence[Any]) -> str | None:
-    with _no_collection():
-        if isinstance(plan, ManyPlan):
-            values = shape([(group, orjson.loads(value)) for group, _, value in rows])
-            found = {
-                (group, key): value for (group, key, _), value in zip(rows, values, strict=True)
-            }
-            return orjson.dumps([found.get(at) if at else None for at in plan.order]).decode()
-        if not rows:
-            return None
-        value = rows[0][0]
-        if value is None:
-            return None
-        return orjson.dumps(shape(orjson.loads(value))).decode()
+    if isinstance(plan, ManyPlan):
+        values = shape([(group, orjson.loads(value)) for group, _, value in rows])
+        found = {(group, key): value for (group, key, _), value in zip(rows, values, strict=True)}
+        return orjson.dumps([found.get(at) if at else None for at in plan.order]).decode()
+    if not rows:
+        return None
+    value = rows[0][0]
+    if value is None:
+        return None
+    return orjson.dumps(shape(orjson.loads(value))).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -846,6 +874,7 @@ class PreparedRead:
     statement: Select[Any] | CompoundSelect[Any] | None
     driver: tuple[str, tuple[Any, ...]] | None
     shape: Shape
+    workspace: str
 
 
 def prepare_read(
@@ -855,7 +884,7 @@ def prepare_read(
     statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
     driver = reader.driver_statement(statement) if alone else None
     shape = shaper(plan, workspace=workspace, secret=secret)
-    return PreparedRead(plan, None if driver is not None else statement, driver, shape)
+    return PreparedRead(plan, None if driver is not None else statement, driver, shape, workspace)
 
 
 async def read_prepared(reader: Reader, prepared: PreparedRead, *, alone: bool) -> str | None:
@@ -866,7 +895,8 @@ async def read_prepared(reader: Reader, prepared: PreparedRead, *, alone: bool) 
     else:
         assert prepared.statement is not None
         rows = await reader.execute(prepared.statement, autocommit=alone)
-    return _json_of(prepared.plan, prepared.shape, rows)
+    shaped = partial(_json_of, prepared.plan, prepared.shape, rows)
+    return await _named(reader, prepared.workspace, shaped, autocommit=alone)
 
 
 __all__ = [

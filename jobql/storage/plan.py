@@ -44,6 +44,12 @@ class Duration:
 
 
 @dataclass(frozen=True, slots=True)
+class JobName:
+    """An instance's job's name: the statement returns `job_id`, the server knows its name
+    (`jobql.storage.job_names`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Facet:
     """A nested object over columns of the same row; null when all of `columns` are null."""
 
@@ -151,6 +157,6 @@ class ManyPlan:
     order: tuple[tuple[int, int] | None, ...]
 
 
-Value = Column | Const | GlobalId | Duration | Facet | Link | ObjectPlan | ConnectionPlan
+Value = Column | Const | GlobalId | Duration | JobName | Facet | Link | ObjectPlan | ConnectionPlan
 Fields = tuple[tuple[str, Value], ...]
 RootPlan = ConnectionPlan | SinglePlan | ManyPlan
