@@ -457,8 +457,8 @@ TYPE_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 
 class Shaper:
     """Turns a statement's arrays into the GraphQL value: keys from the plan, constants put in,
-    global ids encoded, job ids named (`job_names.job_name`) and cursors signed here, where they cost the least in a deployment whose
-    database is the scarce machine (see bench/PERFORMANCE.md).
+    global ids encoded, job ids named (`job_names.job_name`) and cursors signed here, where they
+    cost the least in a deployment whose database is the scarce machine (bench/PERFORMANCE.md).
 
     Made once per (plan, workspace, secret) and kept with the statement. Each object selection
     becomes one small generated function, `{"key": v[0], "id": <global id of v[1]>, ...}`, the way
