@@ -124,6 +124,17 @@ _WORKSPACE_NAMED = select(_workspace.c.id, _workspace.c.name).where(
 _JOB_BY_KEY = select(_job).where(
     _job.c.workspace_id == bindparam("workspace_id"), _job.c.name == bindparam("name")
 )
+# A workspace with its job of that name, if any (the job's columns are null when it has none).
+_WORKSPACE_AND_JOB = (
+    select(_workspace.c.id.label("workspace_key"), _job)
+    .select_from(
+        _workspace.outerjoin(
+            _job,
+            and_(_job.c.workspace_id == _workspace.c.id, _job.c.name == bindparam("job_name")),
+        )
+    )
+    .where(_workspace.c.name == bindparam("workspace_name"))
+)
 _INSTANCE_BY_KEY = select(_instance).where(
     _instance.c.job_id == bindparam("job_id"),
     _instance.c.vendor_instance_id == bindparam("vendor_instance_id"),
@@ -561,11 +572,21 @@ async def write_instances(
     """Upsert instances with their nodes; one result per record, in order. Invalid records write
     nothing (not even their job); the others are written in this transaction."""
     results = [ItemResult(errors=_instance_errors(record)) for record in records]
-    spaces = await workspace_ids(
-        connection, (r.workspace for r, res in zip(records, results, strict=True) if not res.errors)
+    found = (
+        await _workspace_and_job(connection, records[0])
+        if len(records) == 1 and not results[0].errors
+        else None
     )
-    job_keys = [(spaces.get(r.workspace, 0), r.job_name) for r in records]
-    jobs = await _jobs_by_key(connection, job_keys)
+    if found is not None:
+        spaces, jobs = found
+        job_keys = [(spaces[r.workspace], r.job_name) for r in records]
+    else:
+        spaces = await workspace_ids(
+            connection,
+            (r.workspace for r, res in zip(records, results, strict=True) if not res.errors),
+        )
+        job_keys = [(spaces.get(r.workspace, 0), r.job_name) for r in records]
+        jobs = await _jobs_by_key(connection, job_keys)
     keys: list[tuple[int, int] | None] = [
         (jobs[k]["id"], r.instance_id) if k in jobs else None
         for r, k in zip(records, job_keys, strict=True)
@@ -670,6 +691,25 @@ async def write_instances(
     )
     await _log_changes(connection, [(i, writes[i][0]) for i in to_write], results, stored, after)
     return results
+
+
+async def _workspace_and_job(
+    connection: AsyncConnection, record: InstanceRecord
+) -> tuple[dict[str, int], dict[tuple[int, str], dict[str, Any]]] | None:
+    """A single report's workspace id and stored job (none: a new job), as `workspace_ids` and
+    `_jobs_by_key` find them, in one statement instead of two; None when the workspace is new
+    (those two then create and find it)."""
+    row = (
+        await connection.execute(
+            _WORKSPACE_AND_JOB, {"workspace_name": record.workspace, "job_name": record.job_name}
+        )
+    ).first()
+    if row is None:
+        return None
+    job = dict(row._mapping)
+    workspace_id = job.pop("workspace_key")
+    jobs = {} if job["id"] is None else {(workspace_id, record.job_name): job}
+    return {record.workspace: workspace_id}, jobs
 
 
 async def _log_changes(
