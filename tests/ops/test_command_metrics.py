@@ -152,10 +152,21 @@ async def _pass_line(log: Path, source: str, process: asyncio.subprocess.Process
         await asyncio.sleep(0.1)
 
 
+def _in_workspace(example: Path, workspace: str, folder: Path) -> str:
+    """The example, in `workspace`: Realtime Compute's names its own (`ProjectName`), which
+    `--workspace` does not override and other tests write into too."""
+    text = example.read_text()
+    if '"ProjectName"' not in text:
+        return str(example)
+    copy = folder / example.name
+    copy.write_text(text.replace('"ProjectName": "project1"', f'"ProjectName": "{workspace}"'))
+    return str(copy)
+
+
 def test_import_writes_its_metrics_to_a_textfile(engine: AsyncEngine, tmp_path: Path) -> None:
     env = jobql_env(engine.url.render_as_string(hide_password=False))
-    files = [str(EXAMPLES / name) for name in IMPORTED]
     workspace = unique("ops_import")
+    files = [_in_workspace(EXAMPLES / name, workspace, tmp_path) for name in IMPORTED]
     textfile = tmp_path / "jobql_import.prom"
     for expected in ("created", "unchanged"):  # the same files twice
         status, output = _jobql(
@@ -167,7 +178,7 @@ def test_import_writes_its_metrics_to_a_textfile(engine: AsyncEngine, tmp_path: 
         counted = {o: scraped.value(INGEST, kind="instance", outcome=o) for o in OUTCOMES}
         assert counted == {o: 6.0 if o == expected else 0.0 for o in OUTCOMES}
         assert "process_cpu_seconds_total" in scraped.names()  # the process's whole registry
-    assert [p.name for p in tmp_path.iterdir()] == [textfile.name]  # no temporary file left
+    assert [p.name for p in tmp_path.glob("*.prom*")] == [textfile.name]  # no temporary file
 
     # A file refused: what landed is in the file, and the exit status says it failed.
     status, output = _jobql(
