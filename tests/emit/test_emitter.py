@@ -245,19 +245,22 @@ async def test_a_restart_mid_way_delivers_every_change(engine: AsyncEngine) -> N
                 await asyncio.sleep(0.01)
         await asyncio.sleep(0.1)
         task.cancel()  # killed: no release, no close
-        await asyncio.gather(task, return_exceptions=True)
-        before = list(MemoryTransport.accepted)
-        assert len(before) == 3
-        MemoryTransport.fail_after = None
-        # Its own lease long enough that a slow machine never lets it lapse between a batch and
-        # storing the cursor (a lapse would send that batch again: more duplicates than counted).
-        second = emitter(engine, ws, name=name, batch_size=5, lease=10)
-        await second.run(once=True)
-        assert second.position is None  # the dead emitter's lease still runs
-        await asyncio.sleep(0.6)
-        await second.run(once=True)
-        position = second.position
-        await second.close()
+        # Seen once in a whole-suite run on SQLite: the rest never finished. A failure to name
+        # (where it stopped), not a hang of the suite.
+        async with asyncio.timeout(60):
+            await asyncio.gather(task, return_exceptions=True)
+            before = list(MemoryTransport.accepted)
+            assert len(before) == 3
+            MemoryTransport.fail_after = None
+            # Its own lease long enough that a slow machine never lets it lapse between a batch
+            # and storing the cursor (a lapse would send that batch again: more duplicates).
+            second = emitter(engine, ws, name=name, batch_size=5, lease=10)
+            await second.run(once=True)
+            assert second.position is None  # the dead emitter's lease still runs
+            await asyncio.sleep(0.6)
+            await second.run(once=True)
+            position = second.position
+            await second.close()
     delivered = {(e["run"]["runId"], e["eventType"]) for e in MemoryTransport.accepted}
     expected = {
         (instance_run_id_of(ws, n), state) for n in range(1, 6) for state in ("START", "COMPLETE")
