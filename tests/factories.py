@@ -6,15 +6,19 @@ backend without seeing each other's rows.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import graphql
+import httpx
 import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -176,3 +180,34 @@ def checked_out_when_idle(engine: AsyncEngine, seconds: float = 5.0) -> int:
     while engine.pool.checkedout() and time.monotonic() < deadline:
         time.sleep(0.01)
     return int(engine.pool.checkedout())
+
+
+@contextlib.asynccontextmanager
+async def slot_held(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> AsyncIterator[asyncio.Task[httpx.Response]]:
+    """A POST /graphql whose body arrives only when the block ends: it holds an admission slot
+    (JOBQL_MAX_CONCURRENCY) meanwhile. Yields the request's task."""
+    release = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        await release.wait()
+        yield b'{"query": "{ jobs { totalCount } }"}'
+
+    held = asyncio.create_task(client.post("/graphql", content=slow_body(), headers=headers))
+    try:
+        yield held
+    finally:
+        release.set()
+
+
+async def first_refusal(
+    client: httpx.AsyncClient, url: str, **options: Any
+) -> httpx.Response | None:
+    """GET `url` every 10 ms until one answers 503 (returned), at most 200 times (None)."""
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        response = await client.get(url, **options)
+        if response.status_code == 503:
+            return response
+    return None

@@ -3,7 +3,6 @@ refusal and pool checkout counted exactly once, with bounded labels; and the `me
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import sqlite3
@@ -21,7 +20,7 @@ from jobql import metrics
 from jobql.resolvers.checkpoints import save_checkpoints
 from jobql.schema import execution
 from jobql.storage.records import CheckpointRecord
-from tests.factories import make_instance, make_job, new_workspace
+from tests.factories import first_refusal, make_instance, make_job, new_workspace, slot_held
 from tests.ops.conftest import AppClient, delta, scrape, token_entry, tokens_json
 
 REQUESTS = "jobql_http_request_duration_seconds_count"
@@ -245,29 +244,13 @@ async def test_admission_refusals(engine: AsyncEngine, app_client: AppClient) ->
     ws = (await new_workspace(engine)).name
     _, client = await app_client(max_concurrency=1)
     before = await scrape(client)
-    release = asyncio.Event()
-
-    async def slow_body() -> AsyncIterator[bytes]:
-        await release.wait()
-        yield b'{"query": "{ jobs { totalCount } }"}'
-
-    held = asyncio.create_task(
-        client.post(
-            "/graphql",
-            content=slow_body(),
-            headers={"content-type": "application/json", "workspace": ws},
+    headers = {"content-type": "application/json", "workspace": ws}
+    async with slot_held(client, headers) as held:
+        refused = await first_refusal(
+            client, "/graphql?query={__typename}", headers={"workspace": ws}
         )
-    )
-    refused = None
-    for _ in range(200):
-        await asyncio.sleep(0.01)
-        response = await client.get("/graphql?query={__typename}", headers={"workspace": ws})
-        if response.status_code == 503:
-            refused = response
-            break
     assert refused is not None
     assert refused.headers["retry-after"] == "1"
-    release.set()
     assert (await held).status_code == 200
     after = await scrape(client)
     assert delta(before, after, "jobql_admission_rejected_total") == 1

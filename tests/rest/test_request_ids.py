@@ -6,7 +6,6 @@ and /graphql/stream's included (that the request's JSON log line names the same 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -20,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobql.app import create_app
 from jobql.http.lane import FastLane
 from jobql.settings import Settings
-from tests.factories import make_instance, make_job, new_workspace
+from tests.factories import first_refusal, make_instance, make_job, new_workspace, slot_held
 
 TOKEN = "request-id-token"
 UUID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}")
@@ -129,27 +128,12 @@ async def test_a_graphql_refusal_for_load_names_its_request(engine: AsyncEngine)
         database_url=engine.url.render_as_string(hide_password=False), max_concurrency=1
     )
     app = create_app(settings)
-    release = asyncio.Event()
-
-    async def slow_body() -> AsyncIterator[bytes]:
-        await release.wait()
-        yield b'{"query": "{ jobs { totalCount } }"}'
-
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://jobql.test"
         ) as client:
-            held = asyncio.create_task(
-                client.post("/graphql", content=slow_body(), headers=JSON_BODY)
-            )
-            refused = None
-            for _ in range(200):
-                await asyncio.sleep(0.01)
-                response = await client.get("/graphql", params={"query": QUERY})
-                if response.status_code == 503:
-                    refused = response
-                    break
-            release.set()
+            async with slot_held(client, JSON_BODY) as held:
+                refused = await first_refusal(client, "/graphql", params={"query": QUERY})
             assert (await held).status_code == 200
     finally:
         await app.state.engine.dispose()
