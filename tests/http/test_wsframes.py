@@ -1,0 +1,138 @@
+"""WebSocket frames of one event-loop turn go out in one write (jobql/http/wsframes.py), in order,
+through a real uvicorn server and a real WebSocket client; and `jobql serve` uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+
+from jobql.cli import main
+from jobql.http import wsframes
+from jobql.http.wsframes import CoalescingWebSockets
+
+MESSAGES = 10
+
+
+class Transport:
+    """A transport that records its writes."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 1)}.get(name, default)
+
+
+async def test_one_turns_writes_go_out_once_in_order() -> None:
+    inner = Transport()
+    writer = wsframes._TurnWriter(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+    for n in range(3):
+        writer.write(b"frame%d;" % n)
+    assert inner.writes == []  # not before the end of the turn
+    assert writer.get_write_buffer_size() == 3 * len(b"frame0;")
+    await asyncio.sleep(0)
+    assert inner.writes == [b"frame0;frame1;frame2;"]
+    writer.write(b"next")
+    await asyncio.sleep(0)
+    assert inner.writes[1:] == [b"next"]
+    assert writer.get_extra_info("peername") == ("127.0.0.1", 1)  # the rest is the transport's
+
+
+async def test_close_writes_what_waits_and_abort_drops_it() -> None:
+    inner = Transport()
+    writer = wsframes._TurnWriter(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+    writer.write(b"last words")
+    writer.close()
+    assert (inner.writes, inner.closed) == ([b"last words"], True)
+    await asyncio.sleep(0)  # the scheduled flush finds nothing more
+    assert inner.writes == [b"last words"]
+
+    other = Transport()
+    writer = wsframes._TurnWriter(other, asyncio.get_running_loop())  # type: ignore[arg-type]
+    writer.write(b"never")
+    writer.abort()
+    await asyncio.sleep(0)
+    assert (other.writes, other.aborted) == ([], True)
+
+
+async def burst(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accepts, then sends MESSAGES text frames without a pause, then waits for the close."""
+    assert scope["type"] == "websocket"
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    for n in range(MESSAGES):
+        await send({"type": "websocket.send", "text": f"message {n}"})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
+@contextlib.asynccontextmanager
+async def server(port: int) -> AsyncIterator[None]:
+    config = uvicorn.Config(
+        burst, host="127.0.0.1", port=port, ws=CoalescingWebSockets, log_level="warning"
+    )
+    running = uvicorn.Server(config)
+    task = asyncio.create_task(running.serve())
+    while not running.started:  # noqa: ASYNC110 (uvicorn offers no event to wait for)
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        running.should_exit = True
+        await task
+
+
+async def test_a_burst_of_frames_reaches_a_real_client_in_one_write(
+    monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int
+) -> None:
+    writes: list[bytes] = []
+    flush = wsframes._TurnWriter.flush
+
+    def counted(self: wsframes._TurnWriter) -> None:
+        if self._waiting:
+            writes.append(b"".join(self._waiting))
+        flush(self)
+
+    monkeypatch.setattr(wsframes._TurnWriter, "flush", counted)
+    url = f"ws://127.0.0.1:{unused_tcp_port}"
+    async with server(unused_tcp_port), websockets.connect(url, compression=None) as client:
+        received = [await asyncio.wait_for(client.recv(), 5) for _ in range(MESSAGES)]
+    assert received == [f"message {n}" for n in range(MESSAGES)]
+    # The handshake's response, then every frame of the burst in one write.
+    burst_writes = [data for data in writes if b"message" in data]
+    assert len(burst_writes) == 1
+    assert all(f"message {n}".encode() in burst_writes[0] for n in range(MESSAGES))
+
+
+def test_serve_runs_uvicorn_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JOBQL_DATABASE_URL", raising=False)
+    monkeypatch.setenv("JOBQL_DEMO_INSTANCES", "20")
+    assert main(["serve", "--port", "8124"]) == 0
+    assert calls[0]["ws"] is CoalescingWebSockets
