@@ -206,10 +206,11 @@ class InstanceEvent(Base):
     """The instance event log: one row per change to an instance (created, a field or its nodes
     changed), appended by the writing transaction itself and read by cursor after it commits
     (`jobql/storage/events.py`). Its id is the event's position: ids are handed out in commit
-    order (see `events.append`). A log, not a relation: no foreign keys, so that appending locks
-    no row it names and pruning is a plain delete. The filter columns (status ... ignore_success)
-    hold the instance as this change left it, so that a subscription's filter decides on the
-    change itself, not on whatever the instance became later."""
+    order (see `events.append` and `InstanceEventPending`). A log, not a relation: no foreign
+    keys, so that appending locks no row it names and pruning is a plain delete. The filter
+    columns (status ... ignore_success) hold the instance as this change left it, so that a
+    subscription's filter decides on the change itself, not on whatever the instance became
+    later."""
 
     __tablename__ = "instance_event"
     # AUTOINCREMENT on SQLite: an id is never handed out twice, even after the newest rows are
@@ -229,6 +230,21 @@ class InstanceEvent(Base):
     plan_time: Mapped[datetime] = mapped_column(UtcDateTime)
     force_success: Mapped[bool] = mapped_column(Boolean)
     ignore_success: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class InstanceEventPending(Base):
+    """PostgreSQL: one writing transaction's events on their way into the log. The transaction
+    inserts one row (its changes as a JSON array, in order); a deferred trigger moves them into
+    `instance_event` when it commits, and deletes the row: so ids are handed out at commit, in
+    commit order, under a lock held only while committing (see jobql/storage/events.py). The
+    table is UNLOGGED on PostgreSQL (a row never outlives its transaction) and unused on SQLite,
+    whose writers are serialised anyway."""
+
+    __tablename__ = "instance_event_pending"
+
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
+    changes: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobql.resolvers.ingest import import_instances, instance_record
 from jobql.storage import engine as storage_engine
 from jobql.storage import events
 from jobql.storage.ingest import write_instances
-from jobql.storage.models import InstanceEvent
+from jobql.storage.models import InstanceEvent, InstanceEventPending
 from jobql.storage.records import InstanceRecord, NodeRecord
 from tests.factories import new_workspace
 
@@ -97,7 +97,10 @@ async def test_a_rolled_back_write_leaves_no_event_and_wakes_nobody(engine: Asyn
         assert await log_of(engine, ws) == []
         assert woken == []
         assert await write(engine, record(ws, 1, "RUNNING")) == ["CREATED"]
-        assert woken == [(await log_of(engine, ws))[0].id]
+        # The last id where it is known before the commit (SQLite); PostgreSQL hands ids out
+        # inside COMMIT: 0, "read whatever there is".
+        last = (await log_of(engine, ws))[0].id if engine.dialect.name == "sqlite" else 0
+        assert woken == [last]
     finally:
         events._LOCAL[url].discard(woken.append)
 
@@ -111,11 +114,14 @@ async def test_import_writes_events_per_chunk(engine: AsyncEngine) -> None:
 
 @pytest.mark.postgres
 async def test_ids_are_handed_out_in_commit_order(engine: AsyncEngine) -> None:
-    """A writer that appended keeps later appenders waiting until it commits, so that no reader
-    sees id N+1 before N."""
+    """Ids follow commit order, not the order of the appends: a writer that appended first but
+    commits last gets the later id, and does not hold the others up while it has not committed
+    (the lock is taken inside COMMIT, migration 0007)."""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite serialises writers anyway")
     ws = (await new_workspace(engine)).name
+    # The job exists: two writers creating it at once would wait for each other's job row.
+    assert await write(engine, record(ws, 0, "RUNNING")) == ["CREATED"]
     first_appended = asyncio.Event()
     release = asyncio.Event()
 
@@ -129,13 +135,37 @@ async def test_ids_are_handed_out_in_commit_order(engine: AsyncEngine) -> None:
 
     slow_task = asyncio.create_task(storage_engine.write(engine, slow))
     await first_appended.wait()
-    quick_task = asyncio.create_task(storage_engine.write(engine, quick))
-    await asyncio.sleep(0.3)
-    assert not quick_task.done()  # waiting for the lock, its id not yet taken
-    assert await log_of(engine, ws) == []
+    await asyncio.wait_for(storage_engine.write(engine, quick), 5)  # not held up by `slow`
+    assert [e.vendor_instance_id for e in await log_of(engine, ws)] == [0, 2]
     release.set()
-    await asyncio.gather(slow_task, quick_task)
-    assert [e.vendor_instance_id for e in await log_of(engine, ws)] == [1, 2]
+    await slow_task
+    found = (await log_of(engine, ws))[1:]
+    assert [e.vendor_instance_id for e in found] == [2, 1]
+    assert found[0].id < found[1].id
+    async with engine.connect() as connection:
+        pending = await connection.scalar(select(func.count()).select_from(InstanceEventPending))
+    assert pending == 0  # each transaction's pending row goes with its commit
+
+
+@pytest.mark.postgres
+async def test_a_committer_holding_the_append_lock_holds_later_commits_back(
+    engine: AsyncEngine,
+) -> None:
+    """While one transaction's events are being appended (the lock held inside its COMMIT),
+    another's COMMIT waits, and then its ids come after: no reader sees id N+1 before N."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers anyway")
+    ws = (await new_workspace(engine)).name
+    async with engine.connect() as holder:
+        # What the trigger does first inside a COMMIT, held by hand.
+        await holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": events.APPEND_LOCK})
+        task = asyncio.create_task(write(engine, record(ws, 1, "RUNNING")))
+        await asyncio.sleep(0.3)
+        assert not task.done()  # its COMMIT waits for the lock
+        assert await log_of(engine, ws) == []
+        await holder.rollback()
+    assert await asyncio.wait_for(task, 5) == ["CREATED"]
+    assert [e.vendor_instance_id for e in await log_of(engine, ws)] == [1]
 
 
 async def test_prune_by_count_and_age_keeps_the_newest(engine: AsyncEngine) -> None:
