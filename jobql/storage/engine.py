@@ -31,6 +31,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000
 WRITE_ATTEMPTS = 5
 
 T = TypeVar("T")
+# A statement for the driver ($n text, values) and the position of the value to replace.
+DriverTemplate = tuple[str, tuple[Any, ...], int]
 logger = logging.getLogger("jobql")
 
 
@@ -521,6 +523,21 @@ class Reader:
     def driver_statement(self, statement: ClauseElement) -> tuple[str, tuple[Any, ...]] | None:
         """PostgreSQL: the statement as asyncpg takes it ($n text, positional values converted
         by the same bind processors SQLAlchemy applies); None on other databases."""
+        found = self._driver_form(statement)
+        return None if found is None else (found[0], found[1])
+
+    def driver_template(self, statement: ClauseElement, name: str) -> DriverTemplate | None:
+        """`driver_statement`, and the position of the parameter `name` among its values: a
+        statement to run again with another value there (not converted: a value no bind
+        processor changes, such as an array of keys)."""
+        found = self._driver_form(statement)
+        if found is None or name not in found[2]:
+            return None
+        return found[0], found[1], found[2].index(name)
+
+    def _driver_form(
+        self, statement: ClauseElement
+    ) -> tuple[str, tuple[Any, ...], list[str]] | None:
         dialect = self._engine.dialect
         if dialect.name != "postgresql":
             return None
@@ -528,8 +545,9 @@ class Reader:
         assert isinstance(compiled, SQLCompiler)
         values = compiled.construct_params() or {}
         processors = compiled._bind_processors
+        names = list(compiled.positiontup or ())
         args: list[Any] = []
-        for name in compiled.positiontup or ():
+        for name in names:
             value = values[name]
             processor = processors.get(name)
             if processor is not None:
@@ -537,7 +555,7 @@ class Reader:
                     return None
                 value = processor(value)
             args.append(value)
-        return str(compiled), tuple(args)
+        return str(compiled), tuple(args), names
 
     async def scalar(self, statement: Executable) -> Any:
         rows = await self.execute(statement)

@@ -21,10 +21,10 @@ transaction took is never used again: readers see a gap, never a late arrival.
 Wake-ups. PostgreSQL: the appending transaction's trigger calls `pg_notify(CHANNEL, '<last id>')`,
 which PostgreSQL delivers when, and only if, it commits, to every listening connection of every
 process and host: the payload is only "new events up to id N" (a few bytes; the limit is 8,000).
-Within one process, `engine.write` also wakes the local readers after the commit (SQLite has no
-NOTIFY), with the last id where it is known (SQLite) or 0, "read whatever there is". Readers poll
-as well, for writers in other processes on SQLite (`jobql import`) and for notifications missed
-while a LISTEN connection reconnects.
+The ids are not known before the commit, so this process's readers learn of them the same way.
+SQLite has no NOTIFY: `engine.write` wakes the process's readers after the commit with the last id.
+Readers poll as well, for writers in other processes on SQLite (`jobql import`) and for
+notifications missed while a LISTEN connection reconnects.
 
 Retention: events older than a maximum age, and all but the newest maximum count, are deleted
 by `prune`; the newest event is always kept, so that the log says where it stands. A cursor older
@@ -119,11 +119,11 @@ async def append(connection: AsyncConnection, changes: Sequence[Change]) -> None
     if not changes:
         return
     at = truncate_ms(datetime.now(UTC))
-    last = 0  # PostgreSQL: not known before the commit ("read whatever there is")
     if connection.dialect.name == "postgresql":
+        # Readers, this process's too, learn of them from the NOTIFY the trigger sends.
         await _append_postgresql(connection, changes, at)
-    else:
-        last = await _append_sqlite(connection, changes, at)
+        return
+    last = await _append_sqlite(connection, changes, at)
     url = _url(connection.engine)
     storage_engine.after_commit(connection, lambda: wake_local(url, last))
 

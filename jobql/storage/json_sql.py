@@ -27,12 +27,13 @@ import gc
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
     CompoundSelect,
@@ -42,6 +43,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -58,7 +60,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from jobql.storage import instances, job_names, jobs, nodes
 from jobql.storage.capacity import NotExpressible, Refused, check
-from jobql.storage.engine import Reader
+from jobql.storage.engine import DriverTemplate, Reader
 from jobql.storage.identifiers import sign_cursor
 from jobql.storage.instances import InstanceFilter, InstanceOrder
 from jobql.storage.jobs import JOB_ORDER, JobFilter
@@ -762,11 +764,15 @@ IDS = "ids"
 
 @dataclass(frozen=True, slots=True)
 class ByIds:
-    """A statement of `build_by_ids` and the shape of its objects."""
+    """A statement of `build_by_ids` and the shape of its objects; on PostgreSQL also its
+    driver form (`Reader.driver_template`), made on first use."""
 
     statement: Select[Any] | CompoundSelect[Any]
     shape: Shape
     workspace: str
+    driver: dict[str, DriverTemplate | None] = field(
+        default_factory=dict, hash=False, compare=False
+    )
 
 
 def build_by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str) -> ByIds:
@@ -785,9 +791,14 @@ def build_by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str)
 def _by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str) -> Select[Any]:
     builder = _Builder(dialect, workspace, secret)
     base, key = BY_ID[item.entity]
-    found = _prune(base(workspace), _needed([item.fields])).where(
-        key.in_(bindparam(IDS, value=[0], expanding=True))
+    # PostgreSQL: the keys as one array, so that the statement's text (and its prepared plan)
+    # is the same whatever their number.
+    wanted = (
+        key == any_(bindparam(IDS, value=[0], type_=ARRAY(BigInteger)))
+        if builder.pg
+        else key.in_(bindparam(IDS, value=[0], expanding=True))
     )
+    found = _prune(base(workspace), _needed([item.fields])).where(wanted)
     r = found.subquery()
     value = builder.object(item, _columns(r), r)
     return select(
@@ -796,8 +807,21 @@ def _by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str) -> S
 
 
 async def read_by_ids(reader: Reader, by_ids: ByIds, keys: Sequence[int]) -> dict[int, str]:
-    """The JSON text of each object of `keys` found (a statement of `build_by_ids`)."""
-    rows = await reader.execute(by_ids.statement.params({IDS: list(keys)}))
+    """The JSON text of each object of `keys` found (a statement of `build_by_ids`). On
+    PostgreSQL straight to the driver: one round trip, no transaction, a prepared statement
+    (the subscriptions' reads, several per batch of events, are all this)."""
+    dialect = reader.dialect
+    if dialect not in by_ids.driver:
+        by_ids.driver[dialect] = reader.driver_template(by_ids.statement, IDS)
+    template = by_ids.driver[dialect]
+    rows: Sequence[Any]
+    if template is not None:
+        sql, args, at = template
+        values = list(args)
+        values[at] = list(keys)
+        rows = await reader.fetch_driver(sql, values)
+    else:
+        rows = await reader.execute(by_ids.statement.params({IDS: list(keys)}))
     shape = by_ids.shape
 
     def shaped() -> dict[int, str]:
