@@ -14,7 +14,9 @@ serialisers do (times by `to_char`); global ids and cursors are those `jobql.sto
 makes.
 
 Nested connections are correlated subqueries, each limited per parent on its
-`(parent, sort key, id)` index; to-one links are correlated scalar subqueries. An instance's
+`(parent, sort key, id)` index; to-one links are correlated scalar subqueries. On PostgreSQL a
+page read only by its list of items is `ARRAY(SELECT ... ORDER BY ...)`, which keeps the order
+it is read in, not `json_agg(... ORDER BY ...)`, which sorts it again. An instance's
 `jobName` is its `job_id`, which the `Shaper` names from the job names the server keeps per
 database (`jobql.storage.job_names`; a miss costs one more statement, a warm read none).
 """
@@ -172,6 +174,15 @@ class _Builder:
         """A correlated subquery's JSON as a value (SQLite loses the JSON subtype on the way)."""
         value = statement.scalar_subquery()
         return value if self.pg else func.json(value)
+
+    def listed(
+        self, item: ColumnElement[Any], page: FromClause, order: list[ColumnElement[Any]]
+    ) -> ColumnElement[Any]:
+        """A page's items as a JSON array, from `ARRAY(SELECT item ... ORDER BY ...)`
+        (PostgreSQL): an array keeps its subquery's order, where `json_agg(... ORDER BY ...)`
+        sorts each page again (one sort per parent row of a nested connection)."""
+        rows = select(item).select_from(page).order_by(*order).scalar_subquery()
+        return func.array_to_json(func.array(rows))
 
     def boolean(self, condition: ColumnElement[Any]) -> ColumnElement[Any]:
         if self.pg:
@@ -356,23 +367,27 @@ class _Builder:
             ]
 
         first_out, last_out = (last_kept, 1) if from_end else (1, last_kept)
+        # The page read once, as an ARRAY(subquery) in its order, where nothing else reads it.
+        listed = self.pg and lean and _lists_only(plan)
         values: list[ColumnElement[Any]] = []
         aggregates = False  # whether anything reads the page's rows (all through aggregates)
         for _, part in plan.fields:
-            if isinstance(part, Edges):
-                edge_values: list[ColumnElement[Any]] = []
-                for _, edge_part in part.fields:
-                    if isinstance(edge_part, Cursor):
-                        edge_values += self.cursor(key, row)
-                    elif isinstance(edge_part, ObjectPlan):
-                        edge_values.append(self.object(edge_part, row, r))
-                item = self.obj(edge_values)
-                values.append(self.array(item, order, kept=kept))
-                aggregates = True
-            elif isinstance(part, Nodes):
-                item = self.object(part.item, row, r)
-                values.append(self.array(item, order, kept=kept))
-                aggregates = True
+            if isinstance(part, Edges | Nodes):
+                if isinstance(part, Nodes):
+                    item = self.object(part.item, row, r)
+                else:
+                    edge_values: list[ColumnElement[Any]] = []
+                    for _, edge_part in part.fields:
+                        if isinstance(edge_part, Cursor):
+                            edge_values += self.cursor(key, row)
+                        elif isinstance(edge_part, ObjectPlan):
+                            edge_values.append(self.object(edge_part, row, r))
+                    item = self.obj(edge_values)
+                if listed:
+                    values.append(self.listed(item, r, order))
+                else:
+                    values.append(self.array(item, order, kept=kept))
+                    aggregates = True
             elif isinstance(part, PageInfo):
                 info: list[ColumnElement[Any]] = []
                 for _, name in part.fields:
@@ -405,9 +420,10 @@ class _Builder:
             elif isinstance(part, TotalCount):
                 values.append(counted.scalar_subquery())
         if not aggregates:
-            # Nothing reads the page (only totalCount, __typename, or page info that is constant
-            # for these arguments): no rows to read, and without an aggregate the statement
-            # would make one row per page row (none for an empty page).
+            # Nothing aggregates the page (only totalCount, __typename, page info that is
+            # constant for these arguments, or its one list read as an array): no FROM, and
+            # without an aggregate the statement would make one row per page row (none for an
+            # empty page).
             return select(self.obj(values))
         return select(self.obj(values)).select_from(r)
 
@@ -650,6 +666,20 @@ def _row_fields(plan: ConnectionPlan) -> list[Fields]:
         elif isinstance(part, Edges):
             found += [value.fields for _, value in part.fields if isinstance(value, ObjectPlan)]
     return found
+
+
+def _lists_only(plan: ConnectionPlan) -> bool:
+    """Whether the connection's page is read by one list of items (edges or nodes) and by
+    nothing else: no second list, and no page info that counts the rows read."""
+    lists = 0
+    for _, part in plan.fields:
+        if isinstance(part, Edges | Nodes):
+            lists += 1
+        elif isinstance(part, PageInfo):
+            counted = "hasPreviousPage" if plan.window.from_end else "hasNextPage"
+            if any(name == counted for _, name in part.fields):
+                return False
+    return lists == 1
 
 
 def _needed(selections: list[Fields]) -> set[str]:

@@ -296,3 +296,43 @@ async def test_a_page_reads_one_row_past_it_only_to_say_whether_there_is_more(
     assert sql.count("row_number()") == numbered, sql
     assert ("LIMIT 3" in sql) == bool(peek), sql
     assert ("LIMIT 2" in sql) == (not peek), sql
+
+
+@pytest.mark.parametrize(
+    ("document", "arrays", "aggregates"),
+    [
+        # W1's shape: each page read by its one list of items, the nested one once per parent.
+        (
+            "{ instances(first: 2) { nodes { instanceId nodes(first: 2) { nodes { name } } } } }",
+            2,
+            0,
+        ),
+        ("{ instances(last: 2) { nodes { instanceId nodes(last: 2) { nodes { name } } } } }", 2, 0),
+        ("{ instances(first: 2) { edges { cursor node { instanceId } } } }", 1, 0),
+        # Counted rows (hasNextPage), a second list or numbered rows keep the aggregates.
+        ("{ instances(first: 2) { pageInfo { hasNextPage } nodes { instanceId } } }", 0, 1),
+        ("{ instances(first: 2) { nodes { instanceId } edges { cursor } } }", 0, 2),
+        ("{ instances(last: 2) { pageInfo { endCursor } nodes { instanceId } } }", 0, 1),
+    ],
+)
+async def test_a_page_read_only_by_its_list_is_an_array_in_order_not_a_sorting_aggregate(
+    engine: AsyncEngine,
+    workspace: str,
+    statements: Any,
+    document: str,
+    arrays: int,
+    aggregates: int,
+) -> None:
+    """On PostgreSQL, `json_agg(... ORDER BY ...)` sorts each page again (W1: once per parent
+    row); a page that only its list of items reads comes as `ARRAY(SELECT ... ORDER BY ...)`,
+    in the order its rows are read. `execute` checks each answer against the reference."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite aggregates in the order of its FROM subquery")
+    compiled = create_schema(report_strategy=True)
+    statements.reset()
+    result = await execute(engine, document, workspace=workspace, using=compiled)
+    assert result.errors is None, result.errors
+    assert result.extensions["strategy"] == {"instances": "compiled"}
+    (sql,) = statements.statements
+    assert sql.count("array_to_json(array((SELECT") == arrays, sql
+    assert sql.count("json_agg(") == aggregates, sql
