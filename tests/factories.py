@@ -21,11 +21,12 @@ import graphql
 import httpx
 import orjson
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobql.resolvers.context import RequestContext
 from jobql.schema import Schema, create_schema, schema
 from jobql.settings import DEFAULT_CURSOR_SECRET
+from jobql.storage import engine as storage_engine
 from jobql.storage.identifiers import CursorCodec
 from jobql.storage.models import Instance, InstanceNode, Job, Workspace
 
@@ -41,14 +42,27 @@ class Ref:
 
 
 async def new_workspace(engine: AsyncEngine, name: str | None = None) -> Ref:
-    name = name or f"ws_{uuid.uuid4().hex[:12]}"
-    async with engine.begin() as connection:
-        existing = await connection.scalar(select(Workspace.id).where(Workspace.name == name))
+    chosen = name or f"ws_{uuid.uuid4().hex[:12]}"
+
+    async def work(connection: AsyncConnection) -> Any:
+        existing = await connection.scalar(select(Workspace.id).where(Workspace.name == chosen))
         if existing is not None:
-            return Ref(existing, name, existing)
-        key = await connection.scalar(insert(Workspace).values(name=name).returning(Workspace.id))
+            return existing
+        return await connection.scalar(
+            insert(Workspace).values(name=chosen).returning(Workspace.id)
+        )
+
+    key = await _write(engine, work)
     assert key is not None
-    return Ref(key, name, key)
+    return Ref(key, chosen, key)
+
+
+async def _write(engine: AsyncEngine, work: Any) -> Any:
+    """`work` in a write transaction as jobql's writers run theirs (`storage.engine.write`): on
+    SQLite BEGIN IMMEDIATE and a few more attempts when locked out, where a plain `begin()`
+    that reads first fails at once with "database is locked" if another writer holds the lock
+    when it comes to write."""
+    return await storage_engine.write(engine, work)
 
 
 async def make_job(
@@ -60,8 +74,9 @@ async def make_job(
         "type": "BATCH",
         **fields,
     }
-    async with engine.begin() as connection:
-        key = await connection.scalar(insert(Job).values(**values).returning(Job.id))
+    key = await _write(
+        engine, lambda connection: connection.scalar(insert(Job).values(**values).returning(Job.id))
+    )
     assert key is not None
     return Ref(key, values["name"], workspace.id)
 
@@ -80,8 +95,12 @@ async def make_instance(engine: AsyncEngine, job: Ref, **fields: Any) -> Ref:
         "ignore_success": False,
         **fields,
     }
-    async with engine.begin() as connection:
-        key = await connection.scalar(insert(Instance).values(**values).returning(Instance.id))
+    key = await _write(
+        engine,
+        lambda connection: connection.scalar(
+            insert(Instance).values(**values).returning(Instance.id)
+        ),
+    )
     assert key is not None
     return Ref(key, job.name, job.workspace_id)
 
@@ -101,9 +120,12 @@ async def make_nodes(engine: AsyncEngine, instance: Ref, count: int, **fields: A
     ]
     if not rows:
         return []
-    async with engine.begin() as connection:
+
+    async def work(connection: AsyncConnection) -> list[int]:
         result = await connection.execute(insert(InstanceNode).returning(InstanceNode.id), rows)
         return [row[0] for row in result.all()]
+
+    return await _write(engine, work)  # type: ignore[no-any-return]
 
 
 # The default schema serves reads compiled where it can; this one only through the resolvers.
