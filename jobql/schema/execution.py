@@ -46,6 +46,7 @@ from graphql import (
     get_operation_ast,
     parse,
 )
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.language import BooleanValueNode, VariableNode
 from strawberry.extensions import SchemaExtension
@@ -106,6 +107,40 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().complete_value(
             return_type, field_details_list, info, path, result, position_context
         )
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """A subscription event the compiled strategy answered whole (an `orjson.Fragment`: its
+        root field's JSON) is the event's result as it is: graphql-core would copy this executor,
+        resolve the root field to the payload and complete it unchanged, once per event and
+        subscription group. Not with field middleware (tracing), which must see the field."""
+        if isinstance(payload, orjson.Fragment) and not (
+            self.middleware_manager and self.middleware_manager.middlewares
+        ):
+            key = _single_root_key(self.operation.selection_set)
+            if key is not None:
+                return _Answered(GraphQLExecutionResult({key: payload}, None))
+        return super().build_per_event_executor(payload)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answered:
+    """A per-event executor whose result is known (`build_per_event_executor`)."""
+
+    result: GraphQLExecutionResult
+
+    def execute_operation(self, _initial_result_record: Any = None) -> GraphQLExecutionResult:
+        return self.result
+
+
+def _single_root_key(selection_set: SelectionSetNode) -> str | None:
+    """The response key of a subscription's one root field, when it is written as one plain
+    field (no fragment, no directive); None otherwise."""
+    if len(selection_set.selections) != 1:
+        return None
+    node = selection_set.selections[0]
+    if not isinstance(node, FieldNode) or node.directives:
+        return None
+    return (node.alias or node.name).value
 
 
 def compilable_fields(schema: GraphQLSchema) -> frozenset[tuple[str, str]]:

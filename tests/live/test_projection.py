@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from jobql.http.subscriptions import LiveLimits, Runner
 from jobql.resolvers.live import Broker
@@ -137,3 +138,50 @@ async def test_compiled_events_equal_the_reference_ones(
         for pair in pairs:
             for subscriber in pair:
                 await subscriber.close()
+
+
+async def test_a_projected_event_is_its_result_without_an_executor_per_event(
+    runners: tuple[Runner, Runner], engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """graphql-core copies the executor and completes the root field for every event; for an
+    answer the projection made whole, the executor hands it back as the event's result
+    (`CompiledExecutionContext.build_per_event_executor`), unless the root field is not written
+    as one plain field (here: inside an inline fragment): then the event goes through
+    graphql-core, with the same answer."""
+    built: list[Any] = []
+    parent = StrawberryGraphQLCoreExecutionContext.build_per_event_executor
+
+    def counted(self: Any, payload: Any) -> Any:
+        built.append(payload)
+        return parent(self, payload)
+
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "build_per_event_executor", counted)
+    compiled, _ = runners
+    ws = (await new_workspace(engine)).name
+    selection = "{ cursor status instance { instanceId status } }"
+    documents = {
+        "instanceEvents": f"subscription {{ instanceEvents {selection} }}",
+        "events": f"subscription {{ events: instanceEvents {selection} }}",
+        "fragment": f"subscription {{ ... on Subscription {{ instanceEvents {selection} }} }}",
+    }
+    subscribers = {key: Subscriber(compiled, engine, ws, query) for key, query in documents.items()}
+    try:
+        await until(lambda: _members(compiled) >= len(documents))
+        await write(engine, record(ws, 1, "RUNNING"))
+        await until(lambda: all(len(s.results) == 1 for s in subscribers.values()))
+        answers = {key: s.results[0] for key, s in subscribers.items()}
+        assert answers["instanceEvents"]["instanceEvents"]["instance"] == {
+            "instanceId": 1,
+            "status": "RUNNING",
+        }
+        assert answers["events"] == {"events": answers["instanceEvents"]["instanceEvents"]}
+        assert answers["fragment"] == answers["instanceEvents"]
+        for key in ("instanceEvents", "events"):
+            data = subscribers[key].raw[0].data
+            assert isinstance(data[key], orjson.Fragment)
+        # Built once: for the group whose root field is inside a fragment.
+        assert len(built) == 1
+        assert isinstance(built[0], orjson.Fragment)
+    finally:
+        for subscriber in subscribers.values():
+            await subscriber.close()
