@@ -38,6 +38,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    true,
     tuple_,
     update,
 )
@@ -124,17 +125,40 @@ _WORKSPACE_NAMED = select(_workspace.c.id, _workspace.c.name).where(
 _JOB_BY_KEY = select(_job).where(
     _job.c.workspace_id == bindparam("workspace_id"), _job.c.name == bindparam("name")
 )
-# A workspace with its job of that name, if any (the job's columns are null when it has none).
-_WORKSPACE_AND_JOB = (
-    select(_workspace.c.id.label("workspace_key"), _job)
-    .select_from(
-        _workspace.outerjoin(
-            _job,
-            and_(_job.c.workspace_id == _workspace.c.id, _job.c.name == bindparam("job_name")),
-        )
+# A single report's workspace, job and stored instance in one statement: the instance locked
+# until commit on PostgreSQL (as `_instances_by_key(lock=True)` locks it), its columns prefixed.
+STORED = "stored_"
+
+
+def _workspace_job_and_instance(dialect_name: str) -> Any:
+    condition = and_(
+        _instance.c.job_id == _job.c.id,
+        _instance.c.vendor_instance_id == bindparam("vendor_instance_id"),
     )
-    .where(_workspace.c.name == bindparam("workspace_name"))
-)
+    joined = _workspace.outerjoin(
+        _job, and_(_job.c.workspace_id == _workspace.c.id, _job.c.name == bindparam("job_name"))
+    )
+    if dialect_name == "postgresql":
+        # FOR UPDATE cannot apply to the nullable side of an outer join: a lateral sub-select.
+        stored: Any = select(_instance).where(condition).with_for_update().lateral("stored")
+        joined = joined.outerjoin(stored, true())
+    else:
+        stored = _instance
+        joined = joined.outerjoin(_instance, condition)
+    return (
+        select(
+            _workspace.c.id.label("workspace_key"),
+            _job,
+            *(column.label(f"{STORED}{column.name}") for column in stored.c),
+        )
+        .select_from(joined)
+        .where(_workspace.c.name == bindparam("workspace_name"))
+    )
+
+
+_WORKSPACE_JOB_AND_INSTANCE = {
+    name: _workspace_job_and_instance(name) for name in ("postgresql", "sqlite")
+}
 _INSTANCE_BY_KEY = select(_instance).where(
     _instance.c.job_id == bindparam("job_id"),
     _instance.c.vendor_instance_id == bindparam("vendor_instance_id"),
@@ -577,8 +601,9 @@ async def write_instances(
         if len(records) == 1 and not results[0].errors
         else None
     )
+    stored: dict[tuple[int, int], dict[str, Any]] | None = None
     if found is not None:
-        spaces, jobs = found
+        spaces, jobs, stored = found
         job_keys = [(spaces[r.workspace], r.job_name) for r in records]
     else:
         spaces = await workspace_ids(
@@ -593,7 +618,8 @@ async def write_instances(
     ]
     # Locked until commit (PostgreSQL): the status an event reports as previous is the one this
     # write replaces, also when another writer reports the same instance at the same moment.
-    stored = await _instances_by_key(connection, [k for k in keys if k is not None], lock=True)
+    if stored is None:
+        stored = await _instances_by_key(connection, [k for k in keys if k is not None], lock=True)
     stored_nodes = await _nodes_of(
         connection,
         [
@@ -695,21 +721,37 @@ async def write_instances(
 
 async def _workspace_and_job(
     connection: AsyncConnection, record: InstanceRecord
-) -> tuple[dict[str, int], dict[tuple[int, str], dict[str, Any]]] | None:
-    """A single report's workspace id and stored job (none: a new job), as `workspace_ids` and
-    `_jobs_by_key` find them, in one statement instead of two; None when the workspace is new
-    (those two then create and find it)."""
+) -> (
+    tuple[dict[str, int], dict[tuple[int, str], dict[str, Any]], dict[tuple[int, int], Any]] | None
+):
+    """A single report's workspace id, stored job (none: a new job) and stored instance, as
+    `workspace_ids`, `_jobs_by_key` and `_instances_by_key(lock=True)` find them, in one
+    statement instead of three; None when the workspace is new (those then create and find
+    it)."""
     row = (
         await connection.execute(
-            _WORKSPACE_AND_JOB, {"workspace_name": record.workspace, "job_name": record.job_name}
+            _WORKSPACE_JOB_AND_INSTANCE[connection.dialect.name],
+            {
+                "workspace_name": record.workspace,
+                "job_name": record.job_name,
+                "vendor_instance_id": record.instance_id,
+            },
         )
     ).first()
     if row is None:
         return None
-    job = dict(row._mapping)
+    job: dict[str, Any] = {}
+    instance: dict[str, Any] = {}
+    for name, value in row._mapping.items():
+        if name.startswith(STORED):
+            instance[name[len(STORED) :]] = value
+        else:
+            job[name] = value
     workspace_id = job.pop("workspace_key")
-    jobs = {} if job["id"] is None else {(workspace_id, record.job_name): job}
-    return {record.workspace: workspace_id}, jobs
+    if job["id"] is None:
+        return {record.workspace: workspace_id}, {}, {}
+    stored = {} if instance["id"] is None else {(job["id"], record.instance_id): instance}
+    return {record.workspace: workspace_id}, {(workspace_id, record.job_name): job}, stored
 
 
 async def _log_changes(

@@ -206,3 +206,36 @@ async def test_node_records_only(engine: AsyncEngine) -> None:
     )
     assert await write(engine, changed) == ["UPDATED"]
     assert [e.kind for e in await log_of(engine, ws)] == ["CREATED", "UPDATED"]
+
+
+@pytest.mark.postgres
+async def test_a_single_report_locks_its_stored_instance_until_commit(engine: AsyncEngine) -> None:
+    """A single report reads its workspace, job and stored instance in one statement, the
+    instance locked (FOR UPDATE in a lateral sub-select): a second writer of the same instance
+    waits for the first to commit, and its event's previous status is the one the first wrote."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers anyway")
+    ws = (await new_workspace(engine)).name
+    assert await write(engine, record(ws, 1, "RUNNING", reported=1)) == ["CREATED"]
+    first_written = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(connection: AsyncConnection) -> None:
+        await write_instances(connection, [record(ws, 1, "FAIL", reported=2)])
+        first_written.set()
+        await release.wait()
+
+    slow_task = asyncio.create_task(storage_engine.write(engine, slow))
+    await first_written.wait()
+    second = asyncio.create_task(write(engine, record(ws, 1, "SUCCESS", reported=3)))
+    await asyncio.sleep(0.3)
+    assert not second.done()  # waiting for the instance's row lock
+    release.set()
+    await slow_task
+    assert await asyncio.wait_for(second, 5) == ["UPDATED"]
+    found = await log_of(engine, ws)
+    assert [(e.previous_status, e.status) for e in found] == [
+        (None, "RUNNING"),
+        ("RUNNING", "FAIL"),
+        ("FAIL", "SUCCESS"),
+    ]
