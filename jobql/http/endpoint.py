@@ -38,6 +38,7 @@ from jobql.access import ANONYMOUS, Access, principal_if_any, principal_of
 from jobql.http.persisted import VARY, HttpCache, PersistedQueries, PersistedQueryError
 from jobql.http.subscriptions import LiveLimits, Runner
 from jobql.http.ws import CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, TransportWS
+from jobql.http.wsframes import SEND_TEXT_NOW
 from jobql.resolvers.context import (
     DEFAULT_WORKSPACE,
     LSN_HEADER,
@@ -94,6 +95,12 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
             await self.ws.send_text(orjson.dumps(message).decode())
         except (WebSocketDisconnect, StarletteDisconnected) as exc:
             raise WebSocketDisconnected from exc
+
+    def send_text_now(self, message: bytes) -> bool:
+        """A message already encoded, sent without waiting where the server offers it
+        (`wsframes.SEND_TEXT_NOW`); False when it was not sent."""
+        send = self.ws.scope.get("extensions", {}).get(SEND_TEXT_NOW)
+        return send is not None and bool(send(message))
 
     async def send_text(self, message: bytes) -> None:
         """A message already encoded (UTF-8 JSON)."""

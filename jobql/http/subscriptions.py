@@ -100,19 +100,41 @@ class LiveLimits:
 
 
 class Member:
-    """One subscriber of a group: a bounded queue of (event id, result)."""
+    """One subscriber of a group: a bounded queue of (event id, result).
 
-    def __init__(self, size: int, on_fail: Callable[[], None] | None = None) -> None:
+    `send_now`, where the transport has it (graphql-transport-ws on `jobql serve`): a result
+    offered while the subscriber's stream waits with nothing queued (after its prelude) is sent
+    by the group itself, at once, instead of waking the stream to send it; the queue takes it
+    when that cannot be (the transport pauses writing), and everything after it, in order."""
+
+    def __init__(
+        self,
+        size: int,
+        on_fail: Callable[[], None] | None = None,
+        send_now: Callable[[SharedResult], bool] | None = None,
+    ) -> None:
         self.size = size
         # Told at once, so that a transport stuck sending to this subscriber can cut it.
         self.on_fail = on_fail
+        self.send_now = send_now
         self.items: deque[tuple[int | None, ExecutionResult]] = deque()
         self.ended = False
         self.failed: BaseException | None = None
         self._ready = asyncio.Event()
+        # Set while `results` waits for an item: nothing of this subscriber is in flight.
+        self._waiting = False
+        self._after = 0
 
     def offer(self, position: int | None, result: ExecutionResult) -> None:
         if self.ended:
+            return
+        if (
+            self._waiting
+            and self.send_now is not None
+            and position is not None
+            and isinstance(result, SharedResult)
+            and not self.items
+        ) and (position <= self._after or self.send_now(result)):
             return
         if len(self.items) >= self.size:
             metrics.SUBSCRIBERS_TOO_SLOW.inc()
@@ -136,6 +158,7 @@ class Member:
 
     async def results(self, after: int) -> AsyncIterator[ExecutionResult]:
         """The group's results for events after `after` (and those tied to no event)."""
+        self._after = after
         while True:
             while not self.items:
                 if self.ended:
@@ -143,7 +166,11 @@ class Member:
                         raise self.failed
                     return
                 self._ready.clear()
-                await self._ready.wait()
+                self._waiting = True
+                try:
+                    await self._ready.wait()
+                finally:
+                    self._waiting = False
             position, result = self.items.popleft()
             if position is None or position > after:
                 yield result
@@ -199,10 +226,12 @@ class Runner:
         ctx: RequestContext,
         *,
         on_too_slow: Callable[[], None] | None = None,
+        send_now: Callable[[SharedResult], bool] | None = None,
     ) -> AsyncGenerator[ExecutionResult, None]:
         """The results of one operation: a subscription's, or a query's or mutation's one.
         `on_too_slow` is called the moment the subscriber falls behind (the stream then raises
-        TooSlow where it stands)."""
+        TooSlow where it stands). `send_now`: the transport's way to send a live result at once
+        (see `Member`); the results it sent are not in the stream."""
         document = _parse(query)
         operation = _operation(document, operation_name) if document is not None else None
         if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
@@ -222,7 +251,7 @@ class Runner:
         metrics.SUBSCRIPTIONS_ACTIVE.inc()
         try:
             async for result in self._subscribe(
-                query, variables, operation_name, operation, ctx, on_too_slow
+                query, variables, operation_name, operation, ctx, on_too_slow, send_now
             ):
                 yield result
         finally:
@@ -261,6 +290,7 @@ class Runner:
         operation: OperationDefinitionNode,
         ctx: RequestContext,
         on_too_slow: Callable[[], None] | None,
+        send_now: Callable[[SharedResult], bool] | None = None,
     ) -> AsyncGenerator[ExecutionResult, None]:
         live_variables = _without_replay(operation, variables or {})
         key: GroupKey = (
@@ -273,7 +303,7 @@ class Runner:
         group = self.groups.get(key)
         if group is None:
             group = self._start_group(key, query, live_variables, operation_name, ctx)
-        member = Member(self.limits.queue_size, on_too_slow)
+        member = Member(self.limits.queue_size, on_too_slow, send_now)
         group.members.add(member)
         try:
             # "From now on" means after what is committed now, which the broker may not have

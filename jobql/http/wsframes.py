@@ -9,7 +9,10 @@ frames of one turn are joined and written once, at the end of the turn: the same
 same order, at most one turn later.
 
 `CoalescingWebSockets` is uvicorn's sans-I/O WebSocket protocol (what `ws="auto"` picks) with its
-transport wrapped in `_TurnWriter`; `jobql serve` passes it as uvicorn's `ws`.
+transport wrapped in `_TurnWriter`; `jobql serve` passes it as uvicorn's `ws`. It also offers the
+application, in its ASGI scope's extensions (`SEND_TEXT_NOW`), a synchronous send of one text
+frame: a subscription group hands each result to its waiting subscribers at once instead of
+waking each subscriber's task to `await send` it (jobql/http/subscriptions.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-__all__ = ["CoalescingWebSockets"]
+__all__ = ["SEND_TEXT_NOW", "CoalescingWebSockets"]
+
+# The scope extension: `send(data: bytes) -> bool`, True when the text frame was sent.
+SEND_TEXT_NOW = "jobql.send_text_now"
 
 
 class _TurnWriter:
@@ -73,3 +79,27 @@ class CoalescingWebSockets(WebSocketsSansIOProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         writer = _TurnWriter(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
         super().connection_made(writer)  # type: ignore[arg-type]
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][SEND_TEXT_NOW] = self.send_text_now
+
+    def send_text_now(self, data: bytes) -> bool:
+        """One text frame (UTF-8 `data`), sent as uvicorn's `websocket.send` sends it, without
+        waiting: False, and nothing sent, when it cannot go now (before the handshake, after a
+        close, or while the transport asks to pause writing): the caller then awaits the ASGI
+        send, which waits for that."""
+        if (
+            not self.handshake_complete
+            or self.initial_response is not None
+            or self.close_sent
+            or self.disconnected
+            or not self.writable.is_set()
+            or self.transport.is_closing()
+        ):
+            return False
+        self.conn.send_text(data)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True

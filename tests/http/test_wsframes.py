@@ -90,10 +90,25 @@ async def burst(scope: dict[str, Any], receive: Any, send: Any) -> None:
         pass
 
 
+NOW: list[bool] = []
+
+
+async def sends_now(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Sends three frames through the scope's synchronous send (`SEND_TEXT_NOW`), recording what
+    it answered; before the handshake it must refuse."""
+    send_now = scope["extensions"][wsframes.SEND_TEXT_NOW]
+    await receive()  # websocket.connect
+    NOW.append(send_now(b"too early"))
+    await send({"type": "websocket.accept"})
+    NOW.extend(send_now(f"now {n}".encode()) for n in range(3))
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
 @contextlib.asynccontextmanager
-async def server(port: int) -> AsyncIterator[None]:
+async def server(port: int, app: Any = burst) -> AsyncIterator[None]:
     config = uvicorn.Config(
-        burst, host="127.0.0.1", port=port, ws=CoalescingWebSockets, log_level="warning"
+        app, host="127.0.0.1", port=port, ws=CoalescingWebSockets, log_level="warning"
     )
     running = uvicorn.Server(config)
     task = asyncio.create_task(running.serve())
@@ -126,6 +141,20 @@ async def test_a_burst_of_frames_reaches_a_real_client_in_one_write(
     burst_writes = [data for data in writes if b"message" in data]
     assert len(burst_writes) == 1
     assert all(f"message {n}".encode() in burst_writes[0] for n in range(MESSAGES))
+
+
+async def test_frames_sent_now_through_the_scope_reach_a_real_client(
+    unused_tcp_port: int,
+) -> None:
+    NOW.clear()
+    url = f"ws://127.0.0.1:{unused_tcp_port}"
+    async with (
+        server(unused_tcp_port, sends_now),
+        websockets.connect(url, compression=None) as client,
+    ):
+        received = [await asyncio.wait_for(client.recv(), 5) for _ in range(3)]
+    assert received == ["now 0", "now 1", "now 2"]
+    assert NOW == [False, True, True, True]
 
 
 def test_serve_runs_uvicorn_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
