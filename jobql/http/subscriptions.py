@@ -125,23 +125,28 @@ class Member:
         self._waiting = False
         self._after = 0
 
-    def offer(self, position: int | None, result: ExecutionResult) -> None:
+    def offer(self, position: int | None, result: ExecutionResult) -> bool:
+        """Takes a result; True when it was sent now (`send_now`)."""
         if self.ended:
-            return
+            return False
         if (
             self._waiting
             and self.send_now is not None
             and position is not None
             and isinstance(result, SharedResult)
             and not self.items
-        ) and (position <= self._after or self.send_now(result)):
-            return
+        ):
+            if position <= self._after:
+                return False  # before the subscriber's start: the stream would skip it
+            if self.send_now(result):
+                return True
         if len(self.items) >= self.size:
             metrics.SUBSCRIBERS_TOO_SLOW.inc()
             self.fail(TooSlow())
-            return
+            return False
         self.items.append((position, result))
         self._ready.set()
+        return False
 
     def end(self) -> None:
         self.ended = True
@@ -373,8 +378,9 @@ class Runner:
                         position = None
                     else:
                         position, result = live.position, SharedResult.of(result)
-                    for member in list(group.members):
-                        member.offer(position, result)
+                    sent = sum(member.offer(position, result) for member in list(group.members))
+                    if sent:
+                        metrics.DELIVERED_WS.inc(sent)
                     # Let the members send it before the next one: a batch resolves without
                     # waiting for anything, and would otherwise fill every queue at once.
                     await asyncio.sleep(0)

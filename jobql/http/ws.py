@@ -134,12 +134,14 @@ class TransportWS(BaseGraphQLTransportWSHandler[RequestContext, None]):
         dropped, as the stream would drop it)."""
         if operation.completed:
             return True
-        sent = self.websocket.send_text_now(  # type: ignore[attr-defined]
-            b'{"id":%b,"type":"next","payload":%b}' % (orjson.dumps(operation.id), result.encoded())
+        # Counted in jobql_live_delivered_total by the group, once per result: an increment is
+        # a system call per delivery in multi-process metrics (prometheus-client's pid check).
+        return bool(
+            self.websocket.send_text_now(  # type: ignore[attr-defined]
+                b'{"id":%b,"type":"next","payload":%b}'
+                % (orjson.dumps(operation.id), result.encoded())
+            )
         )
-        if sent:
-            metrics.DELIVERED_WS.inc()
-        return bool(sent)
 
     async def _send_result_stream(
         self, operation: Operation[RequestContext, None], result_source: Any

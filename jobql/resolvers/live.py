@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
@@ -33,7 +34,7 @@ from jobql.resolvers.validation import text
 from jobql.storage import events, instances
 from jobql.storage.engine import Reader
 from jobql.storage.events import Event
-from jobql.storage.identifiers import CursorContext, InvalidIdentifier, ValueKind
+from jobql.storage.identifiers import CursorCodec, CursorContext, InvalidIdentifier, ValueKind
 from jobql.storage.instances import InstanceFilter
 from jobql.storage.paging import Position
 
@@ -76,6 +77,7 @@ class SharedRead(Generic[T]):
 class _Pending:
     """A shared read not yet started: the ids asked for so far, and its outcome."""
 
+    read: SharedRead[Any]
     future: asyncio.Future[dict[int, Any]]
     keys: set[int] = field(default_factory=set)
 
@@ -206,33 +208,48 @@ class Broker:
         pending = self._pending.get(read.key)
         if pending is None:
             loop = asyncio.get_running_loop()
-            pending = self._pending[read.key] = _Pending(loop.create_future())
-            # After the streams already woken have asked (they run before this callback).
-            loop.call_soon(self._start_read, read, pending)
+            pending = self._pending[read.key] = _Pending(read, loop.create_future())
+            if len(self._pending) == 1:
+                # After the streams already woken have asked (they run before this callback).
+                loop.call_soon(self._start_reads)
         pending.keys.update(keys)
         found = await asyncio.shield(pending.future)
         return {key: found[key] for key in keys if key in found}
 
-    def _start_read(self, read: SharedRead[Any], pending: _Pending) -> None:
-        if self._pending.get(read.key) is pending:
-            del self._pending[read.key]  # later asks start another read
-        task = asyncio.create_task(self._run_read(read, pending), name="jobql-shared-read")
+    def _start_reads(self) -> None:
+        reads = list(self._pending.values())
+        self._pending.clear()  # later asks start other reads
+        task = asyncio.create_task(self._run_reads(reads), name="jobql-shared-reads")
         self._reading.add(task)
         task.add_done_callback(self._reading.discard)
 
-    async def _run_read(self, read: SharedRead[Any], pending: _Pending) -> None:
+    async def _run_reads(self, reads: list[_Pending]) -> None:
+        """This turn's reads, at once (`read_slots` at a time), their outcomes released
+        together: the streams they wake then send in one turn of the event loop, so that a
+        connection carrying several of them writes the batch's frames at once
+        (jobql/http/wsframes.py) instead of once per read."""
+        try:
+            outcomes = await asyncio.gather(
+                *(self._run_read(pending) for pending in reads), return_exceptions=True
+            )
+        except asyncio.CancelledError:
+            for pending in reads:
+                pending.future.cancel()
+            raise
+        for pending, outcome in zip(reads, outcomes, strict=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                pending.future.cancel()
+            elif isinstance(outcome, BaseException):
+                pending.future.set_exception(outcome)
+                pending.future.exception()  # reported to the streams that wait, not logged
+            else:
+                pending.future.set_result(outcome)
+
+    async def _run_read(self, pending: _Pending) -> dict[int, Any]:
         reader = Reader(self.engine, hold=False)
         try:
             async with self.read_slots:
-                found = await read.run(reader, sorted(pending.keys))
-        except Exception as exc:
-            pending.future.set_exception(exc)
-            pending.future.exception()  # reported to the streams that wait, not logged
-        except asyncio.CancelledError:
-            pending.future.cancel()
-            raise
-        else:
-            pending.future.set_result(found)
+                return await pending.read.run(reader, sorted(pending.keys))
         finally:
             await reader.close()
 
@@ -330,7 +347,15 @@ def _cursor_context(ctx: RequestContext) -> CursorContext:
 
 
 def event_cursor(ctx: RequestContext, event_id: int) -> str:
-    return ctx.cursors.encode(_cursor_context(ctx), Position(event_id, event_id))
+    return _event_cursor(ctx.cursors.secret, ctx.workspace, event_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _event_cursor(secret: str, workspace: str, event_id: int) -> str:
+    """An event's cursor, signed once per worker: every subscription group of the workspace
+    that a batch's event reaches answers with the same one."""
+    context = CursorContext(CURSOR_KIND, workspace, "id", "ASC")
+    return CursorCodec(secret).encode(context, Position(event_id, event_id))
 
 
 def _decode_cursor(ctx: RequestContext, cursor: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -84,6 +85,12 @@ class InstanceEvent:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _at_text(at: datetime) -> str:
+    """An event's time as text, made once per worker for every group the event reaches."""
+    return format_utc(at)
+
+
 # InstanceEvent's fields, each as its JSON value of an event (and its instance, when compiled).
 EVENT_FIELDS: dict[str, Callable[[Info, live_use_cases.Event, Any], Any]] = {
     "__typename": lambda info, event, value: "InstanceEvent",
@@ -91,7 +98,7 @@ EVENT_FIELDS: dict[str, Callable[[Info, live_use_cases.Event, Any], Any]] = {
     "kind": lambda info, event, value: event.kind,
     "status": lambda info, event, value: event.status,
     "previousStatus": lambda info, event, value: event.previous_status,
-    "at": lambda info, event, value: format_utc(event.at),
+    "at": lambda info, event, value: _at_text(event.at),
     "instance": lambda info, event, value: value,
 }
 Projection = Callable[[live_use_cases.Event, Any], orjson.Fragment]
