@@ -200,6 +200,26 @@ async def _w1(base: str, seconds: float, clients: int = 16) -> tuple[float, int]
     return (done - failed) / seconds, failed
 
 
+async def _until_subscribed(base: str, count: int, within: float = 60.0) -> None:
+    """Until the workers run `count` subscriptions (jobql_subscriptions_active, summed over the
+    workers): a graphql-ws client hears no answer to its subscribe message, and a subscription
+    the server has not taken yet when the writes start misses their first events. A cold
+    server takes its first hundred in more than the second the client waited."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        while time.monotonic() < deadline:
+            text = (await http.get("/metrics")).text
+            active = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("jobql_subscriptions_active")
+            )
+            if active >= count:
+                return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"the server took fewer than {count} subscriptions in {within:g} s")
+
+
 _PHASES = iter(range(1, 1_000))
 
 
@@ -241,6 +261,7 @@ async def _phase(
         for part in (numbers[i::clients] for i in range(clients))
         if part
     ]
+    await _until_subscribed(server.url, subscribers)
     await asyncio.sleep(1.0)
     # PgStats runs its own event loop: from a thread, beside this one.
     await asyncio.to_thread(stats.reset)
