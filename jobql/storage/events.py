@@ -268,17 +268,22 @@ async def prune(
         newest = await connection.scalar(select(func.max(_event.c.id)))
         if newest is None:
             return 0
+        # The id of the `max_count`-th newest event: those below it go. None: the log holds
+        # fewer, and none goes by count.
         boundary = await connection.scalar(
             select(_event.c.id).order_by(_event.c.id.desc()).limit(1).offset(max_count - 1)
         )
-        keep_from = int(newest)
-        if boundary is not None:
-            keep_from = min(keep_from, int(boundary))
-        by_count = await connection.execute(delete(_event).where(_event.c.id < keep_from))
+        keep_from = int(newest) if boundary is None else min(int(newest), int(boundary))
+        by_count = (
+            await connection.execute(delete(_event).where(_event.c.id < keep_from))
+            if boundary is not None
+            else None
+        )
         by_age = await connection.execute(
             delete(_event).where(_event.c.at < cutoff, _event.c.id < newest)
         )
-        return int(by_count.rowcount or 0) + int(by_age.rowcount or 0)
+        counted = 0 if by_count is None else int(by_count.rowcount or 0)
+        return counted + int(by_age.rowcount or 0)
 
     return await storage_engine.write(engine, work)
 

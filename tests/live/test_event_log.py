@@ -193,6 +193,18 @@ async def test_prune_by_count_and_age_keeps_the_newest(engine: AsyncEngine) -> N
         assert await connection.scalar(select(func.count()).select_from(InstanceEvent)) == 1
 
 
+async def test_prune_keeps_a_log_within_both_limits_whole(engine: AsyncEngine) -> None:
+    """Fewer events than the count limit, none older than the age limit: nothing goes. (Every
+    worker prunes every minute: a prune that emptied the log but for its newest event lost
+    the events a broker had not read yet, and every cursor older than the last minute.)"""
+    ws = (await new_workspace(engine)).name
+    for i in range(1, 6):
+        await write(engine, record(ws, i, "RUNNING"))
+    mine = [e.id for e in await log_of(engine, ws)]
+    assert await events.prune(engine, max_age=timedelta(days=7), max_count=1_000_000) == 0
+    assert [e.id for e in await log_of(engine, ws)] == mine
+
+
 async def test_node_records_only(engine: AsyncEngine) -> None:
     """A change of nodes alone is an event (the instance's row is not even rewritten)."""
     ws = (await new_workspace(engine)).name
