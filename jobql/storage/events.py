@@ -273,17 +273,15 @@ async def prune(
         boundary = await connection.scalar(
             select(_event.c.id).order_by(_event.c.id.desc()).limit(1).offset(max_count - 1)
         )
-        keep_from = int(newest) if boundary is None else min(int(newest), int(boundary))
-        by_count = (
-            await connection.execute(delete(_event).where(_event.c.id < keep_from))
-            if boundary is not None
-            else None
-        )
+        by_count = 0
+        if boundary is not None:
+            keep_from = min(int(newest), int(boundary))
+            deleted = await connection.execute(delete(_event).where(_event.c.id < keep_from))
+            by_count = int(deleted.rowcount or 0)
         by_age = await connection.execute(
             delete(_event).where(_event.c.at < cutoff, _event.c.id < newest)
         )
-        counted = 0 if by_count is None else int(by_count.rowcount or 0)
-        return counted + int(by_age.rowcount or 0)
+        return by_count + int(by_age.rowcount or 0)
 
     return await storage_engine.write(engine, work)
 
