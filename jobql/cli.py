@@ -271,7 +271,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from jobql.access import Access, AccessConfigError
     from jobql.http.persisted import Allowlist, AllowlistError
-    from jobql.http.wsframes import CoalescingWebSockets
+    from jobql.http.wsframes import CoalescingHttpTools, CoalescingWebSockets
 
     try:
         Access.from_config(settings.tokens, settings.tokens_file)
@@ -297,8 +297,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             # permessage-deflate costs more CPU than it saves on small messages (Hasura's
             # default too).
             ws_per_message_deflate=settings.live_compression,
-            # uvicorn's own WebSocket protocol, writing the frames of one event-loop turn with
-            # one system call (jobql/http/wsframes.py).
+            # uvicorn's own HTTP and WebSocket protocols, writing what one event-loop turn
+            # sends with one system call (jobql/http/wsframes.py).
+            http=CoalescingHttpTools,
             ws=CoalescingWebSockets,
         )
     return 0

@@ -1,5 +1,6 @@
 """WebSocket frames of one event-loop turn go out in one write (jobql/http/wsframes.py), in order,
-through a real uvicorn server and a real WebSocket client; and `jobql serve` uses it."""
+through a real uvicorn server and a real WebSocket client; an HTTP response's head and body too,
+through a real HTTP client; and `jobql serve` uses both."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 import websockets
 
 from jobql.cli import main
 from jobql.http import wsframes
-from jobql.http.wsframes import CoalescingWebSockets
+from jobql.http.wsframes import CoalescingHttpTools, CoalescingWebSockets
 
 MESSAGES = 10
 
@@ -108,7 +110,12 @@ async def sends_now(scope: dict[str, Any], receive: Any, send: Any) -> None:
 @contextlib.asynccontextmanager
 async def server(port: int, app: Any = burst) -> AsyncIterator[None]:
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, ws=CoalescingWebSockets, log_level="warning"
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=CoalescingHttpTools,
+        ws=CoalescingWebSockets,
+        log_level="warning",
     )
     running = uvicorn.Server(config)
     task = asyncio.create_task(running.serve())
@@ -121,9 +128,8 @@ async def server(port: int, app: Any = burst) -> AsyncIterator[None]:
         await task
 
 
-async def test_a_burst_of_frames_reaches_a_real_client_in_one_write(
-    monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int
-) -> None:
+def count_writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """What each `_TurnWriter` hands its transport, one entry per write."""
     writes: list[bytes] = []
     flush = wsframes._TurnWriter.flush
 
@@ -133,6 +139,15 @@ async def test_a_burst_of_frames_reaches_a_real_client_in_one_write(
         flush(self)
 
     monkeypatch.setattr(wsframes._TurnWriter, "flush", counted)
+    return writes
+
+
+async def test_a_burst_of_frames_reaches_a_real_client_in_one_write(
+    monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int
+) -> None:
+    # The connection starts as HTTP (CoalescingHttpTools) and is upgraded: its transport is
+    # wrapped once, so the frames still leave with the turn.
+    writes = count_writes(monkeypatch)
     url = f"ws://127.0.0.1:{unused_tcp_port}"
     async with server(unused_tcp_port), websockets.connect(url, compression=None) as client:
         received = [await asyncio.wait_for(client.recv(), 5) for _ in range(MESSAGES)]
@@ -157,6 +172,46 @@ async def test_frames_sent_now_through_the_scope_reach_a_real_client(
     assert NOW == [False, True, True, True]
 
 
+CHUNK = 32 * 1024
+
+
+async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """/small: a head and a body; /stream: ten chunks of CHUNK bytes sent in one turn."""
+    assert scope["type"] == "http"
+    if scope["path"] == "/small":
+        body = b'{"data": {"ok": true}}'
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for n in range(10):
+        chunk = bytes([ord("a") + n]) * CHUNK
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def test_an_http_response_leaves_in_one_write_and_a_stream_meets_flow_control(
+    monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int
+) -> None:
+    writes = count_writes(monkeypatch)
+    base = f"http://127.0.0.1:{unused_tcp_port}"
+    async with server(unused_tcp_port, http_app), httpx.AsyncClient(base_url=base) as client:
+        for _ in range(3):  # on one kept-alive connection
+            small = await client.get("/small")
+            assert (small.status_code, small.json()) == (200, {"data": {"ok": True}})
+        answers = [data for data in writes if data.startswith(b"HTTP/1.1 200")]
+        assert len(answers) == 3
+        assert all(data.endswith(b'{"data": {"ok": true}}') for data in answers)
+
+        writes.clear()
+        streamed = await client.get("/stream")
+    assert streamed.content == b"".join(bytes([ord("a") + n]) * CHUNK for n in range(10))
+    # Not all 320 KiB held for the end of the turn: out whenever TURN_LIMIT bytes wait.
+    assert len(writes) >= 5
+    assert max(map(len, writes)) < wsframes.TURN_LIMIT + CHUNK + 100
+
+
 def test_serve_runs_uvicorn_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
@@ -165,3 +220,4 @@ def test_serve_runs_uvicorn_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("JOBQL_DEMO_INSTANCES", "20")
     assert main(["serve", "--port", "8124"]) == 0
     assert calls[0]["ws"] is CoalescingWebSockets
+    assert calls[0]["http"] is CoalescingHttpTools
