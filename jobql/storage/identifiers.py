@@ -60,11 +60,16 @@ def decode_global_id(text: str) -> tuple[str, int | None]:
     return type_name, int(raw_key)
 
 
+# base64 to base64url, as `urlsafe_b64encode` translates (written out in `sign_cursor` and the
+# Shaper's generated signers: a page signs a cursor per row).
+URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def sign_cursor(secret: bytes, text: str) -> str:
     """The cursor of a payload text: base64url (no padding) of the text and its check."""
     payload = text.encode()
     token = payload + hashlib.sha256(secret + payload).digest()[:CHECK_BYTES]
-    return base64.urlsafe_b64encode(token).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(token, newline=False).translate(URL_SAFE).rstrip(b"=").decode()
 
 
 class ValueKind(Enum):
