@@ -73,6 +73,79 @@ async def test_a_driver_read_survives_a_connection_the_server_dropped(
     assert again[1] == 42
 
 
+def _driver_pool(configured: AsyncEngine) -> Any:
+    return storage_engine._DRIVER_POOLS[configured.sync_engine]
+
+
+async def test_driver_reads_in_turn_keep_one_connection_without_asyncpgs_checkout(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _postgresql_only(engine)
+    configured = create_engine(engine.url.render_as_string(hide_password=False))
+    acquired: list[float | None] = []
+    acquire = asyncpg.Pool.acquire
+
+    def counted(self: asyncpg.Pool, *, timeout: float | None = None) -> Any:
+        acquired.append(timeout)
+        return acquire(self, timeout=timeout)
+
+    monkeypatch.setattr(asyncpg.Pool, "acquire", counted)
+    reader = Reader(configured)
+    try:
+        pids = {(await reader.fetch_driver("SELECT pg_backend_pid()", ()))[0][0] for _ in range(20)}
+        # A statement error hands its connection back to asyncpg; the next read takes one again.
+        with pytest.raises(asyncpg.exceptions.DivisionByZeroError):
+            await reader.fetch_driver("SELECT 1 / $1::int", (0,))
+        assert (await reader.fetch_driver("SELECT $1::int * 3", (14,)))[0][0] == 42
+    finally:
+        await configured.dispose()
+    assert len(pids) == 1
+    assert acquired == [5.0, 5.0]  # the first read's, and the one after the error
+
+
+async def test_a_read_waiting_for_the_only_connection_gets_it_when_the_other_ends(
+    engine: AsyncEngine,
+) -> None:
+    _postgresql_only(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    configured = create_engine(url, pool_size=1, pool_timeout=3.0)
+    reader = Reader(configured)
+    try:
+        await reader.fetch_driver("SELECT 1", ())  # the connection is open and kept ready
+        slow = asyncio.create_task(reader.fetch_driver("SELECT 1 FROM pg_sleep(0.3)", ()))
+        await asyncio.sleep(0.05)
+        started = asyncio.get_running_loop().time()
+        # Waits in asyncpg's pool; the slow read hands its connection on, not to `_ready`.
+        assert (await reader.fetch_driver("SELECT 2", ()))[0][0] == 2
+        waited = asyncio.get_running_loop().time() - started
+        assert (await slow)[0][0] == 1
+    finally:
+        await configured.dispose()
+    assert waited < 2.0  # not the pool timeout (3 s)
+
+
+async def test_a_cancelled_driver_read_does_not_leave_its_connection_ready(
+    engine: AsyncEngine,
+) -> None:
+    _postgresql_only(engine)
+    configured = create_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+    reader = Reader(configured)
+    try:
+        sleeper = asyncio.create_task(reader.fetch_driver("SELECT pg_sleep(5)", ()))
+        await asyncio.sleep(0.2)
+        sleeper.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeper
+        assert _driver_pool(configured)._ready == []
+        # asyncpg cancelled the statement and took the connection back: the next read runs
+        # at once, on the one connection there is.
+        started = asyncio.get_running_loop().time()
+        assert (await reader.fetch_driver("SELECT 5", ()))[0][0] == 5
+        assert asyncio.get_running_loop().time() - started < 2.0
+    finally:
+        await configured.dispose()
+
+
 async def test_the_driver_pool_closes_with_its_engine(engine: AsyncEngine) -> None:
     _postgresql_only(engine)
     configured = create_engine(engine.url.render_as_string(hide_password=False))
