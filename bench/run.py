@@ -23,7 +23,7 @@ from bench.contenders.registry import (
     postgraphile_missing,
 )
 from bench.measure import BenchError
-from bench.workloads import Case, Parameters, cases, document, parameters
+from bench.workloads import DEEP_PAGE, Case, Parameters, cases, document, parameters
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # W1's sequential p50 per contender: sizes W6's load runs.
@@ -92,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--gate-only", action="store_true", help="check correctness, no timing")
     parser.add_argument("--instances", type=int, default=None, help="override the data size")
+    parser.add_argument(
+        "--deep-page",
+        type=int,
+        default=DEEP_PAGE,
+        help=f"W2's deep page (default {DEEP_PAGE:,}; the data's last page where it has fewer)",
+    )
     parser.add_argument(
         "--postgres-url",
         default=None,
@@ -173,7 +179,7 @@ def _main(args: argparse.Namespace) -> int:
         if not cluster.has_pg_stat_statements:
             notes.append("pg_stat_statements is not available: statements per request not counted")
     url = data.postgres_database(base, db_name, pg_instances, reuse=reuse)
-    params = parameters(url)
+    params = parameters(url, args.deep_page)
     notes += params.notes
     all_cases = [c for c in cases(params) if c.workload in only]
 

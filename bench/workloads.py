@@ -62,7 +62,7 @@ class Parameters:
     notes: list[str] = field(default_factory=list)
 
 
-async def _parameters(url: str) -> Parameters:
+async def _parameters(url: str, deep_page: int) -> Parameters:
     engine = create_async_engine(url)
     i, n, j, w = Instance, InstanceNode, Job, Workspace
     try:
@@ -71,7 +71,7 @@ async def _parameters(url: str) -> Parameters:
             total = int(await conn.scalar(select(func.count()).where(i.workspace_id == ws)) or 0)
             if total < 2 * PAGE:
                 raise ValueError(f"only {total} instances in {WORKSPACE!r}: seed more")
-            page = min(DEEP_PAGE, total // PAGE)
+            page = min(deep_page, total // PAGE)
             offset = (page - 1) * PAGE
             row = (
                 await conn.execute(
@@ -134,10 +134,10 @@ async def _parameters(url: str) -> Parameters:
         raise ValueError(f"W7: the data starts at {low}, after its {STATS_DAYS}-day window")
     span = high - low
     notes = []
-    if page < DEEP_PAGE:
+    if page < deep_page:
         notes.append(
             f"W2: the data holds {total:,} instances, so the deep page is page {page:,} "
-            f"({PAGE} per page, offset {offset:,}), not page {DEEP_PAGE:,}: the deepest it allows"
+            f"({PAGE} per page, offset {offset:,}), not page {deep_page:,}: the deepest it allows"
         )
     return Parameters(
         instances=total,
@@ -156,8 +156,8 @@ async def _parameters(url: str) -> Parameters:
     )
 
 
-def parameters(url: str) -> Parameters:
-    return asyncio.run(_parameters(url))
+def parameters(url: str, deep_page: int = DEEP_PAGE) -> Parameters:
+    return asyncio.run(_parameters(url, deep_page))
 
 
 def stock_cursor(offset: int) -> str:
