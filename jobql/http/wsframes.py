@@ -102,12 +102,22 @@ class CoalescingHttpTools(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_turn_writer(transport))  # type: ignore[arg-type]
 
+    def eof_received(self) -> None:
+        # The client half-closed: the event loop closes the wrapped transport itself when this
+        # returns (not through `_TurnWriter.close`), so what waits is written first.
+        self.transport.flush()  # type: ignore[attr-defined]
+        return super().eof_received()
+
 
 class CoalescingWebSockets(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol, writing each event-loop turn's frames at once."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(_turn_writer(transport))  # type: ignore[arg-type]
+
+    def eof_received(self) -> None:
+        self.transport.flush()  # type: ignore[attr-defined]  # as CoalescingHttpTools does
+        return super().eof_received()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)

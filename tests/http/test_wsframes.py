@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,53 @@ async def test_an_http_response_leaves_in_one_write_and_a_stream_meets_flow_cont
     # Not all 320 KiB held for the end of the turn: out whenever TURN_LIMIT bytes wait.
     assert len(writes) >= 5
     assert max(map(len, writes)) < wsframes.TURN_LIMIT + CHUNK + 100
+
+
+def half_closing_get(port: int) -> bytes:
+    """GET /small, then shutdown(SHUT_WR) at once (as `nc -N` and some health checks do), then
+    read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /small HTTP/1.1\r\nhost: x\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(5)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+async def test_a_client_that_half_closes_after_its_request_gets_the_answer(
+    unused_tcp_port: int,
+) -> None:
+    # The event loop closes the transport on EOF itself, not through the writer: the answer
+    # written in that turn must leave first.
+    async with server(unused_tcp_port, http_app):
+        answers = [await asyncio.to_thread(half_closing_get, unused_tcp_port) for _ in range(20)]
+    assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers)
+    assert all(answer.endswith(b'{"data": {"ok": true}}') for answer in answers)
+
+
+async def test_a_websocket_writes_what_waits_when_the_client_half_closes() -> None:
+    # On EOF the event loop closes the real transport itself once `eof_received` returns.
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    inner = Transport()
+    protocol = CoalescingWebSockets(config=Config(quiet), server_state=ServerState(), app_state={})
+    protocol.connection_made(inner)  # type: ignore[arg-type]
+    protocol.transport.write(b"a pong")
+    assert inner.writes == []
+    protocol.eof_received()
+    assert inner.writes == [b"a pong"]
+    protocol.connection_lost(None)
+
+
+async def quiet(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accepts, then waits for the close."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
 
 
 def test_serve_runs_uvicorn_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
