@@ -1,10 +1,13 @@
 """Ingestion throughput: `jobql import` of a large file, and recordInstances in batches.
 
     python -m bench.ingest [--instances 100000] [--batch 500] [--batches 20] [--only sqlite]
+    python -m bench.ingest --into URL [...]
 
 Each run uses fresh databases (a temporary SQLite file; a scratch PostgreSQL database on
 JOBQL_BENCH_POSTGRES_URL, default postgresql+asyncpg://postgres@127.0.0.1:5432/test, created
-and dropped here) and prints one table.
+and dropped here) and prints one table. `--into URL`: an existing jobql database instead (the
+benchmark's 10M one, say: the rate into tables and indexes that already hold that much), each
+measurement into a workspace of its own, whose instances `jobql prune` deletes afterwards.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.data import create_scratch, drop_database
@@ -29,9 +34,10 @@ from jobql.resolvers.context import RequestContext
 from jobql.resolvers.ingest import import_instances
 from jobql.schema import schema
 from jobql.settings import DEFAULT_CURSOR_SECRET
-from jobql.storage import migrate
+from jobql.storage import migrate, prune
 from jobql.storage.engine import create_engine
 from jobql.storage.identifiers import CursorCodec
+from jobql.storage.models import Instance
 
 POSTGRES = os.environ.get(
     "JOBQL_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -87,6 +93,23 @@ def mutation_batch(start: int, size: int) -> list[dict[str, Any]]:
 
 
 @asynccontextmanager
+async def existing_database(url: str, workspace: str) -> AsyncIterator[AsyncEngine]:
+    """`url`'s database as it is; the instances written to `workspace` deleted afterwards."""
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        started = time.perf_counter()
+        removed = await prune.prune(engine, datetime(9999, 1, 1, tzinfo=UTC), workspace=workspace)
+        print(
+            f"  removed {removed.instances:,} instances of {workspace} "
+            f"({time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
+        await engine.dispose()
+
+
+@asynccontextmanager
 async def fresh_database(kind: str, folder: Path) -> AsyncIterator[AsyncEngine]:
     if kind == "sqlite":
         engine = create_engine(f"sqlite+aiosqlite:///{folder / f'{uuid.uuid4().hex}.db'}")
@@ -106,9 +129,11 @@ async def fresh_database(kind: str, folder: Path) -> AsyncIterator[AsyncEngine]:
         await drop_database(POSTGRES, name)
 
 
-async def measure_import(engine: AsyncEngine, body: str, instances: int) -> dict[str, float]:
+async def measure_import(
+    engine: AsyncEngine, body: str, instances: int, workspace: str | None = None
+) -> dict[str, float]:
     started = time.perf_counter()
-    parsed = parse_body(body, source="bench.json")
+    parsed = parse_body(body, source="bench.json", workspace=workspace)
     parsed_at = time.perf_counter()
     done = 0
 
@@ -128,11 +153,13 @@ async def measure_import(engine: AsyncEngine, body: str, instances: int) -> dict
     }
 
 
-async def measure_mutations(engine: AsyncEngine, batch: int, batches: int) -> dict[str, float]:
+async def measure_mutations(
+    engine: AsyncEngine, batch: int, batches: int, workspace: str = "bench"
+) -> dict[str, float]:
     codec = CursorCodec(DEFAULT_CURSOR_SECRET)
     started = time.perf_counter()
     for number in range(batches):
-        context = RequestContext.open(engine, codec, "bench")
+        context = RequestContext.open(engine, codec, workspace)
         try:
             result = await schema.execute(
                 RECORD,
@@ -152,9 +179,14 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument("--into", metavar="URL", help="an existing jobql database (see above)")
     args = parser.parse_args()
     body = dlf_v2_body(args.instances)
     rows: list[tuple[str, str, str]] = []
+    if args.into:
+        rows = await into_existing(args.into, body, args.instances, args.batch, args.batches)
+        _print(rows)
+        return
     with tempfile.TemporaryDirectory() as folder:
         for kind in ("sqlite", "postgresql"):
             if args.only and kind != args.only:
@@ -169,6 +201,35 @@ async def main() -> None:
             rows.append(
                 (kind, f"recordInstances x{args.batches}, {args.batch}/batch", _format(figures))
             )
+    _print(rows)
+
+
+async def into_existing(
+    url: str, body: str, instances: int, batch: int, batches: int
+) -> list[tuple[str, str, str]]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            held = await connection.scalar(select(func.count()).select_from(Instance))
+    finally:
+        await engine.dispose()
+    where = f"existing database ({held:,} instances)"
+    rows = []
+    suffix = uuid.uuid4().hex[:8]
+    workspace = f"bench-import-{suffix}"
+    print(f"{where}: import of {instances} instances into {workspace}", flush=True)
+    async with existing_database(url, workspace) as engine:
+        figures = await measure_import(engine, body, instances, workspace)
+    rows.append((where, f"import {instances:,} (DLF v2 file)", _format(figures)))
+    workspace = f"bench-push-{suffix}"
+    print(f"{where}: {batches} x recordInstances({batch}, 5 nodes each) into {workspace}")
+    async with existing_database(url, workspace) as engine:
+        figures = await measure_mutations(engine, batch, batches, workspace)
+    rows.append((where, f"recordInstances x{batches}, {batch}/batch", _format(figures)))
+    return rows
+
+
+def _print(rows: list[tuple[str, str, str]]) -> None:
     print()
     print("| database | workload | result |")
     print("| --- | --- | --- |")
