@@ -117,10 +117,6 @@ def _use_lean_ping() -> None:
     AsyncAdapt_asyncpg_connection._async_ping = _lean_async_ping  # type: ignore[method-assign]
 
 
-# A kept connection goes back through asyncpg's release once every so many reads.
-RETURN_EVERY = 1000
-
-
 class DriverPool:
     """PostgreSQL: asyncpg's own pool, for the compiled reads that go straight to the driver.
 
@@ -158,7 +154,6 @@ class DriverPool:
         # Connections checked out of `_pool` between reads, and the reads waiting in its acquire.
         self._ready: list[Any] = []
         self._waiting = 0
-        self._reads = 0
 
     async def fetch(self, sql: str, args: Sequence[Any]) -> list[Any]:
         pool = self._pool or await self._open()
@@ -193,11 +188,8 @@ class DriverPool:
                 if not lost or attempt == 2:
                     raise
                 continue
-            self._reads += 1
-            if self._waiting or self._pool is not pool or not self._reads % RETURN_EVERY:
-                # To a read waiting for one, a closing pool, or now and then to asyncpg's own
-                # release (which closes a connection past its `max_queries`).
-                await pool.release(connection)
+            if self._waiting or self._pool is not pool:
+                await pool.release(connection)  # to a read waiting for one, or a closing pool
             else:
                 self._ready.append(connection)
             return rows
@@ -222,9 +214,7 @@ class DriverPool:
         if self._observer is not None:
             pool = self._pool
             size = 0 if pool is None else pool.get_size()
-            # Kept connections the server closed are asyncpg's again (and counted there).
-            ready = sum(not _closed(connection) for connection in self._ready)
-            idle = 0 if pool is None else pool.get_idle_size() + ready
+            idle = 0 if pool is None else pool.get_idle_size() + len(self._ready)
             self._observer.publish(size, size - idle)
 
     async def close(self) -> None:

@@ -103,64 +103,6 @@ async def test_driver_reads_in_turn_keep_one_connection_without_asyncpgs_checkou
     assert acquired == [5.0, 5.0]  # the first read's, and the one after the error
 
 
-async def test_a_kept_connection_goes_back_through_asyncpg_now_and_then(
-    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # asyncpg's release is where a connection past `max_queries` is closed and replaced.
-    _postgresql_only(engine)
-    monkeypatch.setattr(storage_engine, "RETURN_EVERY", 5)
-    configured = create_engine(engine.url.render_as_string(hide_password=False))
-    released: list[object] = []
-    release = asyncpg.Pool.release
-
-    async def counted(self: asyncpg.Pool, connection: Any, **kwargs: Any) -> None:
-        released.append(connection)
-        await release(self, connection, **kwargs)
-
-    monkeypatch.setattr(asyncpg.Pool, "release", counted)
-    reader = Reader(configured)
-    try:
-        for n in range(20):
-            assert (await reader.fetch_driver("SELECT $1::int", (n,)))[0][0] == n
-        assert len(released) == 4
-    finally:
-        await configured.dispose()
-
-
-async def test_kept_connections_the_server_closed_are_not_counted_idle(
-    engine: AsyncEngine,
-) -> None:
-    _postgresql_only(engine)
-    configured = create_engine(
-        engine.url.render_as_string(hide_password=False), pool_size=3, observe=True
-    )
-    reader = Reader(configured)
-    published: list[tuple[int, int]] = []
-    try:
-        await asyncio.gather(*(reader.fetch_driver("SELECT pg_sleep(0.1)", ()) for _ in range(3)))
-        driver = _driver_pool(configured)
-        assert len(driver._ready) == 3
-        async with engine.connect() as admin:
-            await admin.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND query LIKE '%pg_sleep(0.1)%'"
-                )
-            )
-        for _ in range(50):  # asyncpg sees the sockets close and takes the slots back
-            if driver._pool.get_size() == 0:
-                break
-            await asyncio.sleep(0.02)
-        driver._observer.publish = lambda size, in_use: published.append((size, in_use))
-        driver.publish()
-        # The next read finds its kept connection dead and runs on a fresh one.
-        assert (await reader.fetch_driver("SELECT 9", ()))[0][0] == 9
-    finally:
-        await configured.dispose()
-    assert published == [(0, 0)]
-
-
 async def test_a_read_waiting_for_the_only_connection_gets_it_when_the_other_ends(
     engine: AsyncEngine,
 ) -> None:
