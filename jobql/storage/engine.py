@@ -128,13 +128,6 @@ class DriverPool:
     harmless). Opened on first use, in the running event loop; closed with the engine
     (`AsyncEngine.dispose`), so its connections never outlive the engine's. It holds at most
     `size` connections beside the engine's own pool of the same size.
-
-    A connection whose read went well is kept checked out, ready (`_ready`), for the next read,
-    unless a read waits in asyncpg's pool for one. asyncpg's own checkout and return cost 50 us
-    of CPU per read (a timeout scope, a task to shield the return, the reset coroutine; measured
-    on W2's statement: 116-125 us per read with them, 60-70 us with one connection), a tenth of
-    a compiled read's server CPU. asyncpg still opens, bounds, replaces and closes every
-    connection: one that fails goes back to it, whatever failed.
     """
 
     def __init__(
@@ -151,48 +144,33 @@ class DriverPool:
         self._observer = observer
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
-        # Connections checked out of `_pool` between reads, and the reads waiting in its acquire.
-        self._ready: list[Any] = []
-        self._waiting = 0
 
     async def fetch(self, sql: str, args: Sequence[Any]) -> list[Any]:
         pool = self._pool or await self._open()
         observer = self._observer
         for attempt in (1, 2):
             started = time.perf_counter()
-            connection = self._ready.pop() if attempt == 1 and self._ready else None
-            if connection is None:
-                self._waiting += 1
-                try:
-                    connection = await pool.acquire(timeout=self._timeout)
-                except TimeoutError:
-                    if observer is not None:
-                        observer.timed_out(started)
-                    raise
-                finally:
-                    self._waiting -= 1
+            try:
+                connection = await pool.acquire(timeout=self._timeout)
+            except TimeoutError:
+                if observer is not None:
+                    observer.timed_out(started)
+                raise
             if observer is not None:
                 observer.checked_out(started)
             try:
-                rows: list[Any] = await connection.fetch(sql, *args)
-            except BaseException as exc:
-                lost = isinstance(exc, Exception) and (_connection_lost(exc) or _closed(connection))
-                if lost:
-                    # The pool opens a fresh one on the next acquire. A connection asyncpg saw
-                    # close is already back in the pool, and says so.
-                    with contextlib.suppress(asyncpg.exceptions.InterfaceError):
-                        connection.terminate()
-                # Whatever failed (a cancelled read included), asyncpg takes it back and
-                # puts it right.
-                await pool.release(connection)
-                if not lost or attempt == 2:
+                return await connection.fetch(sql, *args)  # type: ignore[no-any-return]
+            except Exception as exc:
+                if not (_connection_lost(exc) or _closed(connection)):
                     raise
-                continue
-            if self._waiting or self._pool is not pool:
-                await pool.release(connection)  # to a read waiting for one, or a closing pool
-            else:
-                self._ready.append(connection)
-            return rows
+                # The pool opens a fresh one on the next acquire. A connection asyncpg saw
+                # close is already back in the pool, and says so.
+                with contextlib.suppress(asyncpg.exceptions.InterfaceError):
+                    connection.terminate()
+                if attempt == 2:
+                    raise
+            finally:
+                await pool.release(connection)
         raise AssertionError("unreachable")
 
     async def _open(self) -> asyncpg.Pool:
@@ -214,18 +192,15 @@ class DriverPool:
         if self._observer is not None:
             pool = self._pool
             size = 0 if pool is None else pool.get_size()
-            idle = 0 if pool is None else pool.get_idle_size() + len(self._ready)
+            idle = 0 if pool is None else pool.get_idle_size()
             self._observer.publish(size, size - idle)
 
     async def close(self) -> None:
         """Close the connections, waiting for reads in flight at most the pool timeout (then
         cutting them), as SQLAlchemy's dispose never waits for a checked-out connection."""
         pool, self._pool = self._pool, None
-        ready, self._ready = self._ready, []
         if pool is None:
             return
-        for connection in ready:
-            await pool.release(connection)
         try:
             await asyncio.wait_for(pool.close(), self._timeout)
         except TimeoutError:
