@@ -60,8 +60,8 @@ def decode_global_id(text: str) -> tuple[str, int | None]:
     return type_name, int(raw_key)
 
 
-# base64 to base64url, as `urlsafe_b64encode` translates (written out in `sign_cursor` and the
-# Shaper's generated signers: a page signs a cursor per row).
+# base64 to base64url, as `urlsafe_b64encode` translates (written out in `sign_cursor`: a page
+# signs a cursor per row).
 URL_SAFE = bytes.maketrans(b"+/", b"-_")
 
 

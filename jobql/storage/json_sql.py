@@ -27,7 +27,6 @@ from __future__ import annotations
 import binascii
 import contextlib
 import gc
-import hashlib
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -65,7 +64,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from jobql.storage import instances, job_names, jobs, nodes
 from jobql.storage.capacity import NotExpressible, Refused, check
 from jobql.storage.engine import DriverTemplate, Reader
-from jobql.storage.identifiers import CHECK_BYTES, URL_SAFE
+from jobql.storage.identifiers import sign_cursor
 from jobql.storage.instances import InstanceFilter, InstanceOrder
 from jobql.storage.jobs import JOB_ORDER, JobFilter
 from jobql.storage.models import Instance, InstanceNode, Job
@@ -557,26 +556,16 @@ class Shaper:
         return self._function(entries)
 
     def _signer(self, plan: ConnectionPlan) -> str:
-        """A generated `sign(key, tail)`: `identifiers.sign_cursor` of the cursor's text, written
-        out with its constant parts (a page signs one per row). Null where there is no row at
-        that end, or a time SQL cannot print."""
         spec = plan.cursor
         prefix = f"{spec.kind}:{spec.field}:{spec.direction}:"
-        if "_secret" not in self.env:
-            self.env.update(_secret=self.secret, _sha256=hashlib.sha256, _url=URL_SAFE)
-        # The text as an f-string literal: its constant parts through `repr`, braces doubled.
-        literal = "f" + repr(f"{_braced(prefix)}{{key}}{_braced(self.scope)}{{tail}}")
-        code = (
-            "def sign(key, tail):\n"
-            "    if key is None or tail is None:\n"
-            "        return None\n"
-            f"    text = {literal}.encode()\n"
-            f"    token = text + _sha256(_secret + text).digest()[:{CHECK_BYTES}]\n"
-            "    return _b64(token, newline=False).translate(_url).rstrip(b'=').decode()\n"
-        )
-        namespace: dict[str, Any] = {}
-        exec(compile(code, "<jobql signer>", "exec"), self.env, namespace)
-        return self._name(namespace["sign"])
+        scope, secret = self.scope, self.secret
+
+        def sign(key: Any, tail: Any) -> str | None:
+            if key is None or tail is None:  # no row at that end; a time SQL cannot print
+                return None
+            return sign_cursor(secret, f"{prefix}{key}{scope}{tail}")
+
+        return self._name(sign)
 
     def connection(self, plan: ConnectionPlan) -> Shape:
         sign = self._signer(plan)
@@ -643,11 +632,6 @@ class Shaper:
 
 # What PostgreSQL's JSON text of a `timestamp` lacks, by its length, to be `format_utc`'s text.
 _TIME_TAILS = {19: ".000Z", 21: "00Z", 22: "0Z", 23: "Z"}
-
-
-def _braced(text: str) -> str:
-    """`text` as the constant part of an f-string literal."""
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 def utc_text(value: str | None) -> str | None:

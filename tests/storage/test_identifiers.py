@@ -1,5 +1,5 @@
 """Cursors keep the bytes identifiers' docstring specifies (the reference strategy, the compiled
-one's generated signers and clients' saved cursors depend on them), however they are computed."""
+one's signers and clients' saved cursors depend on them), however they are computed."""
 
 from __future__ import annotations
 
@@ -63,8 +63,7 @@ def test_codec_reads_what_it_signed_and_refuses_an_altered_or_foreign_cursor() -
 
 @pytest.mark.parametrize("workspace", ["default", "team-{a}", "q'u\"o\\te", "ümlaut }{"])
 def test_the_shapers_generated_signer_signs_as_sign_cursor(workspace: str) -> None:
-    # Constants enter its code as an f-string literal: quotes, backslashes and braces of a
-    # workspace's name must come out as they are.
+    # Quotes, backslashes and braces of a workspace's name must come out as they are.
     shaper = Shaper(workspace, "s3cret", "postgresql")
     spec = CursorSpec("instance", "PLAN_TIME", "DESC")
     sign = shaper.env[shaper._signer(SimpleNamespace(cursor=spec))]  # type: ignore[arg-type]
