@@ -1,7 +1,7 @@
 """Live data under load: subscribers on `jobql serve --workers 2` while writes arrive.
 
     python -m bench.live [--subscribers 100,1000] [--documents 100] [--rate 100] [--seconds 20]
-                         [--workers 2] [--postgres-url URL] [--quick]
+                         [--workers 2] [--postgres-url URL] [--quick] [--top N]
 
 Not a timed test: it prints one table. On a private PostgreSQL cluster (as `python -m bench`
 starts one, with pg_stat_statements) or a scratch database on `--postgres-url`:
@@ -16,6 +16,10 @@ starts one, with pg_stat_statements) or a scratch database on `--postgres-url`:
    the writes', per write as measured in 2; batches = the brokers' reads of the log: the groups'
    reads per batch; goal: independent of the subscribers, bounded by the distinct documents).
 4. W1 again, while the largest subscriber count is served and the writes arrive.
+
+`--top N` prints, after the table, each phase's N statements of most database time
+(pg_stat_statements with planning tracked: calls, planning and execution ms per call, rows per
+call): where a phase's database time went, to compare two builds.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     cpu: float = 0.0
     statements: int | None = None
+    top: list[tuple[str, int, float, float, float]] = field(default_factory=list)
     batches: int | None = None
     w1: float | None = None
     expected: int = 0
@@ -227,6 +232,42 @@ def _next_ids() -> int:
     return 1_000_000 * next(_PHASES)
 
 
+TOP = """
+SELECT query, calls, total_plan_time / calls, total_exec_time / calls, rows::float8 / calls
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls > 0
+ORDER BY total_plan_time + total_exec_time DESC
+LIMIT $1
+"""
+
+
+def _top(stats: PgStats, count: int) -> list[tuple[str, int, float, float, float]]:
+    """The `count` statements of most planning + execution time since the last reset."""
+    if not stats.enabled or count <= 0:
+        return []
+    rows = stats.loop.run_until_complete(stats.connection.fetch(TOP, count))
+    return [(" ".join(row[0].split()), row[1], row[2], row[3], row[4]) for row in rows]
+
+
+def _top_table(phases: list[Phase]) -> str:
+    lines: list[str] = []
+    for phase in phases:
+        if not phase.top:
+            continue
+        lines += [
+            "",
+            f"## {phase.name}: statements of most database time",
+            "",
+            "| calls | plan ms / call | exec ms / call | rows / call | statement |",
+            "| ---: | ---: | ---: | ---: | --- |",
+        ]
+        for query, calls, plan, execute, rows in phase.top:
+            shown = query if len(query) <= 160 else query[:157] + "..."
+            shown = shown.replace("|", "\\|")
+            lines.append(f"| {calls:,} | {plan:.3f} | {execute:.3f} | {rows:.1f} | `{shown}` |")
+    return "\n".join(lines)
+
+
 def _broker_reads(stats: PgStats) -> int | None:
     if not stats.enabled:
         return None
@@ -252,6 +293,7 @@ async def _phase(
     clients: int,
     batch: int,
     with_w1: bool = False,
+    top: int = 0,
 ) -> Phase:
     phase = Phase(name, subscribers)
     url = server.url.replace("http://", "ws://") + "/graphql"
@@ -277,6 +319,7 @@ async def _phase(
     counted = await asyncio.to_thread(stats.statements)
     phase.statements = None if counted is None else counted[0] - counted[1]
     phase.batches = await asyncio.to_thread(_broker_reads, stats)
+    phase.top = await asyncio.to_thread(_top, stats, top)
     for group in groups:
         errors, closed, latencies = await group.stop()
         phase.errors += errors
@@ -372,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=20_000)
     parser.add_argument("--postgres-url", default=None)
     parser.add_argument("--quick", action="store_true", help="5 s phases, 2,000 instances")
+    parser.add_argument(
+        "--top", type=int, default=0, help="print each phase's N statements of most database time"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.instances = 5.0, 2_000
@@ -429,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
                     seconds=args.seconds,
                     clients=args.clients,
                     batch=args.batch,
+                    top=args.top,
                 )
             )
             phases = [alone]
@@ -445,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
                             seconds=args.seconds,
                             clients=args.clients,
                             batch=args.batch,
+                            top=args.top,
                         )
                     )
                 )
@@ -461,13 +509,14 @@ def main(argv: list[str] | None = None) -> int:
                         clients=args.clients,
                         batch=args.batch,
                         with_w1=True,
+                        top=args.top,
                     )
                 )
             )
         finally:
             stats.close()
             server.stop()
-        print(_table(phases, baseline, alone, args))
+        print(_table(phases, baseline, alone, args) + _top_table(phases))
     finally:
         asyncio.run(drop_database(admin, name))
         if cluster is not None:
@@ -480,6 +529,11 @@ async def _enable_statements(url: str) -> None:
     try:
         async with engine.begin() as connection:
             await connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+            # --top's planning times; a superuser setting, for the server's new connections
+            name = connection.engine.url.database
+            await connection.execute(
+                text(f'ALTER DATABASE "{name}" SET pg_stat_statements.track_planning = on')
+            )
     finally:
         await engine.dispose()
 
