@@ -117,10 +117,10 @@ def statements(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator
     event.listen(engine.sync_engine, "before_cursor_execute", counter)
     straight = Reader.fetch_driver
 
-    async def counted(self: Reader, sql: str, args: Any) -> Any:
+    async def counted(self: Reader, sql: str, args: Any, **options: Any) -> Any:
         if self._engine is engine:
             counter(None, None, sql, args)
-        return await straight(self, sql, args)
+        return await straight(self, sql, args, **options)
 
     monkeypatch.setattr(Reader, "fetch_driver", counted)
     yield counter

@@ -143,10 +143,21 @@ class DriverPool:
         self._timeout = timeout
         self._observer = observer
         self._pool: asyncpg.Pool | None = None
+        # Pools whose connections plan with another `plan_cache_mode` (see `fetch`).
+        self._planned: dict[str, asyncpg.Pool] = {}
         self._opening = asyncio.Lock()
 
-    async def fetch(self, sql: str, args: Sequence[Any]) -> list[Any]:
-        pool = self._pool or await self._open()
+    async def fetch(
+        self, sql: str, args: Sequence[Any], *, plan_cache_mode: str | None = None
+    ) -> list[Any]:
+        """`plan_cache_mode`: run it on a connection of that mode (a pool of its own, opened on
+        first use, the same size), when it is not the connections' own (`server_settings`).
+        The subscriptions' by-id reads ask for `force_generic_plan`: under `auto`, PostgreSQL
+        re-plans them for every batch's keys, which cost four times their execution."""
+        if plan_cache_mode is None or plan_cache_mode == self._mode:
+            pool = self._pool or await self._open()
+        else:
+            pool = self._planned.get(plan_cache_mode) or await self._open(plan_cache_mode)
         observer = self._observer
         for attempt in (1, 2):
             started = time.perf_counter()
@@ -173,38 +184,58 @@ class DriverPool:
                 await pool.release(connection)
         raise AssertionError("unreachable")
 
-    async def _open(self) -> asyncpg.Pool:
+    @property
+    def _mode(self) -> str:
+        return str(self._connect.get("server_settings", {}).get("plan_cache_mode", "auto"))
+
+    async def _open(self, plan_cache_mode: str | None = None) -> asyncpg.Pool:
         async with self._opening:
+            if plan_cache_mode is not None:
+                if plan_cache_mode not in self._planned:
+                    settings = {
+                        **self._connect.get("server_settings", {}),
+                        "plan_cache_mode": plan_cache_mode,
+                    }
+                    self._planned[plan_cache_mode] = await self._create(
+                        {**self._connect, "server_settings": settings}
+                    )
+                return self._planned[plan_cache_mode]
             if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    min_size=0,
-                    max_size=self._size,
-                    # No timer re-armed on every release, no reset query on every release (a
-                    # compiled read leaves no session state: no transaction, no SET, no LISTEN).
-                    max_inactive_connection_lifetime=0,
-                    reset=_keep_session,
-                    **self._connect,
-                )
+                self._pool = await self._create(self._connect)
             return self._pool
+
+    async def _create(self, connect: dict[str, Any]) -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            min_size=0,
+            max_size=self._size,
+            # No timer re-armed on every release, no reset query on every release (a
+            # compiled read leaves no session state: no transaction, no SET, no LISTEN).
+            max_inactive_connection_lifetime=0,
+            reset=_keep_session,
+            **connect,
+        )
 
     def publish(self) -> None:
         """Its connections open and in use, for /metrics (jobql.storage.pools)."""
         if self._observer is not None:
-            pool = self._pool
-            size = 0 if pool is None else pool.get_size()
-            idle = 0 if pool is None else pool.get_idle_size()
+            pools = [self._pool, *self._planned.values()]
+            size = sum(pool.get_size() for pool in pools if pool is not None)
+            idle = sum(pool.get_idle_size() for pool in pools if pool is not None)
             self._observer.publish(size, size - idle)
 
     async def close(self) -> None:
         """Close the connections, waiting for reads in flight at most the pool timeout (then
         cutting them), as SQLAlchemy's dispose never waits for a checked-out connection."""
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        try:
-            await asyncio.wait_for(pool.close(), self._timeout)
-        except TimeoutError:
-            pool.terminate()
+        pools = [self._pool, *self._planned.values()]
+        self._pool = None
+        self._planned = {}
+        for pool in pools:
+            if pool is None:
+                continue
+            try:
+                await asyncio.wait_for(pool.close(), self._timeout)
+            except TimeoutError:
+                pool.terminate()
 
 
 async def _keep_session(_connection: Any) -> None:
@@ -499,26 +530,32 @@ class Reader:
     def dialect(self) -> str:
         return self._engine.dialect.name
 
-    async def fetch_driver(self, sql: str, args: Sequence[Any]) -> Sequence[Any]:
+    async def fetch_driver(
+        self, sql: str, args: Sequence[Any], *, plan_cache_mode: str | None = None
+    ) -> Sequence[Any]:
         """Rows of one statement sent straight to asyncpg through the engine's `DriverPool`: no
         transaction, no SQLAlchemy execution machinery or pool checkout, and asyncpg's
         prepared-statement cache keyed by the text. For a request whose only statement this
-        is (it does not use the request's connection)."""
+        is (it does not use the request's connection). `plan_cache_mode`: on a connection that
+        plans with that mode (`DriverPool.fetch`); a hint, which an engine `create_engine` did
+        not make ignores."""
         self._check_open()
         try:
-            return await self._fetch_driver(sql, args)
+            return await self._fetch_driver(sql, args, plan_cache_mode)
         except Exception as exc:
             if not self._to_primary(exc):
                 raise
-        return await self._fetch_driver(sql, args)
+        return await self._fetch_driver(sql, args, plan_cache_mode)
 
-    async def _fetch_driver(self, sql: str, args: Sequence[Any]) -> Sequence[Any]:
+    async def _fetch_driver(
+        self, sql: str, args: Sequence[Any], plan_cache_mode: str | None
+    ) -> Sequence[Any]:
         pool = _DRIVER_POOLS.get(_base_engine(self._engine.sync_engine))
         if pool is None:  # an engine create_engine did not make: its own pooled connection
             async with self._connected() as connection:
                 pooled = await connection.get_raw_connection()
                 return await pooled.driver_connection.fetch(sql, *args)  # type: ignore[no-any-return,union-attr]
-        return await pool.fetch(sql, args)
+        return await pool.fetch(sql, args, plan_cache_mode=plan_cache_mode)
 
     def driver_statement(self, statement: ClauseElement) -> tuple[str, tuple[Any, ...]] | None:
         """PostgreSQL: the statement as asyncpg takes it ($n text, positional values converted

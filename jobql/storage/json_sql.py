@@ -886,7 +886,9 @@ async def read_by_ids(reader: Reader, by_ids: ByIds, keys: Sequence[int]) -> dic
         sql, args, at = template
         values = list(args)
         values[at] = list(keys)
-        rows = await reader.fetch_driver(sql, values)
+        # Planned once per connection: under `auto` every batch's keys were planned again
+        # (0.2-0.25 ms of planning against 0.03-0.09 of execution, measured by bench.live --top).
+        rows = await reader.fetch_driver(sql, values, plan_cache_mode="force_generic_plan")
     else:
         rows = await reader.execute(by_ids.statement.params({IDS: list(keys)}))
     shape = by_ids.shape

@@ -145,6 +145,36 @@ async def test_the_subscriptions_compiled_reads_name_their_instances(
         ]
 
 
+async def test_the_subscriptions_compiled_reads_are_planned_once_per_connection(
+    engine: AsyncEngine, workspace: tuple[str, list[int]]
+) -> None:
+    """PostgreSQL: a batch's by-id read runs on a connection in `force_generic_plan`, so the
+    statement is planned once, not again for each batch's keys as `auto` did (bench.live --top:
+    planning cost several times the execution)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's plan cache")
+    name, keys = workspace
+    own = create_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+    item = ObjectPlan("instance", (("jobName", JobName()),))
+    by_ids = build_by_ids(item, dialect="postgresql", workspace=name, secret="s")
+    try:
+        for count in (1, 2, 3, 6, 1, 4, 5, 2):
+            reader = Reader(own, hold=False)
+            found = await read_by_ids(reader, by_ids, keys[:count])
+            await reader.close()
+            assert sorted(found) == sorted(keys[:count])
+        sql = by_ids.driver["postgresql"]
+        assert sql is not None
+        [(generic, custom)] = await Reader(own).fetch_driver(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            (sql[0],),
+            plan_cache_mode="force_generic_plan",
+        )
+    finally:
+        await own.dispose()
+    assert (generic, custom) == (8, 0)
+
+
 async def test_a_page_with_more_jobs_than_the_cache_holds_is_named_right(
     engine: AsyncEngine,
     workspace: tuple[str, list[int]],

@@ -105,6 +105,42 @@ async def test_the_driver_pool_has_the_plan_cache_mode(engine: AsyncEngine) -> N
     assert rows[0][0] == "force_generic_plan"
 
 
+async def test_a_driver_read_can_ask_for_another_plan_cache_mode(engine: AsyncEngine) -> None:
+    """A read that asks for a mode runs on a connection of that mode; the others keep the
+    configured one; asking for the configured mode opens no second pool; both close with the
+    engine."""
+    _postgresql_only(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    configured = create_engine(url, pool_size=1)
+    reader = Reader(configured)
+    try:
+        generic = await reader.fetch_driver(
+            "SELECT current_setting('plan_cache_mode'), pg_backend_pid()",
+            (),
+            plan_cache_mode="force_generic_plan",
+        )
+        plain = await reader.fetch_driver(
+            "SELECT current_setting('plan_cache_mode'), pg_backend_pid()", ()
+        )
+        same = await reader.fetch_driver(
+            "SELECT current_setting('plan_cache_mode'), pg_backend_pid()",
+            (),
+            plan_cache_mode="auto",
+        )
+        assert generic[0][0] == "force_generic_plan"
+        assert plain[0][0] == same[0][0] == "auto"
+        assert plain[0][1] == same[0][1] != generic[0][1]
+        pids = {generic[0][1], plain[0][1]}
+        assert pids <= await _backend_pids(engine)
+    finally:
+        await configured.dispose()
+    for _ in range(50):
+        if not pids & await _backend_pids(engine):
+            break
+        await asyncio.sleep(0.05)
+    assert not pids & await _backend_pids(engine)
+
+
 def test_a_lost_driver_connection_is_unavailability_and_a_statement_error_is_not() -> None:
     assert is_unavailable(asyncpg.exceptions.AdminShutdownError("shutting down"))
     assert is_unavailable(asyncpg.exceptions.ConnectionDoesNotExistError("closed"))
