@@ -122,10 +122,25 @@ async def make_nodes(engine: AsyncEngine, instance: Ref, count: int, **fields: A
         return []
 
     async def work(connection: AsyncConnection) -> list[int]:
-        result = await connection.execute(insert(InstanceNode).returning(InstanceNode.id), rows)
+        written = await with_instance_plan_times(connection, rows)
+        result = await connection.execute(insert(InstanceNode).returning(InstanceNode.id), written)
         return [row[0] for row in result.all()]
 
     return await _write(engine, work)  # type: ignore[no-any-return]
+
+
+async def with_instance_plan_times(
+    connection: AsyncConnection, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Node rows with `instance_plan_time`, their instance's plan time (as ingest writes it)."""
+    ids = sorted({row["instance_id"] for row in rows})
+    plan_of: dict[int, Any] = {}
+    for start in range(0, len(ids), 500):
+        found = await connection.execute(
+            select(Instance.id, Instance.plan_time).where(Instance.id.in_(ids[start : start + 500]))
+        )
+        plan_of.update({key: plan for key, plan in found.all()})
+    return [{**row, "instance_plan_time": plan_of[row["instance_id"]]} for row in rows]
 
 
 # The default schema serves reads compiled where it can; this one only through the resolvers.

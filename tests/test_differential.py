@@ -122,6 +122,7 @@ from tests.factories import (
     make_job,
     new_workspace,
     reference_schema,
+    with_instance_plan_times,
 )
 from tests.importers.support import example
 from tests.profiles import profile
@@ -299,7 +300,9 @@ async def _nodes(engine: AsyncEngine, instance: Any, k: int) -> None:
         )
     if rows:
         async with engine.begin() as connection:
-            await connection.execute(insert(InstanceNode), rows)
+            await connection.execute(
+                insert(InstanceNode), await with_instance_plan_times(connection, rows)
+            )
 
 
 async def seed(engine: AsyncEngine) -> None:

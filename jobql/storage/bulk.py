@@ -53,6 +53,11 @@ NODE_COLUMNS = (
 )
 
 
+_INSTANCE_ID = INSTANCE_COLUMNS.index("id")
+_INSTANCE_PLAN = INSTANCE_COLUMNS.index("plan_time")
+_NODE_INSTANCE = NODE_COLUMNS.index("instance_id")
+
+
 @dataclass(frozen=True)
 class Start:
     """Where a load starts: the workspaces' ids (created where missing), the job names each
@@ -94,7 +99,10 @@ async def insert_batch(
             # Generated rows: losing the last batches in a server crash costs nothing.
             await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
         await _insert(conn, INSTANCE_TABLE, INSTANCE_COLUMNS, instance_rows, use_copy)
-        await _insert(conn, NODE_TABLE, NODE_COLUMNS, node_rows, use_copy)
+        # Each node carries its instance's plan time (PostgreSQL's partition key of nodes).
+        plan_of = {row[_INSTANCE_ID]: row[_INSTANCE_PLAN] for row in instance_rows}
+        node_rows = [(*row, plan_of[row[_NODE_INSTANCE]]) for row in node_rows]
+        await _insert(conn, NODE_TABLE, (*NODE_COLUMNS, "instance_plan_time"), node_rows, use_copy)
 
 
 async def finish_load(engine: AsyncEngine) -> None:

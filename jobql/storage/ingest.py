@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar, cast
@@ -34,11 +34,9 @@ from sqlalchemy import (
     delete,
     false,
     literal,
-    literal_column,
     not_,
     or_,
     select,
-    true,
     tuple_,
     update,
 )
@@ -47,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobql.storage import events
 from jobql.storage.enums import TERMINAL_INSTANCE_STATUSES, InstanceEventKind, InstanceStatus
-from jobql.storage.models import Instance, InstanceNode, Job, Workspace
+from jobql.storage.models import Instance, InstanceKey, InstanceNode, Job, Workspace
 from jobql.storage.records import (
     INSTANCE_REQUIRED,
     NODE_REQUIRED,
@@ -95,6 +93,7 @@ _workspace = cast(Table, Workspace.__table__)
 _instance = cast(Table, Instance.__table__)
 _job = cast(Table, Job.__table__)
 _node = cast(Table, InstanceNode.__table__)
+_key = cast(Table, InstanceKey.__table__)
 
 
 def _insert_for(dialect_name: str, table: Table) -> Any:
@@ -125,8 +124,8 @@ _WORKSPACE_NAMED = select(_workspace.c.id, _workspace.c.name).where(
 _JOB_BY_KEY = select(_job).where(
     _job.c.workspace_id == bindparam("workspace_id"), _job.c.name == bindparam("name")
 )
-# A single report's workspace, job and stored instance in one statement: the instance locked
-# until commit on PostgreSQL (as `_instances_by_key(lock=True)` locks it), its columns prefixed.
+# A single report's workspace, job and (SQLite) stored instance in one statement, the instance's
+# columns prefixed.
 STORED = "stored_"
 
 
@@ -139,17 +138,20 @@ def _workspace_job_and_instance(dialect_name: str) -> Any:
         _job, and_(_job.c.workspace_id == _workspace.c.id, _job.c.name == bindparam("job_name"))
     )
     if dialect_name == "postgresql":
-        # FOR UPDATE cannot apply to the nullable side of an outer join: a lateral sub-select.
-        stored: Any = select(_instance).where(condition).with_for_update().lateral("stored")
-        joined = joined.outerjoin(stored, true())
-    else:
-        stored = _instance
-        joined = joined.outerjoin(_instance, condition)
+        # Not the instance: it is read once its key is locked (`_lock_keys`). Locked here, before
+        # the key, it would be locked in the other order than a writer that holds the key takes
+        # it (a deadlock), and a writer that created it meanwhile would go unseen.
+        return (
+            select(_workspace.c.id.label("workspace_key"), _job)
+            .select_from(joined)
+            .where(_workspace.c.name == bindparam("workspace_name"))
+        )
+    joined = joined.outerjoin(_instance, condition)
     return (
         select(
             _workspace.c.id.label("workspace_key"),
             _job,
-            *(column.label(f"{STORED}{column.name}") for column in stored.c),
+            *(column.label(f"{STORED}{column.name}") for column in _instance.c),
         )
         .select_from(joined)
         .where(_workspace.c.name == bindparam("workspace_name"))
@@ -618,6 +620,8 @@ async def write_instances(
     ]
     # Locked until commit (PostgreSQL): the status an event reports as previous is the one this
     # write replaces, also when another writer reports the same instance at the same moment.
+    # The keys first (instance_key), as every writer does, in key order: see `_lock_keys`.
+    locked = await _lock_keys(connection, [k for k in keys if k is not None])
     if stored is None:
         stored = await _instances_by_key(connection, [k for k in keys if k is not None], lock=True)
     stored_nodes = await _nodes_of(
@@ -688,7 +692,8 @@ async def write_instances(
     }
     # The rows as written (their columns an event reports), from the upserts' RETURNING.
     after: dict[tuple[int, int], dict[str, Any]] = {}
-    outcome_of = await _upsert_instances(connection, list(writes.values()), stored, after)
+    outcome_of = await _upsert_instances(connection, list(writes.values()), stored, after, locked)
+    plan_of = {row["id"]: row["plan_time"] for row in (*stored.values(), *after.values())}
     for index, (key, _, _) in writes.items():
         written = outcome_of.get(key)
         if written is None:
@@ -696,6 +701,7 @@ async def write_instances(
             # held it back because a concurrent writer stored a newer report first.
             row = (await _instances_by_key(connection, [key]))[key]
             results[index].key = row["id"]
+            plan_of[row["id"]] = row["plan_time"]
             if _is_stale(record := records[index], row) or _differs(record, row):
                 results[index].outcome = Outcome.STALE
                 to_write.remove(index)
@@ -714,6 +720,7 @@ async def write_instances(
             if records[i].nodes is not None
         ],
         stored_nodes,
+        plan_of,
     )
     await _log_changes(connection, [(i, writes[i][0]) for i in to_write], results, stored, after)
     return results
@@ -722,12 +729,14 @@ async def write_instances(
 async def _workspace_and_job(
     connection: AsyncConnection, record: InstanceRecord
 ) -> (
-    tuple[dict[str, int], dict[tuple[int, str], dict[str, Any]], dict[tuple[int, int], Any]] | None
+    tuple[dict[str, int], dict[tuple[int, str], dict[str, Any]], dict[tuple[int, int], Any] | None]
+    | None
 ):
     """A single report's workspace id, stored job (none: a new job) and stored instance, as
     `workspace_ids`, `_jobs_by_key` and `_instances_by_key(lock=True)` find them, in one
     statement instead of three; None when the workspace is new (those then create and find
-    it)."""
+    it). On PostgreSQL the instance is not read here (None): `write_instances` reads it once
+    its key is locked (`_lock_keys`)."""
     row = (
         await connection.execute(
             _WORKSPACE_JOB_AND_INSTANCE[connection.dialect.name],
@@ -748,9 +757,14 @@ async def _workspace_and_job(
         else:
             job[name] = value
     workspace_id = job.pop("workspace_key")
+    if not instance:  # PostgreSQL: read after its key is locked
+        stored = None
+    elif job["id"] is None or instance["id"] is None:
+        stored = {}
+    else:
+        stored = {(job["id"], record.instance_id): instance}
     if job["id"] is None:
-        return {record.workspace: workspace_id}, {}, {}
-    stored = {} if instance["id"] is None else {(job["id"], record.instance_id): instance}
+        return {record.workspace: workspace_id}, {}, stored
     return {record.workspace: workspace_id}, {(workspace_id, record.job_name): job}, stored
 
 
@@ -942,19 +956,88 @@ async def _nodes_of(
     return nodes
 
 
+async def _lock_keys(
+    connection: AsyncConnection, keys: Sequence[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """PostgreSQL: create (if missing) and lock until commit the `instance_key` rows of these
+    (job id, instance id) keys, in key order, so that two writers of one instance wait for each
+    other here, whatever plan times (partitions) they report; the partitioned `instance` cannot
+    keep the pair unique by itself (docs/partitioning.md). A key new to both writers serialises
+    them at its INSERT, before either locks anything else of the chunk. Returns the keys locked
+    (none on SQLite, whose writes are serialised)."""
+    if connection.dialect.name != "postgresql" or not keys:
+        return set()
+    wanted = sorted(set(keys))
+    for part in _chunks(wanted):
+        locked = 0
+        # Again when prune's clean-up removed a key between the two statements (rare).
+        while locked < len(part):
+            await connection.execute(
+                postgresql.insert(_key)
+                .values([{"job_id": j, "vendor_instance_id": v} for j, v in part])
+                .on_conflict_do_nothing()
+            )
+            rows = await connection.execute(
+                select(_key.c.job_id)
+                .where(tuple_(_key.c.job_id, _key.c.vendor_instance_id).in_(part))
+                .order_by(_key.c.job_id, _key.c.vendor_instance_id)
+                .with_for_update()
+            )
+            locked = len(rows.all())
+    return set(wanted)
+
+
+async def _move_plan_time(
+    connection: AsyncConnection, row: dict[str, Any], plan_time: datetime
+) -> dict[str, Any]:
+    """A stored instance's new plan time, with its nodes' copy of it. An UPDATE, because
+    PostgreSQL's ON CONFLICT DO UPDATE cannot move a row to another partition (and UPDATE can)."""
+    moved = await connection.execute(
+        update(_instance)
+        .where(_instance.c.id == row["id"], _instance.c.plan_time == row["plan_time"])
+        .values(plan_time=plan_time)
+        .returning(*(_instance.c[name] for name in _EVENT_COLUMNS))
+    )
+    await connection.execute(
+        update(_node)
+        .where(_node.c.instance_id == row["id"], _node.c.instance_plan_time == row["plan_time"])
+        .values(instance_plan_time=plan_time)
+    )
+    return dict(moved.one()._mapping)
+
+
 async def _upsert_instances(
     connection: AsyncConnection,
     items: Sequence[tuple[tuple[int, int], InstanceRecord, int]],
     stored: dict[tuple[int, int], dict[str, Any]],
     after: dict[tuple[int, int], dict[str, Any]],
+    locked: set[tuple[int, int]],
 ) -> dict[tuple[int, int], tuple[int, bool | None]]:
     """Write rows; returns, per key written, its id and (PostgreSQL only) whether it was new.
     A key missing from the answer was held back by the guard, or had no column to write (a
-    report of its nodes only)."""
+    report of its nodes only). `stored` gains the rows a concurrent writer created meanwhile
+    (PostgreSQL: found once their keys are locked)."""
+    postgres = connection.dialect.name == "postgresql"
+    written: dict[tuple[int, int], tuple[int, bool | None]] = {}
+    late = [key for key, _, _ in items if key not in locked]
+    if postgres and late:  # instances of jobs this transaction created or found created
+        await _lock_keys(connection, late)
+        stored.update(
+            await _instances_by_key(connection, [k for k in late if k not in stored], lock=True)
+        )
     by_shape: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
     for key, record, workspace_id in sorted(items, key=lambda item: item[0]):
         job_id, instance_id = key
         existing = stored.get(key) or {}
+        plan_time = record.values.get("plan_time")
+        if existing and plan_time is not None and truncate_ms(plan_time) != existing["plan_time"]:
+            if _is_stale(record, existing):
+                # Held back by the guard below; its conflict must find the stored row.
+                record = replace(record, values={**record.values})
+                record.values["plan_time"] = existing["plan_time"]
+            else:
+                after[key] = await _move_plan_time(connection, existing, truncate_ms(plan_time))
+                written[key] = (after[key]["id"], False)
         row = {
             **INSTANCE_DEFAULTS,
             # The insert's row must satisfy NOT NULL before the conflict turns it into an update
@@ -970,8 +1053,6 @@ async def _upsert_instances(
             row["reported_at"] = record.reported_at
             reported.add("reported_at")
         by_shape[frozenset(reported)].append(row)
-    postgres = connection.dialect.name == "postgresql"
-    written: dict[tuple[int, int], tuple[int, bool | None]] = {}
     for shape, rows in by_shape.items():
         if not shape:
             continue  # nothing of the row itself is reported (its nodes only): no row to write
@@ -979,7 +1060,9 @@ async def _upsert_instances(
         result = await connection.execute(statement, rows)
         for answer in result.all():
             key = (answer.job_id, answer.vendor_instance_id)
-            written[key] = (answer.id, bool(answer.inserted) if postgres else None)
+            # PostgreSQL: the key is locked, so the stored rows are all there is (a partitioned
+            # table cannot return xmax, which said so before).
+            written[key] = (answer.id, key not in stored if postgres else None)
             after[key] = answer._asdict()
     return written
 
@@ -997,6 +1080,11 @@ _EVENT_COLUMNS = (
 )
 
 
+# The conflict targets: PostgreSQL's unique keys of partitioned tables hold the partition key.
+_INSTANCE_KEY = (["job_id", "vendor_instance_id"], ["job_id", "vendor_instance_id", "plan_time"])
+_NODE_KEY = (["instance_id", "name"], ["instance_id", "name", "instance_plan_time"])
+
+
 @_statements
 def _instance_upsert(dialect_name: str, shape: frozenset[str]) -> Any:
     statement = _insert_for(dialect_name, _instance)
@@ -1004,14 +1092,12 @@ def _instance_upsert(dialect_name: str, shape: frozenset[str]) -> Any:
     # Only when something changes: an identical row is not rewritten.
     changes = or_(*(_instance.c[c].is_distinct_from(incoming[c]) for c in sorted(shape)))
     statement = statement.on_conflict_do_update(
-        index_elements=["job_id", "vendor_instance_id"],
+        index_elements=_INSTANCE_KEY[dialect_name == "postgresql"],
         set_={column: incoming[column] for column in shape},
         where=and_(not_(_stale_condition(shape, incoming)), changes),
     )
     # The key, and what an event of the change reports (see `_log_changes`).
     returned: list[ColumnElement[Any]] = [_instance.c[name] for name in _EVENT_COLUMNS]
-    if dialect_name == "postgresql":  # xmax = 0: this statement inserted the row
-        returned.append(literal_column("xmax = 0").label("inserted"))
     return statement.returning(*returned)
 
 
@@ -1019,8 +1105,10 @@ async def _replace_nodes(
     connection: AsyncConnection,
     items: Sequence[tuple[int, InstanceRecord, int]],
     stored: dict[int, dict[str, dict[str, Any]]],
+    plan_of: dict[int, datetime],
 ) -> None:
-    """Nodes as listed: upserted by name with their position; stored nodes not listed go."""
+    """Nodes as listed: upserted by name with their position; stored nodes not listed go.
+    `plan_of`: each instance's plan time as it now stands (the nodes' `instance_plan_time`)."""
     if not items:
         return
     gone = sorted(
@@ -1034,7 +1122,9 @@ async def _replace_nodes(
     by_shape: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
     for key, record, workspace_id in sorted(items, key=lambda item: item[0]):
         for position, node in sorted(enumerate(record.nodes or ()), key=lambda pair: pair[1].name):
-            by_shape[frozenset(node.values)].append(_node_row(key, workspace_id, position, node))
+            row = _node_row(key, workspace_id, position, node)
+            row["instance_plan_time"] = plan_of[key]
+            by_shape[frozenset(node.values)].append(row)
     for shape, rows in by_shape.items():
         await connection.execute(_node_upsert(connection.dialect.name, shape), rows)
 
@@ -1043,8 +1133,8 @@ async def _replace_nodes(
 def _node_upsert(dialect_name: str, shape: frozenset[str]) -> Any:
     statement = _insert_for(dialect_name, _node)
     return statement.on_conflict_do_update(
-        index_elements=["instance_id", "name"],
-        set_={c: statement.excluded[c] for c in {*shape, "position"}},
+        index_elements=_NODE_KEY[dialect_name == "postgresql"],
+        set_={c: statement.excluded[c] for c in {*shape, "position", "instance_plan_time"}},
     )
 
 

@@ -9,12 +9,14 @@ its job. Enumerations are stored by member name, times through `UtcDateTime`.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -42,6 +44,18 @@ Key = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+Ddl = TypeVar("Ddl", Index, UniqueConstraint, ForeignKeyConstraint)
+
+
+def only(dialect: str, item: Ddl) -> Ddl:
+    """A constraint or index that exists on one dialect only (PostgreSQL's partitioned tables
+    need the partition key in every unique key and allow no foreign key to them without it; see
+    docs/partitioning.md). `create_all` honours it, and so does the migrations' drift check
+    (`jobql.storage.partitions.schema_filters`)."""
+    item.info["dialect"] = dialect
+    return item.ddl_if(dialect=dialect)
 
 
 class Workspace(Base):
@@ -76,7 +90,10 @@ class Job(Base):
 class Instance(Base):
     __tablename__ = "instance"
     __table_args__ = (
-        UniqueConstraint("job_id", "vendor_instance_id"),
+        # PostgreSQL: partitioned by plan_time, PK (id, plan_time); (job_id, vendor_instance_id)
+        # stays unique through `instance_key` (ingest) and this index with the partition key.
+        only("sqlite", UniqueConstraint("job_id", "vendor_instance_id")),
+        only("postgresql", UniqueConstraint("job_id", "vendor_instance_id", "plan_time")),
         # Keyset windows: (scope, sort key, id) for every InstanceOrderField, per workspace and per
         # job. A nullable sort key pages in two ranges of the same index: values, then nulls.
         Index("ix_instance_ws_plan", "workspace_id", "plan_time", "id"),
@@ -91,7 +108,11 @@ class Instance(Base):
         Index("ix_instance_ws_type_plan", "workspace_id", "instance_type", "plan_time", "id"),
         # An OpenLineage run id names one instance per workspace; NULLs (other sources) repeat
         # freely on both databases.
-        Index("ix_instance_ws_run_id", "workspace_id", "run_id", unique=True),
+        only("sqlite", Index("ix_instance_ws_run_id", "workspace_id", "run_id", unique=True)),
+        only(
+            "postgresql",
+            Index("ix_instance_ws_run_id_plan", "workspace_id", "run_id", "plan_time", unique=True),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Key, primary_key=True)
@@ -156,13 +177,22 @@ class Instance(Base):
 class InstanceNode(Base):
     __tablename__ = "instance_node"
     __table_args__ = (
-        UniqueConstraint("instance_id", "name"),
+        only("sqlite", UniqueConstraint("instance_id", "name")),
+        only("postgresql", UniqueConstraint("instance_id", "name", "instance_plan_time")),
         Index("ix_instance_node_instance_position", "instance_id", "position", "id"),
+        # PostgreSQL: no foreign key to the partitioned instance; prune deletes nodes itself.
+        only(
+            "sqlite",
+            ForeignKeyConstraint(["instance_id"], ["instance.id"], ondelete="CASCADE"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Key, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"))
+    instance_id: Mapped[int] = mapped_column(Key)
+    # Its instance's plan_time, always (ingest keeps it so): PostgreSQL's partition key of nodes,
+    # and what lets a read from an instance to its nodes touch one partition.
+    instance_plan_time: Mapped[datetime] = mapped_column(UtcDateTime)
     # The position the source listed the node in; the order of Instance.nodes.
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(512))
@@ -269,10 +299,33 @@ class EmitRunState(Base):
     change is sent once per transition, not once per event that mentions the run."""
 
     __tablename__ = "emit_run_state"
-    __table_args__ = (UniqueConstraint("instance_id", "emitter", "node"),)
+    __table_args__ = (
+        UniqueConstraint("instance_id", "emitter", "node"),
+        # PostgreSQL: no foreign key to the partitioned instance; prune deletes these itself.
+        only(
+            "sqlite",
+            ForeignKeyConstraint(["instance_id"], ["instance.id"], ondelete="CASCADE"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Key, primary_key=True)
     emitter: Mapped[str] = mapped_column(String(128))
-    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id", ondelete="CASCADE"))
+    instance_id: Mapped[int] = mapped_column(Key)
     node: Mapped[str] = mapped_column(String(512))
     state: Mapped[str] = mapped_column(String(16))
+
+
+class InstanceKey(Base):
+    """PostgreSQL's arbiter of (job_id, vendor_instance_id): the partitioned `instance` can only
+    keep it unique together with plan_time, so ingest creates this row (ON CONFLICT DO NOTHING)
+    and locks it before it writes the instance; two writers of one instance wait here, whatever
+    plan times they report. Not every instance has a row (seeded data): the first ingest of it
+    makes one. Prune deletes the rows of what it deletes. Unused (empty) on SQLite, whose writes
+    are serialised anyway. See docs/partitioning.md."""
+
+    __tablename__ = "instance_key"
+
+    job_id: Mapped[int] = mapped_column(Key, primary_key=True, autoincrement=False)
+    vendor_instance_id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False
+    )

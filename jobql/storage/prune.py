@@ -36,7 +36,7 @@ from sqlalchemy import ColumnElement, Table, delete, func, literal, select, tupl
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobql.storage import engine as storage_engine
-from jobql.storage.models import Instance, InstanceNode, Workspace
+from jobql.storage.models import EmitRunState, Instance, InstanceKey, InstanceNode, Job, Workspace
 from jobql.storage.types import truncate_ms
 
 # Instances per transaction: a writer waits at most this long (about a second on SQLite).
@@ -50,6 +50,9 @@ Progress = Callable[[int, int], None]
 _workspace = cast(Table, Workspace.__table__)
 _instance = cast(Table, Instance.__table__)
 _node = cast(Table, InstanceNode.__table__)
+_run_state = cast(Table, EmitRunState.__table__)
+_key = cast(Table, InstanceKey.__table__)
+_job = cast(Table, Job.__table__)
 
 
 class UnknownWorkspace(ValueError):
@@ -144,6 +147,25 @@ async def prune(
         keep = await _kept_for_ids(connection)
         report.held_back = await _held_back(connection, [key for key, _ in targets], cutoff, keep)
     return report
+
+
+async def _forget_keys(connection: AsyncConnection, workspace_id: int) -> None:
+    """PostgreSQL: the `instance_key` rows of instances that are gone. A key a writer holds
+    (SKIP LOCKED) stays: it may be writing that instance right now, and its lock is the key row's
+    (a lock taken here, in another order than the writers', could deadlock with one)."""
+    i = _instance.alias("i")
+    orphans = (
+        select(_key.c.job_id, _key.c.vendor_instance_id)
+        .where(
+            ~select(i.c.id)
+            .where(i.c.job_id == _key.c.job_id, i.c.vendor_instance_id == _key.c.vendor_instance_id)
+            .exists(),
+            _key.c.job_id.in_(select(_job.c.id).where(_job.c.workspace_id == workspace_id)),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    pair = tuple_(_key.c.job_id, _key.c.vendor_instance_id)
+    await connection.execute(delete(_key).where(pair.in_(orphans.scalar_subquery())))
 
 
 async def _batches(
@@ -253,6 +275,8 @@ async def _delete_batch(
     )
     rows = (await connection.execute(statement)).all()
     if not rows:
+        if connection.dialect.name == "postgresql":
+            await _forget_keys(connection, workspace_id)
         return None
     ids = sorted(int(row.id) for row in rows)
     nodes = instances = 0
@@ -260,6 +284,8 @@ async def _delete_batch(
         result = await connection.execute(delete(_node).where(_node.c.instance_id.in_(part)))
         nodes += _rowcount(result)
     for part in _chunks(ids):
+        # PostgreSQL has no foreign key to the partitioned instance (docs/partitioning.md).
+        await connection.execute(delete(_run_state).where(_run_state.c.instance_id.in_(part)))
         result = await connection.execute(delete(_instance).where(_instance.c.id.in_(part)))
         instances += _rowcount(result)
     return _Batch(instances, nodes, (rows[-1].plan_time, int(rows[-1].id)))

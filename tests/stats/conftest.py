@@ -11,7 +11,13 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.storage.models import InstanceNode
-from tests.factories import Ref, make_instance, make_job, new_workspace
+from tests.factories import (
+    Ref,
+    make_instance,
+    make_job,
+    new_workspace,
+    with_instance_plan_times,
+)
 
 MONDAY = datetime(2019, 3, 4, tzinfo=UTC)  # 2019-03-04 is a Monday
 SECOND = timedelta(seconds=1)
@@ -87,7 +93,9 @@ async def add_nodes(
             }
         )
     async with engine.begin() as connection:
-        await connection.execute(insert(InstanceNode), rows)
+        await connection.execute(
+            insert(InstanceNode), await with_instance_plan_times(connection, rows)
+        )
 
 
 async def make_world(engine: AsyncEngine, workspace: str | None = None) -> World:

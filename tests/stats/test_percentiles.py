@@ -106,6 +106,7 @@ async def store(engine: AsyncEngine, drawn: list[list[Any]]) -> str:
                         "status": "SUCCESS",
                         "start_time": row["start_time"],
                         "end_time": row["end_time"],
+                        "instance_plan_time": row["plan_time"],
                     }
                     for key, row in zip(keys, rows, strict=True)
                 ],

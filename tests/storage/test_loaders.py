@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.schema import schema
 from jobql.storage.models import Instance, InstanceNode
-from tests.factories import BASE_TIME, data_of, make_job, new_workspace, reference_schema
+from tests.factories import (
+    BASE_TIME,
+    data_of,
+    make_job,
+    new_workspace,
+    reference_schema,
+    with_instance_plan_times,
+)
 
 NESTED = """
 query($n: Int!) {
@@ -68,7 +75,9 @@ async def thousand_instances(engine: AsyncEngine) -> str:
             for key in keys
             for position in range(25)
         ]
-        await connection.execute(insert(InstanceNode), nodes)
+        await connection.execute(
+            insert(InstanceNode), await with_instance_plan_times(connection, nodes)
+        )
     return workspace.name
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from jobql.storage.models import Base
+from jobql.storage.partitions import schema_filters
 
 connection = context.config.attributes["connection"]
 context.configure(
@@ -12,6 +13,7 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    **schema_filters(connection.dialect.name),
 )
 with context.begin_transaction():
     context.run_migrations()

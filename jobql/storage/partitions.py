@@ -1,0 +1,173 @@
+"""PostgreSQL's monthly partitions of `instance` and `instance_node` (docs/partitioning.md):
+which exist, creating the months ahead (`jobql migrate`, `jobql partitions`), dropping whole
+months (`jobql prune`), and what the migrations' drift check leaves out.
+
+A month is [first instant of the month, first instant of the next) in UTC; its partitions are
+`instance_pYYYY_MM` and `instance_node_pYYYY_MM`. Rows of months not created sit in
+`instance_default` / `instance_node_default`; creating their month moves them out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+TABLES = (("instance", "plan_time"), ("instance_node", "instance_plan_time"))
+# Months created after the current one by `jobql migrate` and by default by `jobql partitions`.
+AHEAD = 3
+PARTITION_NAME = re.compile(r"^(instance|instance_node)_(p(\d{4})_(\d{2})|default)$")
+
+Month = tuple[int, int]
+
+
+def month_of(value: datetime) -> Month:
+    value = value.astimezone(UTC)
+    return value.year, value.month
+
+
+def next_month(month: Month) -> Month:
+    year, number = month
+    return (year + 1, 1) if number == 12 else (year, number + 1)
+
+
+def month_start(month: Month) -> datetime:
+    return datetime(month[0], month[1], 1, tzinfo=UTC)
+
+
+def label(month: Month) -> str:
+    return f"{month[0]:04d}-{month[1]:02d}"
+
+
+def partition_name(table: str, month: Month) -> str:
+    return f"{table}_p{month[0]:04d}_{month[1]:02d}"
+
+
+async def is_partitioned(connection: AsyncConnection) -> bool:
+    if connection.dialect.name != "postgresql":
+        return False
+    kind = await connection.scalar(
+        text("SELECT relkind FROM pg_class WHERE oid = to_regclass('instance')")
+    )
+    return bool(kind == "p")
+
+
+async def months(connection: AsyncConnection, table: str = "instance") -> list[Month]:
+    """The months that have a partition of `table`, in order."""
+    rows = await connection.execute(
+        text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(:table)"
+        ),
+        {"table": table},
+    )
+    found = []
+    for (name,) in rows:
+        match = PARTITION_NAME.match(name)
+        if match and match.group(1) == table and match.group(3):
+            found.append((int(match.group(3)), int(match.group(4))))
+    return sorted(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    month: Month
+    created: bool  # False: it was there already
+    moved: int = 0  # rows moved out of the DEFAULT partitions
+
+
+async def ensure_months(connection: AsyncConnection, first: Month, last: Month) -> list[Created]:
+    """Create the partitions of every month from `first` to `last` that is missing, in the
+    caller's transaction; rows of such a month already in DEFAULT are moved into it."""
+    present = set(await months(connection))
+    report, month = [], first
+    while month <= last:
+        if month in present:
+            report.append(Created(month, False))
+        else:
+            report.append(Created(month, True, await _create_month(connection, month)))
+        month = next_month(month)
+    return report
+
+
+async def _create_month(connection: AsyncConnection, month: Month) -> int:
+    low, high = month_start(month), month_start(next_month(month))
+    bounds = {"low": low, "high": high}
+    moved = 0
+    for table, key in TABLES:
+        name = partition_name(table, month)
+        await connection.execute(
+            text(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        )
+        # Rows of this month that landed in DEFAULT move first: DEFAULT may hold no row of an
+        # attached partition's range. The CHECK lets ATTACH skip scanning the new table.
+        result = await connection.execute(
+            text(
+                f"WITH gone AS (DELETE FROM {table}_default WHERE {key} >= :low AND {key} < :high "
+                f"RETURNING *) INSERT INTO {name} SELECT * FROM gone"
+            ),
+            bounds,
+        )
+        if table == "instance":
+            moved += int(result.rowcount or 0)
+        literal = f"'{low.isoformat()}'", f"'{high.isoformat()}'"
+        await connection.execute(
+            text(
+                f"ALTER TABLE {name} ADD CONSTRAINT {name}_bounds "
+                f"CHECK ({key} >= {literal[0]} AND {key} < {literal[1]})"
+            )
+        )
+        await connection.execute(
+            text(
+                f"ALTER TABLE {table} ATTACH PARTITION {name} "
+                f"FOR VALUES FROM ({literal[0]}) TO ({literal[1]})"
+            )
+        )
+        await connection.execute(text(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds"))
+    return moved
+
+
+async def ensure_ahead(
+    connection: AsyncConnection, ahead: int = AHEAD, now: datetime | None = None
+) -> list[Created]:
+    """The current month and `ahead` more; nothing on an unpartitioned database."""
+    if not await is_partitioned(connection):
+        return []
+    first = month_of(now or datetime.now(UTC))
+    last = first
+    for _ in range(ahead):
+        last = next_month(last)
+    return await ensure_months(connection, first, last)
+
+
+def schema_filters(dialect: str) -> dict[str, Callable[..., bool]]:
+    """Alembic `include_name` / `include_object` for comparing the models with a database of
+    `dialect`: partitions are not tables of their own, and a model constraint or index marked
+    for the other dialect (`models.only`) is not expected here."""
+
+    def include_name(name: str | None, type_: str, _parents: Any) -> bool:
+        return not (type_ == "table" and name is not None and PARTITION_NAME.match(name))
+
+    def include_object(item: Any, _name: Any, _type: str, reflected: bool, _other: Any) -> bool:
+        info = getattr(item, "info", None) or {}
+        return reflected or info.get("dialect", dialect) == dialect
+
+    return {"include_name": include_name, "include_object": include_object}
+
+
+__all__ = [
+    "AHEAD",
+    "Created",
+    "ensure_ahead",
+    "ensure_months",
+    "is_partitioned",
+    "label",
+    "month_of",
+    "months",
+    "schema_filters",
+]
