@@ -92,6 +92,23 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(handler=_migrate)
 
+    partitions = commands.add_parser(
+        "partitions",
+        help="PostgreSQL: create the monthly partitions of instances ahead of time",
+        description="Creates the missing monthly partitions of instance and instance_node from "
+        "--from (default: this month) to --ahead months after this month; rows of a new month "
+        "waiting in the DEFAULT partition move into it. Idempotent: a month already there is "
+        "reported as present. Exit 1 when the database is SQLite (not partitioned) or not "
+        "migrated.",
+    )
+    partitions.add_argument(
+        "--ahead", type=_non_negative, default=3, help="months after this one (default 3)"
+    )
+    partitions.add_argument(
+        "--from", dest="first", type=_month, default=None, metavar="YYYY-MM", help="first month"
+    )
+    partitions.set_defaults(handler=_partitions)
+
     seed = commands.add_parser("seed", help="add realistic synthetic data")
     seed.add_argument("--instances", type=_positive, default=5_000, help="total (default 5000)")
     seed.add_argument("--jobs", type=_positive, default=None, help="total (default: derived)")
@@ -376,7 +393,7 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
     stops the command (those before it stay migrated) and is named."""
     from sqlalchemy.exc import DBAPIError
 
-    from jobql.storage import migrate
+    from jobql.storage import migrate, partitions
     from jobql.storage.engine import create_engine
 
     placement = settings.placement()
@@ -388,6 +405,8 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
                 before = await migrate.current_revision(engine)
                 await migrate.upgrade(engine)
                 after = await migrate.current_revision(engine)
+                async with engine.begin() as connection:
+                    created = await partitions.ensure_ahead(connection)
             except Exception as exc:
                 if not placement.spread:
                     raise
@@ -400,6 +419,9 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
             finally:
                 await engine.dispose()
             print(f"migrated{_where(placement, url)}: {before or 'empty'} -> {after}", flush=True)
+            new = [partitions.label(entry.month) for entry in created if entry.created]
+            if new:
+                print(f"partitions created{_where(placement, url)}: {', '.join(new)}", flush=True)
 
     asyncio.run(run())
     return 0
@@ -629,6 +651,23 @@ class Age(NamedTuple):
 _AGE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= 120:
+        raise argparse.ArgumentTypeError(f"{value} must be from 0 to 120")
+    return value
+
+
+def _month(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", text)
+    if match is None or not 1 <= int(match[2]) <= 12 or int(match[1]) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month: YYYY-MM, as in 2025-06")
+    return int(match[1]), int(match[2])
+
+
 def _age(text: str) -> Age:
     match = re.fullmatch(r"(-?[0-9]+)([hdw])", text)
     if match is None:
@@ -734,6 +773,43 @@ def _merged(reports: list[PruneReport]) -> PruneReport:
         workspaces=[merged[name] for name in sorted(merged)],
         held_back=sum(report.held_back for report in reports),
     )
+
+
+def _partitions(args: argparse.Namespace, settings: Settings) -> int:
+    from jobql.storage import migrate, partitions
+    from jobql.storage.engine import create_engine
+
+    async def run() -> list[partitions.Created]:
+        engine = create_engine(settings.database_url)
+        try:
+            if not await migrate.is_up_to_date(engine):
+                raise CommandError("the database is not migrated: run `jobql migrate` first")
+            async with engine.begin() as connection:
+                if not await partitions.is_partitioned(connection):
+                    raise CommandError(
+                        "this database is not partitioned (only PostgreSQL's is): nothing to do"
+                    )
+                now = partitions.month_of(datetime.now(UTC))
+                last = now
+                for _ in range(args.ahead):
+                    last = partitions.next_month(last)
+                first = min(args.first or now, last)
+                return await partitions.ensure_months(connection, first, last)
+        except OSError as exc:
+            raise CommandError(f"cannot reach the database: {exc}") from exc
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(run())
+    for entry in report:
+        if entry.created:
+            moved = f", {entry.moved} instance(s) moved from DEFAULT" if entry.moved else ""
+            print(f"{partitions.label(entry.month)}: created{moved}")
+        else:
+            print(f"{partitions.label(entry.month)}: present")
+    created = sum(entry.created for entry in report)
+    print(f"total: {created} month(s) created, {len(report) - created} present")
+    return 0
 
 
 def _export_schema(args: argparse.Namespace, _settings: Settings) -> int:
