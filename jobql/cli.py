@@ -747,6 +747,9 @@ def _prune(args: argparse.Namespace, settings: Settings) -> int:
         f"total: {report.instances} instances, {report.nodes} nodes {went} "
         f"in {len(report.workspaces)} workspace(s) ({done})"
     )
+    if report.dropped:
+        months = ", ".join(f"{year:04d}-{month:02d}" for year, month in report.dropped)
+        print(f"partitions dropped whole: {months}")
     if report.held_back:
         print(
             f"kept: {report.held_back} older instance(s) holding SQLite's largest ids (a new "

@@ -168,6 +168,9 @@ __all__ = [
     "is_partitioned",
     "label",
     "month_of",
+    "month_start",
     "months",
+    "next_month",
+    "partition_name",
     "schema_filters",
 ]

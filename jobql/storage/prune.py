@@ -32,10 +32,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, delete, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Table, delete, func, literal, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobql.storage import engine as storage_engine
+from jobql.storage import partitions
 from jobql.storage.models import EmitRunState, Instance, InstanceKey, InstanceNode, Job, Workspace
 from jobql.storage.types import truncate_ms
 
@@ -76,6 +77,8 @@ class PruneReport:
     workspaces: list[WorkspacePruned] = field(default_factory=list)
     # SQLite: instances older than the cutoff kept for their ids (see the module docstring).
     held_back: int = 0
+    # PostgreSQL: the months whose partitions were dropped whole (included in the counts).
+    dropped: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def instances(self) -> int:
@@ -131,11 +134,25 @@ async def prune(
     done = 0
     if progress is not None and total:
         progress(0, total)
-    # PostgreSQL's monthly partitions (to come) fit in here: when every workspace is pruned, the
-    # partitions wholly before the cutoff are counted per workspace and dropped first, and the
-    # batches below take only the month the cutoff falls in.
+    # PostgreSQL: when every workspace is pruned, the months wholly before the cutoff go as
+    # whole partitions first, one month per transaction; the batches below take the rest (the
+    # month the cutoff falls in, and DEFAULT).
+    gone: dict[int, list[int]] = {}
+    if workspace is None:
+        async with engine.connect() as connection:
+            whole = await _whole_months(connection, cutoff)
+        for month in whole:
+            counts_of = await storage_engine.write(engine, partial(_drop_month, month))
+            report.dropped.append(month)
+            for key, (instances, nodes) in counts_of.items():
+                entry_counts = gone.setdefault(key, [0, 0])
+                entry_counts[0] += instances
+                entry_counts[1] += nodes
+                done += instances
+            if progress is not None and total:
+                progress(done, max(total, done))
     for key, name in chosen:
-        entry = WorkspacePruned(name)
+        entry = WorkspacePruned(name, *gone.get(key, (0, 0)))
         report.workspaces.append(entry)
         async for batch in _batches(engine, key, cutoff, batch_size):
             entry.instances += batch.instances
@@ -182,6 +199,50 @@ async def _batches(
             return
         yield batch
         after = batch.last
+
+
+async def _whole_months(connection: AsyncConnection, cutoff: datetime) -> list[tuple[int, int]]:
+    """PostgreSQL's months whose partitions end at or before the cutoff."""
+    if not await partitions.is_partitioned(connection):
+        return []
+    return [
+        month
+        for month in await partitions.months(connection)
+        if partitions.month_start(partitions.next_month(month)) <= cutoff
+    ]
+
+
+async def _drop_month(
+    month: tuple[int, int], connection: AsyncConnection
+) -> dict[int, tuple[int, int]]:
+    """Drop one month's partitions of instance and instance_node, with the emitters' state of
+    its instances; returns what went per workspace id. The nodes of an instance are in the same
+    month's partition as their instance (`instance_plan_time`, kept equal by ingest)."""
+    runs = partitions.partition_name("instance", month)
+    steps = partitions.partition_name("instance_node", month)
+    # Nothing may write to the month while it is counted and dropped.
+    await connection.execute(text(f"LOCK TABLE {runs}, {steps} IN ACCESS EXCLUSIVE MODE"))
+    counts: dict[int, tuple[int, int]] = {}
+    instance_counts = await connection.execute(
+        text(f"SELECT workspace_id, count(*) FROM {runs} GROUP BY workspace_id")
+    )
+    node_counts = dict(
+        (
+            await connection.execute(
+                text(f"SELECT workspace_id, count(*) FROM {steps} GROUP BY workspace_id")
+            )
+        ).all()
+    )
+    for key, count in instance_counts.all():
+        counts[int(key)] = (int(count), int(node_counts.pop(key, 0)))
+    for key, count in node_counts.items():  # nodes without an instance: none by construction
+        counts[int(key)] = (0, int(count))
+    await connection.execute(
+        text(f"DELETE FROM emit_run_state WHERE instance_id IN (SELECT id FROM {runs})")
+    )
+    await connection.execute(text(f"DROP TABLE {steps}"))
+    await connection.execute(text(f"DROP TABLE {runs}"))
+    return counts
 
 
 async def _targets(connection: AsyncConnection, workspace: str | None) -> list[tuple[int, str]]:

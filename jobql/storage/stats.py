@@ -482,7 +482,11 @@ async def node_stats_for_instances(
         )
         .select_from(asked_table)
         .join(run_table, and_(run.job_id == asked.job_id, in_window))
-        .join(node_table, node.instance_id == run.id)
+        # Both halves of the node's key: PostgreSQL then reads only the runs' months of nodes.
+        .join(
+            node_table,
+            and_(node.instance_id == run.id, node.instance_plan_time == run.plan_time),
+        )
         .where(in_workspace(asked.workspace_id, workspace), asked.id.in_(instance_ids))
     )
     measured = _fenced(dialect, rows).subquery("measured")
