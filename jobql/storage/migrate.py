@@ -15,11 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(
+    connection: Connection | None = None, progress: Callable[[str], None] | None = None
+) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("file_template", "%%(year)d-%%(month).2d-%%(day).2d_%%(slug)s")
     config.attributes["connection"] = connection
+    if progress is not None:  # long migrations report their steps here (default: stderr)
+        config.attributes["progress"] = progress
     return config
 
 
@@ -34,15 +38,21 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         )
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    await _run(engine, lambda config: command.upgrade(config, revision))
+async def upgrade(
+    engine: AsyncEngine, revision: str = "head", progress: Callable[[str], None] | None = None
+) -> None:
+    await _run(engine, lambda config: command.upgrade(config, revision), progress)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     await _run(engine, lambda config: command.downgrade(config, revision))
 
 
-async def _run(engine: AsyncEngine, step: Callable[[Config], None]) -> None:
+async def _run(
+    engine: AsyncEngine,
+    step: Callable[[Config], None],
+    progress: Callable[[str], None] | None = None,
+) -> None:
     """One migration run in one transaction.
 
     On SQLite, foreign keys are off while it runs (they can only be switched outside a
@@ -55,7 +65,7 @@ async def _run(engine: AsyncEngine, step: Callable[[Config], None]) -> None:
             await _pragma(connection, "PRAGMA foreign_keys=OFF")
         try:
             async with connection.begin():
-                await connection.run_sync(lambda sync: step(alembic_config(sync)))
+                await connection.run_sync(lambda sync: step(alembic_config(sync, progress)))
                 if sqlite:
                     broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
                     if broken:

@@ -52,7 +52,7 @@ async def is_partitioned(connection: AsyncConnection) -> bool:
     if connection.dialect.name != "postgresql":
         return False
     kind = await connection.scalar(
-        text("SELECT relkind FROM pg_class WHERE oid = to_regclass('instance')")
+        text("SELECT relkind::text FROM pg_class WHERE oid = to_regclass('instance')")
     )
     return bool(kind == "p")
 

@@ -1,0 +1,279 @@
+"""PostgreSQL's monthly partitions (docs/partitioning.md): created ahead, converted from an
+unpartitioned database, pruned by EXPLAIN, dropped whole by prune. Each test has a database of
+its own: dropping partitions would take other tests' rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jobql.storage import migrate, partitions
+from jobql.storage.engine import Reader
+from jobql.storage.prune import prune
+from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.factories import execute, make_instance, make_job, make_nodes, new_workspace
+
+JAN, FEB, MAR, APR = (2025, 1), (2025, 2), (2025, 3), (2025, 4)
+
+
+@pytest.fixture
+async def pg() -> AsyncIterator[AsyncEngine]:
+    name, engine = await create_postgres_database()
+    try:
+        await migrate.upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        await drop_postgres_database(name)
+
+
+async def where_rows_are(engine: AsyncEngine, table: str) -> dict[str, int]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(f"SELECT tableoid::regclass::text, count(*) FROM {table} GROUP BY 1")
+        )
+        return {name: int(count) for name, count in rows.all()}
+
+
+async def test_months_are_created_once_and_take_their_rows_out_of_default(
+    pg: AsyncEngine,
+) -> None:
+    job = await make_job(pg, await new_workspace(pg))
+    early = await make_instance(pg, job, plan_time=datetime(2025, 2, 3, tzinfo=UTC))
+    await make_nodes(pg, early, 3)
+    assert await where_rows_are(pg, "instance") == {"instance_default": 1}
+
+    async with pg.begin() as connection:
+        created = await partitions.ensure_months(connection, JAN, MAR)
+    assert [(c.month, c.created, c.moved) for c in created] == [
+        (JAN, True, 0),
+        (FEB, True, 1),
+        (MAR, True, 0),
+    ]
+    assert await where_rows_are(pg, "instance") == {"instance_p2025_02": 1}
+    assert await where_rows_are(pg, "instance_node") == {"instance_node_p2025_02": 3}
+
+    async with pg.begin() as connection:
+        again = await partitions.ensure_months(connection, JAN, APR)
+    assert [(c.month, c.created) for c in again] == [
+        (JAN, False),
+        (FEB, False),
+        (MAR, False),
+        (APR, True),
+    ]
+    async with pg.connect() as connection:
+        assert {JAN, FEB, MAR, APR} <= set(await partitions.months(connection))
+        assert set(await partitions.months(connection, "instance_node")) >= {JAN, APR}
+
+
+async def test_migrate_creates_this_month_and_three_ahead(pg: AsyncEngine) -> None:
+    month = partitions.month_of(datetime.now(UTC))
+    wanted = [month]
+    for _ in range(3):
+        wanted.append(partitions.next_month(wanted[-1]))
+    async with pg.connect() as connection:
+        assert set(wanted) <= set(await partitions.months(connection))
+
+
+async def test_the_conversion_keeps_every_row_node_and_id_and_reports_progress() -> None:
+    name, engine = await create_postgres_database()
+    lines: list[str] = []
+    try:
+        await migrate.upgrade(engine, "0006")
+        async with engine.begin() as connection:
+            for statement in (
+                "INSERT INTO workspace (id, name) VALUES (1, 'w')",
+                "INSERT INTO job (id, workspace_id, name, type) "
+                "SELECT g, 1, 'j' || g, 'BATCH' FROM generate_series(1, 10) g",
+                # Every 3rd id taken (gaps), plan times over 14 months and one in the year 1990.
+                "INSERT INTO instance (id, workspace_id, job_id, vendor_instance_id, status, "
+                "instance_type, plan_time, force_success, ignore_success) "
+                "SELECT 3 * g, 1, 1 + g % 10, g, 'SUCCESS', 'GENERAL', "
+                "timestamptz '2025-01-01' + g * interval '7 minutes', false, false "
+                "FROM generate_series(1, 60000) g",
+                "UPDATE instance SET plan_time = '1990-01-01' WHERE id = 3",
+                "INSERT INTO instance_node (id, workspace_id, instance_id, position, name, type, "
+                "status) SELECT 2 * g, 1, 3 * (1 + (g - 1) / 3), (g - 1) % 3, 'n' || (g - 1) % 3, "
+                "'Dummy', 'SUCCESS' FROM generate_series(1, 180000) g",
+                "INSERT INTO emit_run_state (emitter, instance_id, node, state) "
+                "VALUES ('e', 9, '', 'COMPLETE')",
+                "SELECT setval('instance_id_seq', 180000)",
+            ):
+                await connection.execute(text(statement))
+        before = await _fingerprint(engine)
+
+        await migrate.upgrade(engine, progress=lines.append)
+
+        assert await _fingerprint(engine) == before
+        async with engine.connect() as connection:
+            assert await partitions.is_partitioned(connection)
+            misplaced = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM instance_node n JOIN instance i ON i.id = n.instance_id "
+                    "WHERE n.instance_plan_time <> i.plan_time"
+                )
+            )
+            assert misplaced == 0
+            assert await connection.scalar(text("SELECT count(*) FROM instance_key")) == 60000
+            # The sequence goes on after the old ids.
+            assert await connection.scalar(text("SELECT nextval('instance_id_seq')")) == 180001
+        where = await where_rows_are(engine, "instance")
+        assert where["instance_default"] == 1  # 1990: further back than monthly partitions go
+        # g = 1 .. 6377 are planned in January, g = 1 (id 3) was moved to 1990.
+        assert where["instance_p2025_01"] == (31 * 24 * 60 - 1) // 7 - 1
+        assert any(line.startswith("instance_node: 50000/180000 rows") for line in lines)
+        assert any(line.startswith("instance: 60000/60000 rows") for line in lines)
+        assert lines[-1].startswith("partitioned: ")
+    finally:
+        await engine.dispose()
+        await drop_postgres_database(name)
+
+
+async def _fingerprint(engine: AsyncEngine) -> list[Any]:
+    async with engine.connect() as connection:
+        return [
+            (await connection.execute(text(statement))).one()
+            for statement in (
+                "SELECT count(*), sum(id), sum(vendor_instance_id), "
+                "sum(extract(epoch FROM plan_time)) FROM instance",
+                "SELECT count(*), sum(id), sum(instance_id), sum(position) FROM instance_node",
+                "SELECT count(*), sum(instance_id) FROM emit_run_state",
+            )
+        ]
+
+
+INSTANCES = """
+query ($after: DateTime, $before: DateTime) {
+  instances(first: 5, filter: { planTimeAfter: $after, planTimeBefore: $before }) {
+    nodes { instanceId planTime nodes { nodes { name } } }
+  }
+}
+"""
+
+
+async def explain(engine: AsyncEngine, sql: str, args: Any) -> str:
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        rows = await driver.fetch(f"EXPLAIN (FORMAT JSON) {sql}", *args)
+        value = rows[0][0]
+        return json.dumps(json.loads(value) if isinstance(value, str | bytes) else value)
+
+
+async def test_a_plan_time_window_reads_only_its_months(
+    pg: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with pg.begin() as connection:
+        await partitions.ensure_months(connection, JAN, APR)
+    space = await new_workspace(pg)
+    job = await make_job(pg, space)
+    for month in (1, 2, 3, 4):
+        instance = await make_instance(pg, job, plan_time=datetime(2025, month, 10, tzinfo=UTC))
+        await make_nodes(pg, instance, 2)
+
+    sent: list[tuple[str, Any]] = []
+    straight = Reader.fetch_driver
+
+    async def recorded(self: Reader, sql: str, args: Any) -> Any:
+        sent.append((sql, args))
+        return await straight(self, sql, args)
+
+    monkeypatch.setattr(Reader, "fetch_driver", recorded)
+
+    def listener(_c: Any, _cur: Any, sql: str, params: Any, *_: Any) -> None:
+        if "instance" in sql:
+            sent.append((sql, params))
+
+    event.listen(pg.sync_engine, "before_cursor_execute", listener)
+    try:
+        result = await execute(
+            pg,
+            INSTANCES,
+            {"after": "2025-02-01T00:00:00.000Z", "before": "2025-02-28T00:00:00.000Z"},
+            workspace=space.name,
+        )
+    finally:
+        event.remove(pg.sync_engine, "before_cursor_execute", listener)
+    assert not result.errors
+    answer = result.data
+    assert [i["planTime"] for i in answer["instances"]["nodes"]] == ["2025-02-10T00:00:00.000Z"]
+    assert len(answer["instances"]["nodes"][0]["nodes"]["nodes"]) == 2
+    plans = [await explain(pg, sql, args) for sql, args in sent if "$1" in sql]
+    assert plans
+    scanned = {p for plan in plans for p in _relations(plan) if p.startswith("instance_")}
+    months = {p for p in scanned if p.startswith("instance_p")}
+    print("partitions in the plans:", sorted(scanned))
+    # The instances' partitions: February's only (the nodes' follow at run time, per instance).
+    assert {m for m in months if m.startswith("instance_p")} <= {
+        "instance_p2025_02",
+        "instance_node_p2025_01",
+        "instance_node_p2025_02",
+        "instance_node_p2025_03",
+        "instance_node_p2025_04",
+        "instance_node_default",
+    }
+    assert "instance_p2025_02" in months
+    assert not {"instance_p2025_01", "instance_p2025_03", "instance_default"} & scanned
+
+
+def _relations(plan: str) -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "Relation Name" in node:
+                found.add(node["Relation Name"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(plan))
+    return found
+
+
+async def test_prune_drops_whole_old_months_and_keeps_the_cutoffs_month_after_it(
+    pg: AsyncEngine,
+) -> None:
+    async with pg.begin() as connection:
+        await partitions.ensure_months(connection, JAN, APR)
+    space = await new_workspace(pg)
+    job = await make_job(pg, space)
+    plan_times = [
+        datetime(2025, 1, 5, tzinfo=UTC),
+        datetime(2025, 2, 27, tzinfo=UTC),
+        datetime(2025, 3, 9, 23, 59, tzinfo=UTC),  # before the cutoff, in its month
+        datetime(2025, 3, 10, tzinfo=UTC),  # at the cutoff: stays
+        datetime(2025, 3, 20, tzinfo=UTC),
+        datetime(2025, 4, 2, tzinfo=UTC),
+    ]
+    for plan_time in plan_times:
+        await make_nodes(pg, await make_instance(pg, job, plan_time=plan_time), 2)
+
+    cutoff = datetime(2025, 3, 10, tzinfo=UTC)
+    report = await prune(pg, cutoff)
+
+    assert report.dropped == [JAN, FEB]
+    assert [(w.name, w.instances, w.nodes) for w in report.workspaces] == [(space.name, 3, 6)]
+    async with pg.connect() as connection:
+        assert set(await partitions.months(connection)) >= {MAR, APR}
+        assert not {JAN, FEB} & set(await partitions.months(connection))
+        assert not {JAN, FEB} & set(await partitions.months(connection, "instance_node"))
+        left = await connection.execute(
+            text("SELECT plan_time FROM instance WHERE workspace_id = :w ORDER BY plan_time"),
+            {"w": space.id},
+        )
+        assert [row[0] for row in left.all()] == plan_times[3:]
+        nodes = await connection.scalar(
+            text("SELECT count(*) FROM instance_node WHERE workspace_id = :w"), {"w": space.id}
+        )
+        assert nodes == 6
+    assert cutoff - timedelta(days=1) < plan_times[3]
