@@ -226,7 +226,7 @@ async def _drop_month(
     instance_counts = await connection.execute(
         text(f"SELECT workspace_id, count(*) FROM {runs} GROUP BY workspace_id")
     )
-    node_counts = dict(
+    node_counts: dict[Any, Any] = dict(
         (
             await connection.execute(
                 text(f"SELECT workspace_id, count(*) FROM {steps} GROUP BY workspace_id")
