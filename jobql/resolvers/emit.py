@@ -185,7 +185,9 @@ async def read_batch(
     try:
         for name, keys in sorted(by_workspace.items()):
             rows = await instances.instances_by_ids(reader, name, sorted(keys))
-            node_rows = await storage_emit.nodes_of_instances(reader, name, sorted(rows))
+            node_rows = await storage_emit.nodes_of_instances(
+                reader, name, [(key, row.plan_time) for key, row in sorted(rows.items())]
+            )
             spaces = await storage_emit.job_namespaces(reader, [r.job_id for r in rows.values()])
             for key, row in rows.items():
                 namespace = spaces.get(row.job_id)

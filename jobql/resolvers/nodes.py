@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -24,14 +25,18 @@ def status_names(statuses: list[NodeStatus] | None) -> tuple[str, ...] | None:
 
 
 async def list_instance_nodes(
-    ctx: RequestContext, instance_id: int, statuses: list[NodeStatus] | None, page: PageArgs
+    ctx: RequestContext,
+    instance: tuple[int, datetime],
+    statuses: list[NodeStatus] | None,
+    page: PageArgs,
 ) -> Connection[Row[Any]]:
+    """`instance`: its key and plan time (the nodes' partition key on PostgreSQL)."""
     cursor_context = CursorContext(CURSOR_KIND, ctx.workspace, "POSITION", "ASC")
     window = keyset_window(page, ctx.cursors, cursor_context, ValueKind.INT32)
     names = status_names(statuses)
-    found = await ctx.loaders.nodes_by_instance_id.load((instance_id, (names, window)))
+    found = await ctx.loaders.nodes_by_instance_id.load((instance, (names, window)))
 
     async def count() -> int:
-        return int(await ctx.loaders.node_count_by_instance_id.load((instance_id, names)))
+        return int(await ctx.loaders.node_count_by_instance_id.load((instance, names)))
 
     return to_connection(found, ctx.cursors, cursor_context, _position, count)

@@ -182,10 +182,11 @@ async def job_status_counts(
 
 
 async def node_status_counts(
-    ctx: RequestContext, instance_id: int, statuses: tuple[str, ...] | None
+    ctx: RequestContext, instance: tuple[int, datetime], statuses: tuple[str, ...] | None
 ) -> list[tuple[str, int]]:
+    """`instance`: its key and plan time (the nodes' partition key on PostgreSQL)."""
     loader = ctx.stats_loaders.node_status_counts_by_instance_id
-    return list((await loader.load((instance_id, statuses))).items())
+    return list((await loader.load((instance, statuses))).items())
 
 
 # -- instance statistics -------------------------------------------------------------------------
@@ -288,7 +289,7 @@ def _node_order(order: NodeStatsOrder) -> Callable[[NodeStats], tuple[Any, ...]]
 
 async def node_stats(
     ctx: RequestContext,
-    instance_id: int,
+    instance: tuple[int, datetime],
     window: InstanceFilter | None,
     order: NodeStatsOrder,
     first: int | None,
@@ -302,6 +303,6 @@ async def node_stats(
         None if window is None else (window.plan_time_after, window.plan_time_before)
     )
     found: list[NodeStats] = await ctx.stats_loaders.node_stats_by_instance_id.load(
-        (instance_id, bounds)
+        (instance, bounds)
     )
     return sorted(found, key=_node_order(order))[:limit]

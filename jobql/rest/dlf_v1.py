@@ -117,13 +117,13 @@ async def vendor_job_ids(ctx: RequestContext, rows: list[Any]) -> dict[int, int 
     return {job.id: job.vendor_job_id for job in jobs}
 
 
-async def all_nodes(ctx: RequestContext, instance_key: int) -> list[Any]:
-    """Every node of an instance, a page of the nodes loader at a time."""
+async def all_nodes(ctx: RequestContext, instance: Any) -> list[Any]:
+    """Every node of an instance (its row), a page of the nodes loader at a time."""
     found: list[Any] = []
     after: str | None = None
     while True:
         page = await node_use_cases.list_instance_nodes(
-            ctx, instance_key, None, PageArgs(first=MAX_PAGE_SIZE, after=after)
+            ctx, (instance.id, instance.plan_time), None, PageArgs(first=MAX_PAGE_SIZE, after=after)
         )
         found.extend(page.items)
         if not page.has_next:
@@ -139,7 +139,7 @@ async def get_instance(backend: Backend, request: Request) -> Response:
             row = await instance_use_cases.get_instance(ctx, job_name, instance_id)
         except NotFound:
             raise ApiError(dlf.INSTANCE_MISSING) from None
-        nodes = await all_nodes(ctx, row.id)
+        nodes = await all_nodes(ctx, row)
     body = present(
         {
             "jobName": row.job_name,

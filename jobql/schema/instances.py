@@ -326,13 +326,16 @@ class Instance(Node):
     ) -> InstanceNodeConnection:
         result = await node_use_cases.list_instance_nodes(
             info.context,
-            self.key,
+            (self.key, self.plan_time),
             statuses,
             pagination.page_args(first, after, last, before),
         )
         names = node_use_cases.status_names(statuses)
         return InstanceNodeConnection.of(
-            result, lambda: stats_use_cases.node_status_counts(info.context, self.key, names)
+            result,
+            lambda: stats_use_cases.node_status_counts(
+                info.context, (self.key, self.plan_time), names
+            ),
         )
 
     @strawberry.field(
@@ -370,7 +373,9 @@ class Instance(Node):
         ] = None,
     ) -> list[NodeStats]:
         spec = None if window is None else window_spec(window)
-        found = await stats_use_cases.node_stats(info.context, self.key, spec, order_by, first)
+        found = await stats_use_cases.node_stats(
+            info.context, (self.key, self.plan_time), spec, order_by, first
+        )
         return [NodeStats.from_stats(item) for item in found]
 
     @classmethod

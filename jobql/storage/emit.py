@@ -150,16 +150,16 @@ async def _existing_instances(connection: AsyncConnection, ids: Sequence[int]) -
 
 
 async def nodes_of_instances(
-    reader: Reader, workspace: str, instance_ids: Sequence[int]
+    reader: Reader, workspace: str, instances: Sequence[nodes.Parent]
 ) -> dict[int, list[Row[Any]]]:
-    """Every node of each instance, in the order the source listed them: one statement per
-    CHUNK instances."""
-    grouped: dict[int, list[Row[Any]]] = {key: [] for key in instance_ids}
-    keys = sorted(set(instance_ids))
+    """Every node of each (instance id, plan time), by instance id, in the order the source
+    listed them: one statement per CHUNK instances, reading only their months of nodes."""
+    grouped: dict[int, list[Row[Any]]] = {key: [] for key, _ in instances}
+    keys = sorted(set(instances))
     for start in range(0, len(keys), CHUNK):
         rows = await reader.execute(
             nodes.base_query(workspace)
-            .where(InstanceNode.instance_id.in_(keys[start : start + CHUNK]))
+            .where(*nodes.of_instances(keys[start : start + CHUNK]))
             .order_by(InstanceNode.instance_id, InstanceNode.position, InstanceNode.id)
         )
         for row in rows:

@@ -292,6 +292,8 @@ class _Builder:
             target = jobs.base_query(self.workspace).where(Job.id == row(link.column))
         elif entity == "instance":
             target = instances.base_query(self.workspace).where(Instance.id == row(link.column))
+            if link.column == "instance_id":  # a node's instance: its month's partition only
+                target = target.where(Instance.plan_time == row("instance_plan_time"))
         else:
             raise TypeError(f"no link to {entity}")
         found = _prune(target, _needed([link.target.fields])).correlate(source).subquery()
@@ -327,7 +329,10 @@ class _Builder:
             counted = select(func.count()).select_from(InstanceNode)
             counted = counted.where(in_workspace(InstanceNode.workspace_id, workspace))  # type: ignore[arg-type]
             if parent is not None:
+                # Both halves of the node's key: PostgreSQL reads only the parent's month of
+                # nodes (pruned at run time, per parent row), not one index per month.
                 conditions.append(InstanceNode.instance_id == parent.c.id)
+                conditions.append(InstanceNode.instance_plan_time == parent.c.plan_time)
         rows = _prune(base, _needed(_row_fields(plan)) | {key.column.key}).where(*conditions)
         counted = counted.where(*conditions)
         if parent is not None:
@@ -733,6 +738,10 @@ def _needed(selections: list[Fields]) -> set[str]:
                 visit(value.fields)
             elif isinstance(value, Link):
                 needed.add(value.column)
+                if value.column == "instance_id":
+                    needed.add("instance_plan_time")  # see `_Builder.link`
+            elif isinstance(value, ConnectionPlan) and value.entity == "node":
+                needed.add("plan_time")  # the nodes' partition key (see `_Builder.source`)
 
     for fields in selections:
         visit(fields)

@@ -23,6 +23,7 @@ from jobql.storage.paging import KeysetWindow, Page
 MAX_BATCH = 5_000
 
 K = TypeVar("K", bound=Hashable)
+P = TypeVar("P", bound=Hashable)
 A = TypeVar("A", bound=Hashable)
 V = TypeVar("V")
 L = TypeVar("L", bound="_Loader")
@@ -79,14 +80,14 @@ class NodeByIdLoader(_ByIdLoader):
 
 
 async def _grouped(
-    keys: Sequence[tuple[int, A]],
-    fetch: Callable[[list[int], A], Awaitable[dict[int, V]]],
+    keys: Sequence[tuple[P, A]],
+    fetch: Callable[[list[P], A], Awaitable[dict[P, V]]],
 ) -> list[V]:
     """Answer (parent, arguments) keys with one fetch per distinct arguments."""
-    by_arguments: dict[A, list[int]] = defaultdict(list)
+    by_arguments: dict[A, list[P]] = defaultdict(list)
     for parent_id, arguments in keys:
         by_arguments[arguments].append(parent_id)
-    results: dict[tuple[int, A], V] = {}
+    results: dict[tuple[P, A], V] = {}
     for arguments, parent_ids in by_arguments.items():
         unique = list(dict.fromkeys(parent_ids))
         for parent_id, value in (await fetch(unique, arguments)).items():
@@ -122,20 +123,37 @@ class InstanceCountByJobIdLoader(_Loader):
 
 
 class NodesByInstanceIdLoader(_Loader):
-    async def batch_load_fn(self, keys: Sequence[tuple[int, NodePageArgs]]) -> list[Page[Row[Any]]]:
-        async def fetch(ids: list[int], args: NodePageArgs) -> dict[int, Page[Row[Any]]]:
+    """Keys ((instance id, its plan time), page arguments): the plan time is the node
+    partitions' key (see `nodes.of_instances`)."""
+
+    async def batch_load_fn(
+        self, keys: Sequence[tuple[nodes.Parent, NodePageArgs]]
+    ) -> list[Page[Row[Any]]]:
+        async def fetch(
+            parents: list[nodes.Parent], args: NodePageArgs
+        ) -> dict[nodes.Parent, Page[Row[Any]]]:
             statuses, window = args
-            return await nodes.nodes_for_instances(
-                self.reader, self.workspace, ids, statuses, window
+            found = await nodes.nodes_for_instances(
+                self.reader, self.workspace, parents, statuses, window
             )
+            return {parent: found[parent[0]] for parent in parents}
 
         return await _grouped(keys, fetch)
 
 
 class NodeCountByInstanceIdLoader(_Loader):
-    async def batch_load_fn(self, keys: Sequence[tuple[int, tuple[str, ...] | None]]) -> list[int]:
-        async def fetch(ids: list[int], statuses: tuple[str, ...] | None) -> dict[int, int]:
-            return await nodes.count_nodes_for_instances(self.reader, self.workspace, ids, statuses)
+    """Keys ((instance id, its plan time), node statuses or None)."""
+
+    async def batch_load_fn(
+        self, keys: Sequence[tuple[nodes.Parent, tuple[str, ...] | None]]
+    ) -> list[int]:
+        async def fetch(
+            parents: list[nodes.Parent], statuses: tuple[str, ...] | None
+        ) -> dict[nodes.Parent, int]:
+            found = await nodes.count_nodes_for_instances(
+                self.reader, self.workspace, parents, statuses
+            )
+            return {parent: found[parent[0]] for parent in parents}
 
         return await _grouped(keys, fetch)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, false, func, select
@@ -29,18 +30,29 @@ def filter_conditions(statuses: tuple[str, ...] | None) -> list[ColumnElement[bo
     return [InstanceNode.status.in_(statuses) if statuses else false()]
 
 
+Parent = tuple[int, datetime]
+
+
+def of_instances(instances: Sequence[Parent]) -> list[ColumnElement[bool]]:
+    """The nodes of these (instance id, plan time) pairs. The plan times are the node
+    partitions' key: PostgreSQL reads only their months, not one index per month."""
+    return [
+        InstanceNode.instance_id.in_([key for key, _ in instances]),
+        InstanceNode.instance_plan_time.in_(sorted({plan_time for _, plan_time in instances})),
+    ]
+
+
 async def nodes_for_instances(
     reader: Reader,
     workspace: str,
-    instance_ids: Sequence[int],
+    instances: Sequence[Parent],
     statuses: tuple[str, ...] | None,
     window: KeysetWindow,
 ) -> dict[int, Page[Row[Any]]]:
-    """A page of nodes for each instance, in one statement."""
+    """A page of nodes for each (instance id, plan time), by instance id, in one statement."""
+    instance_ids = [key for key, _ in instances]
     statement = per_parent_window(
-        base_query(workspace).where(
-            InstanceNode.instance_id.in_(instance_ids), *filter_conditions(statuses)
-        ),
+        base_query(workspace).where(*of_instances(instances), *filter_conditions(statuses)),
         InstanceNode.instance_id,  # type: ignore[arg-type]
         "instance_id",
         NODE_ORDER,
@@ -52,14 +64,16 @@ async def nodes_for_instances(
 async def count_nodes_for_instances(
     reader: Reader,
     workspace: str,
-    instance_ids: Sequence[int],
+    instances: Sequence[Parent],
     statuses: tuple[str, ...] | None,
 ) -> dict[int, int]:
+    """The nodes of each (instance id, plan time) with one of `statuses`, by instance id."""
+    instance_ids = [key for key, _ in instances]
     statement = (
         select(InstanceNode.instance_id, func.count())
         .where(
             in_workspace(InstanceNode.workspace_id, workspace),  # type: ignore[arg-type]
-            InstanceNode.instance_id.in_(instance_ids),
+            *of_instances(instances),
             *filter_conditions(statuses),
         )
         .group_by(InstanceNode.instance_id)
@@ -70,5 +84,7 @@ async def count_nodes_for_instances(
 
 
 async def nodes_by_ids(reader: Reader, workspace: str, ids: Sequence[int]) -> dict[int, Row[Any]]:
+    """By a bare node id (`node(id:)`): its plan time is not known, so PostgreSQL probes the id
+    index of each month's partition (microseconds per month)."""
     rows = await reader.execute(base_query(workspace).where(InstanceNode.id.in_(ids)))
     return {row.id: row for row in rows}

@@ -13,7 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import KeyedColumnElement
 
+from jobql.storage import nodes
 from jobql.storage.engine import Reader
 from jobql.storage.enums import InstanceStatus, NodeStatus, StatsGroup, TimeBucket
 from jobql.storage.instances import InstanceFilter, filter_conditions
@@ -231,15 +232,17 @@ async def status_counts_for_jobs(
 async def node_status_counts_for_instances(
     reader: Reader,
     workspace: str,
-    instance_ids: Sequence[int],
+    instances: Sequence[nodes.Parent],
     statuses: tuple[str, ...] | None,
 ) -> dict[int, dict[str, int]]:
-    """Nodes of each instance (with one of `statuses`) by node status, in one statement."""
+    """Nodes of each (instance id, plan time) (with one of `statuses`) by node status, by
+    instance id, in one statement."""
+    instance_ids = [key for key, _ in instances]
     statement = (
         select(InstanceNode.instance_id, InstanceNode.status, func.count())
         .where(
             in_workspace(InstanceNode.workspace_id, workspace),  # type: ignore[arg-type]
-            InstanceNode.instance_id.in_(instance_ids),
+            *nodes.of_instances(instances),
             *node_filter_conditions(statuses),
         )
         .group_by(InstanceNode.instance_id, InstanceNode.status)
@@ -448,21 +451,29 @@ def _hours_before(dialect: str, time: ColumnElement[Any], hours: int) -> ColumnE
 
 
 async def node_stats_for_instances(
-    reader: Reader, workspace: str, instance_ids: Sequence[int], window: Window | None
+    reader: Reader, workspace: str, instances: Sequence[nodes.Parent], window: Window | None
 ) -> dict[int, list[NodeStats]]:
-    """For each instance, per node name across its job's runs: runs, failures, retries and the
-    duration's p50/p95, in one statement. The runs are those planned inside `window`; without
-    one, those planned in the NODE_STATS_DEFAULT_HOURS up to the instance's own plan time
-    (exclusive .. inclusive). Listed by name."""
+    """For each (instance id, plan time), by instance id, per node name across its job's runs:
+    runs, failures, retries and the duration's p50/p95, in one statement. The runs are those
+    planned inside `window`; without one, those planned in the NODE_STATS_DEFAULT_HOURS up to
+    the instance's own plan time (exclusive .. inclusive). Listed by name."""
     dialect = reader.dialect
     asked_table = Instance.__table__.alias("asked")
     run_table = Instance.__table__.alias("run")
     node_table = InstanceNode.__table__.alias("node")
     asked, run, node = asked_table.c, run_table.c, node_table.c
+    if not instances:
+        return {}
+    instance_ids = [key for key, _ in instances]
+    asked_times = sorted({plan_time for _, plan_time in instances})
     if window is None:
         in_window = and_(
             run.plan_time > _hours_before(dialect, asked.plan_time, NODE_STATS_DEFAULT_HOURS),
             run.plan_time <= asked.plan_time,
+            # The same bounds as constants, from the plan times asked: PostgreSQL then reads
+            # only these months of runs whichever join it picks (a hash join prunes nothing).
+            run.plan_time > asked_times[0] - timedelta(hours=NODE_STATS_DEFAULT_HOURS),
+            run.plan_time <= asked_times[-1],
         )
     else:
         after, before = window
@@ -487,7 +498,12 @@ async def node_stats_for_instances(
             node_table,
             and_(node.instance_id == run.id, node.instance_plan_time == run.plan_time),
         )
-        .where(in_workspace(asked.workspace_id, workspace), asked.id.in_(instance_ids))
+        .where(
+            in_workspace(asked.workspace_id, workspace),
+            asked.id.in_(instance_ids),
+            # The asked instances' months only, not one id index per month.
+            asked.plan_time.in_(asked_times),
+        )
     )
     measured = _fenced(dialect, rows).subquery("measured")
     m = measured.c
@@ -525,22 +541,23 @@ async def node_stats_for_instances(
 
 
 class _StatsLoader(ShieldedDataLoader):
-    """Keys `(parent id, arguments)`; one statement per distinct arguments (usually one).
-    Shielded: a caller cancelled while it waits must not cancel a load other fields share."""
+    """Keys `(parent, arguments)`, a parent an id or an instance's (id, plan time); one
+    statement per distinct arguments (usually one). Shielded: a caller cancelled while it
+    waits must not cancel a load other fields share."""
 
     def __init__(self, reader: Reader, workspace: str, *, cache: bool = True) -> None:
         super().__init__(max_batch_size=MAX_BATCH, cache=cache)
         self.reader = reader
         self.workspace = workspace
 
-    async def fetch(self, parent_ids: list[int], arguments: Any) -> dict[int, Any]:
+    async def fetch(self, parent_ids: list[Any], arguments: Any) -> dict[Any, Any]:
         raise NotImplementedError
 
-    async def batch_load_fn(self, keys: Sequence[tuple[int, Hashable]]) -> list[Any]:
-        by_arguments: dict[Hashable, list[int]] = defaultdict(list)
+    async def batch_load_fn(self, keys: Sequence[tuple[Hashable, Hashable]]) -> list[Any]:
+        by_arguments: dict[Hashable, list[Any]] = defaultdict(list)
         for parent_id, arguments in keys:
             by_arguments[arguments].append(parent_id)
-        results: dict[tuple[int, Hashable], Any] = {}
+        results: dict[tuple[Hashable, Hashable], Any] = {}
         for arguments, parent_ids in by_arguments.items():
             unique = list(dict.fromkeys(parent_ids))
             for parent_id, value in (await self.fetch(unique, arguments)).items():
@@ -556,12 +573,13 @@ class StatusCountsByJobIdLoader(_StatsLoader):
 
 
 class NodeStatusCountsByInstanceIdLoader(_StatsLoader):
-    """(instance id, node statuses or None) -> node counts by status."""
+    """((instance id, plan time), node statuses or None) -> node counts by status."""
 
-    async def fetch(self, parent_ids: list[int], arguments: Any) -> dict[int, Any]:
-        return await node_status_counts_for_instances(
+    async def fetch(self, parent_ids: list[Any], arguments: Any) -> dict[Any, Any]:
+        found = await node_status_counts_for_instances(
             self.reader, self.workspace, parent_ids, arguments
         )
+        return {parent: found[parent[0]] for parent in parent_ids}
 
 
 class GroupStatsByJobIdLoader(_StatsLoader):
@@ -594,10 +612,12 @@ class BucketStatsByJobIdLoader(_StatsLoader):
 
 
 class NodeStatsByInstanceIdLoader(_StatsLoader):
-    """(instance id, plan time window or None) -> NodeStats per node name of its job."""
+    """((instance id, plan time), plan time window or None) -> NodeStats per node name of its
+    job."""
 
-    async def fetch(self, parent_ids: list[int], arguments: Any) -> dict[int, Any]:
-        return await node_stats_for_instances(self.reader, self.workspace, parent_ids, arguments)
+    async def fetch(self, parent_ids: list[Any], arguments: Any) -> dict[Any, Any]:
+        found = await node_stats_for_instances(self.reader, self.workspace, parent_ids, arguments)
+        return {parent: found[parent[0]] for parent in parent_ids}
 
 
 class StatsLoaders:
