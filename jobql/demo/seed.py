@@ -44,7 +44,7 @@ from itertools import accumulate, islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from jobql.storage import bulk
+from jobql.storage import bulk, partitions
 from jobql.storage.bulk import INSTANCE_COLUMNS
 from jobql.storage.enums import (
     InstanceStatus,
@@ -136,6 +136,8 @@ async def seed_database(
     # The database (its index in `databases`) each workspace's rows go to.
     parts = [databases.index(database) for database in placed]
     batch = BATCH_POSTGRESQL if engine.dialect.name == "postgresql" else BATCH_SQLITE
+    for database in databases:
+        await _ensure_months(database, plan)
     starts = [
         await bulk.begin_load(
             database, [name for name, part in zip(names, parts, strict=True) if part == n]
@@ -198,6 +200,16 @@ async def seed_database(
         nodes=nodes,
         databases=len(databases),
     )
+
+
+async def _ensure_months(engine: AsyncEngine, plan: SeedPlan) -> None:
+    """On partitioned PostgreSQL, the months the plan times fall in (`SPAN` up to the reference
+    time), so that the rows land in their months' partitions, not in DEFAULT."""
+    end = reference_time(plan.seed)
+    async with engine.begin() as connection:
+        if await partitions.is_partitioned(connection):
+            first = partitions.month_of(end - SPAN - timedelta(days=1))
+            await partitions.ensure_months(connection, first, partitions.month_of(end))
 
 
 # --- vocabulary -----------------------------------------------------------------------------
