@@ -5,6 +5,7 @@ its own: dropping partitions would take other tests' rows."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,11 +14,19 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobql.demo.seed import SeedPlan, reference_time, seed_database
 from jobql.storage import migrate, partitions
 from jobql.storage.engine import Reader
 from jobql.storage.prune import prune
 from tests.conftest import create_postgres_database, drop_postgres_database
-from tests.factories import execute, make_instance, make_job, make_nodes, new_workspace
+from tests.factories import (
+    execute,
+    make_instance,
+    make_job,
+    make_nodes,
+    new_workspace,
+    reference_schema,
+)
 
 JAN, FEB, MAR, APR = (2025, 1), (2025, 2), (2025, 3), (2025, 4)
 
@@ -277,3 +286,207 @@ async def test_prune_drops_whole_old_months_and_keeps_the_cutoffs_month_after_it
         )
         assert nodes == 6
     assert cutoff - timedelta(days=1) < plan_times[3]
+
+
+# -- node partitions pruned per instance (EXPLAIN ANALYZE) ------------------------------------
+
+NESTED = """
+query ($after: DateTime, $before: DateTime) {
+  instances(first: 50, filter: { planTimeAfter: $after, planTimeBefore: $before }) {
+    nodes {
+      planTime
+      nodes(first: 20) { totalCount nodes { name instance { planTime } } }
+      failed: nodes(statuses: [FAIL]) { totalCount }
+    }
+  }
+}
+"""
+# countsByStatus is served the reference way only.
+NESTED_COUNTS = NESTED.replace("totalCount }", "totalCount countsByStatus { status count } }")
+
+STATS = """
+query ($after: DateTime, $before: DateTime) {
+  instanceStats(filter: { planTimeAfter: $after, planTimeBefore: $before }, groupBy: [JOB]) {
+    count
+  }
+}
+"""
+
+NODE_STATS = """
+query ($after: DateTime, $before: DateTime) {
+  instances(first: 50, filter: { planTimeAfter: $after, planTimeBefore: $before }) {
+    nodes { planTime nodeStats(first: 5) { name runs } }
+  }
+}
+"""
+
+SIX_MONTHS = [(2025, month) for month in range(1, 7)]
+
+
+@pytest.fixture
+async def six_months(pg: AsyncEngine) -> tuple[AsyncEngine, str]:
+    """Three instances of two nodes in each month of 2025-01 .. 2025-06, one job."""
+    async with pg.begin() as connection:
+        await partitions.ensure_months(connection, SIX_MONTHS[0], SIX_MONTHS[-1])
+    space = await new_workspace(pg)
+    job = await make_job(pg, space)
+    for _, month in SIX_MONTHS:
+        for day in (3, 12, 21):
+            plan_time = datetime(2025, month, day, tzinfo=UTC)
+            instance = await make_instance(pg, job, plan_time=plan_time)
+            await make_nodes(pg, instance, 2)
+    async with pg.connect() as connection:
+        await connection.execute(text("ANALYZE"))
+    return pg, space.name
+
+
+async def sent_statements(
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    document: str,
+    variables: dict[str, Any],
+    workspace: str,
+    *,
+    reference: bool = False,
+) -> tuple[Any, list[tuple[str, Any]]]:
+    """The answer and every statement (with its values) the request sent to PostgreSQL."""
+    sent: list[tuple[str, Any]] = []
+    straight = Reader.fetch_driver
+
+    async def recorded(self: Reader, sql: str, args: Any) -> Any:
+        sent.append((sql, args))
+        return await straight(self, sql, args)
+
+    def listener(_c: Any, _cur: Any, sql: str, params: Any, *_: Any) -> None:
+        sent.append((sql, params))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Reader, "fetch_driver", recorded)
+        event.listen(engine.sync_engine, "before_cursor_execute", listener)
+        try:
+            result = await execute(
+                engine,
+                document,
+                variables,
+                workspace=workspace,
+                using=reference_schema if reference else None,
+            )
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", listener)
+    assert not result.errors, result.errors
+    return result.data, [(sql, args) for sql, args in sent if "instance" in sql]
+
+
+async def executed_partitions(engine: AsyncEngine, sent: list[tuple[str, Any]]) -> dict[str, int]:
+    """Per partition of `instance` or `instance_node`, how many times EXPLAIN ANALYZE of the
+    statements ran a scan of it (0: in the plan but never executed, pruned at run time;
+    partitions pruned when the plan was made or started are not in it at all)."""
+    loops: dict[str, int] = {}
+    for sql, args in sent:
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            rows = await driver.fetch(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *(args or ()))
+        value = rows[0][0]
+        plan = json.loads(value) if isinstance(value, str | bytes) else value
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                name = node.get("Relation Name")
+                if isinstance(name, str) and PARTITION.fullmatch(name):
+                    loops[name] = loops.get(name, 0) + int(node.get("Actual Loops", 0))
+                for item in node.values():
+                    walk(item)
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item)
+
+        walk(plan)
+    print("scans per partition:", sorted(loops.items()))
+    return loops
+
+
+PARTITION = re.compile(r"instance(_node)?_(p\d{4}_\d{2}|default)")
+FEBRUARY = {"after": "2025-02-01T00:00:00.000Z", "before": "2025-03-01T00:00:00.000Z"}
+
+
+def ran(loops: dict[str, int], prefix: str) -> set[str]:
+    return {name for name, count in loops.items() if count and name.startswith(prefix)}
+
+
+@pytest.mark.parametrize("reference", [False, True], ids=["compiled", "reference"])
+async def test_the_nodes_of_an_instance_are_read_from_its_months_partition_only(
+    six_months: tuple[AsyncEngine, str], monkeypatch: pytest.MonkeyPatch, reference: bool
+) -> None:
+    engine, workspace = six_months
+    answer, sent = await sent_statements(
+        engine,
+        monkeypatch,
+        NESTED_COUNTS if reference else NESTED,
+        FEBRUARY,
+        workspace,
+        reference=reference,
+    )
+    found = answer["instances"]["nodes"]
+    assert [i["planTime"][:10] for i in found] == ["2025-02-21", "2025-02-12", "2025-02-03"]
+    assert all(i["nodes"]["totalCount"] == 2 for i in found)
+    assert {n["instance"]["planTime"] for i in found for n in i["nodes"]["nodes"]} == {
+        i["planTime"] for i in found
+    }
+    if not reference:  # the compiled statement (the test's `execute` asks both strategies)
+        sent = [(sql, args) for sql, args in sent if "json_build_array" in sql]
+        assert len(sent) == 1
+    loops = await executed_partitions(engine, sent)
+    assert ran(loops, "instance_node_") == {"instance_node_p2025_02"}
+    assert ran(loops, "instance_p") == {"instance_p2025_02"}
+    if not reference:
+        # The other months' node partitions are in the plan, pruned per instance at run time;
+        # per instance one scan of its month's nodes for each of its three node subqueries
+        # (the page, its totalCount, the failed ones' totalCount), never one per month.
+        assert "instance_node_p2025_03" in loops
+        assert loops["instance_node_p2025_02"] == 3 * 3
+
+
+async def test_instance_stats_of_a_window_read_only_its_months(
+    six_months: tuple[AsyncEngine, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served the reference way (statistics are not compiled)."""
+    engine, workspace = six_months
+    answer, sent = await sent_statements(engine, monkeypatch, STATS, FEBRUARY, workspace)
+    assert [group["count"] for group in answer["instanceStats"]] == [3]
+    loops = await executed_partitions(engine, sent)
+    assert ran(loops, "instance_") == {"instance_p2025_02"}
+
+
+async def test_node_stats_read_the_nodes_of_the_windows_months_only(
+    six_months: tuple[AsyncEngine, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served the reference way (statistics are not compiled)."""
+    engine, workspace = six_months
+    answer, sent = await sent_statements(
+        engine,
+        monkeypatch,
+        NODE_STATS,
+        {"after": "2025-03-20T00:00:00.000Z", "before": "2025-03-22T00:00:00.000Z"},
+        workspace,
+    )
+    # The default window: the 30 days up to the instance's plan time (2025-02-19 .. 03-21):
+    # 02-21, 03-03, 03-12 and 03-21.
+    [found] = answer["instances"]["nodes"]
+    assert [(n["name"], n["runs"]) for n in found["nodeStats"]] == [("node_0", 4), ("node_1", 4)]
+    loops = await executed_partitions(engine, sent)
+    assert ran(loops, "instance_node_") == {"instance_node_p2025_02", "instance_node_p2025_03"}
+    assert ran(loops, "instance_p") == {"instance_p2025_02", "instance_p2025_03"}
+
+
+async def test_seed_creates_the_months_of_its_data(pg: AsyncEngine) -> None:
+    await seed_database(pg, SeedPlan(instances=2_000, workspaces=1, seed=3))
+    for table in ("instance", "instance_node"):
+        found = await where_rows_are(pg, table)
+        assert sum(found.values()) >= 2_000
+        assert f"{table}_default" not in found, found
+    end = reference_time(3)
+    async with pg.connect() as connection:
+        made = set(await partitions.months(connection))
+    assert {partitions.month_of(end - timedelta(days=89)), partitions.month_of(end)} <= made
