@@ -168,7 +168,10 @@ _INSTANCE_BY_KEY = select(_instance).where(
 _INSTANCE_BY_KEY_LOCKED = _INSTANCE_BY_KEY.with_for_update()
 _NODES_OF_INSTANCE = (
     select(_node)
-    .where(_node.c.instance_id == bindparam("instance_id"))
+    .where(
+        _node.c.instance_id == bindparam("instance_id"),
+        _node.c.instance_plan_time == bindparam("plan_time"),
+    )
     .order_by(_node.c.instance_id, _node.c.position, _node.c.id)
 )
 
@@ -627,7 +630,7 @@ async def write_instances(
     stored_nodes = await _nodes_of(
         connection,
         [
-            stored[k]["id"]
+            (stored[k]["id"], stored[k]["plan_time"])
             for k, r in zip(keys, records, strict=True)
             if k in stored and r.nodes is not None
         ],
@@ -938,17 +941,24 @@ async def _instances_by_key(
 
 
 async def _nodes_of(
-    connection: AsyncConnection, instance_ids: Sequence[int]
+    connection: AsyncConnection, instances: Sequence[tuple[int, datetime]]
 ) -> dict[int, dict[str, dict[str, Any]]]:
-    """Stored nodes per instance, by name, in position order."""
+    """Stored nodes per (instance id, plan time), by instance id and name, in position order;
+    the plan times keep PostgreSQL to those months of nodes."""
     nodes: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for part in _chunks(sorted(set(instance_ids))):
+    for part in _chunks(sorted(set(instances))):
         if len(part) == 1:
-            rows = await connection.execute(_NODES_OF_INSTANCE, {"instance_id": part[0]})
+            [(instance_id, plan_time)] = part
+            rows = await connection.execute(
+                _NODES_OF_INSTANCE, {"instance_id": instance_id, "plan_time": plan_time}
+            )
         else:
             rows = await connection.execute(
                 select(_node)
-                .where(_node.c.instance_id.in_(part))
+                .where(
+                    _node.c.instance_id.in_([key for key, _ in part]),
+                    _node.c.instance_plan_time.in_(sorted({time for _, time in part})),
+                )
                 .order_by(_node.c.instance_id, _node.c.position, _node.c.id)
             )
         for row in rows:
@@ -1169,7 +1179,7 @@ async def stored_instances(
     nodes = await _nodes_of(
         connection,
         [
-            stored[k]["id"]
+            (stored[k]["id"], stored[k]["plan_time"])
             for k, r in zip(keys, records, strict=True)
             if k in stored and r.nodes is not None
         ],

@@ -977,6 +977,20 @@ class PreparedRead:
     driver: tuple[str, tuple[Any, ...]] | None
     shape: Shape
     workspace: str
+    custom_plan: bool = False
+
+
+def windowed(plan: RootPlan) -> bool:
+    """Instances in a plan-time window: on PostgreSQL's partitions such a page must be planned
+    for its bounds (`Reader.fetch_driver`'s `plan_cache_mode`: connections of their own, planning
+    with `force_custom_plan`). The generic plan keeps every month and DEFAULT, so it cannot read
+    the months in order: it read all 28,738 rows of an 18-day window and sorted them for a page of 50 (22 ms against 0.6 ms, 200,000 instances)."""
+    if not isinstance(plan, ConnectionPlan) or plan.entity != "instance":
+        return False
+    spec = plan.filter
+    return isinstance(spec, InstanceFilter) and (
+        spec.plan_time_after is not None or spec.plan_time_before is not None
+    )
 
 
 def prepare_read(
@@ -986,14 +1000,19 @@ def prepare_read(
     statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
     driver = reader.driver_statement(statement) if alone else None
     shape = shaper(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
-    return PreparedRead(plan, None if driver is not None else statement, driver, shape, workspace)
+    return PreparedRead(
+        plan, None if driver is not None else statement, driver, shape, workspace, windowed(plan)
+    )
 
 
 async def read_prepared(reader: Reader, prepared: PreparedRead, *, alone: bool) -> str | None:
     """`read_json` of a prepared statement. `alone`: the request's only statement, sent straight
     to the driver where there is one (no transaction), else read in autocommit."""
     if prepared.driver is not None:
-        rows = await reader.fetch_driver(*prepared.driver)
+        if prepared.custom_plan:
+            rows = await reader.fetch_driver(*prepared.driver, plan_cache_mode="force_custom_plan")
+        else:
+            rows = await reader.fetch_driver(*prepared.driver)
     else:
         assert prepared.statement is not None
         rows = await reader.execute(prepared.statement, autocommit=alone)

@@ -141,6 +141,24 @@ async def test_a_driver_read_can_ask_for_another_plan_cache_mode(engine: AsyncEn
     assert not pids & await _backend_pids(engine)
 
 
+async def test_a_custom_plan_read_is_planned_for_its_values_and_leaves_the_mode_as_it_was(
+    engine: AsyncEngine,
+) -> None:
+    """A plan-time window on the partitioned tables (json_sql.windowed, docs/partitioning.md)."""
+    _postgresql_only(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    configured = create_engine(url, plan_cache_mode="force_generic_plan", pool_size=1)
+    try:
+        reader = Reader(configured)
+        custom = await reader.fetch_driver(
+            "SHOW plan_cache_mode", (), plan_cache_mode="force_custom_plan"
+        )
+        after = await reader.fetch_driver("SHOW plan_cache_mode", ())
+    finally:
+        await configured.dispose()
+    assert (custom[0][0], after[0][0]) == ("force_custom_plan", "force_generic_plan")
+
+
 def test_a_lost_driver_connection_is_unavailability_and_a_statement_error_is_not() -> None:
     assert is_unavailable(asyncpg.exceptions.AdminShutdownError("shutting down"))
     assert is_unavailable(asyncpg.exceptions.ConnectionDoesNotExistError("closed"))

@@ -190,9 +190,9 @@ async def test_a_plan_time_window_reads_only_its_months(
     sent: list[tuple[str, Any]] = []
     straight = Reader.fetch_driver
 
-    async def recorded(self: Reader, sql: str, args: Any) -> Any:
+    async def recorded(self: Reader, sql: str, args: Any, **options: Any) -> Any:
         sent.append((sql, args))
-        return await straight(self, sql, args)
+        return await straight(self, sql, args, **options)
 
     monkeypatch.setattr(Reader, "fetch_driver", recorded)
 
@@ -353,9 +353,9 @@ async def sent_statements(
     sent: list[tuple[str, Any]] = []
     straight = Reader.fetch_driver
 
-    async def recorded(self: Reader, sql: str, args: Any) -> Any:
+    async def recorded(self: Reader, sql: str, args: Any, **options: Any) -> Any:
         sent.append((sql, args))
-        return await straight(self, sql, args)
+        return await straight(self, sql, args, **options)
 
     def listener(_c: Any, _cur: Any, sql: str, params: Any, *_: Any) -> None:
         sent.append((sql, params))
