@@ -179,7 +179,21 @@ class InstanceNode(Base):
     __table_args__ = (
         only("sqlite", UniqueConstraint("instance_id", "name")),
         only("postgresql", UniqueConstraint("instance_id", "name", "instance_plan_time")),
-        Index("ix_instance_node_instance_position", "instance_id", "position", "id"),
+        only(
+            "sqlite", Index("ix_instance_node_instance_position", "instance_id", "position", "id")
+        ),
+        # PostgreSQL: both halves of the node's key, then the order of Instance.nodes, so the
+        # node subqueries (`instance_id = ? AND instance_plan_time = ?`) walk it in order.
+        only(
+            "postgresql",
+            Index(
+                "ix_instance_node_instance_plan_position",
+                "instance_id",
+                "instance_plan_time",
+                "position",
+                "id",
+            ),
+        ),
         # PostgreSQL: no foreign key to the partitioned instance; prune deletes nodes itself.
         only(
             "sqlite",

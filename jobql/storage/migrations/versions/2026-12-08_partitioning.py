@@ -178,10 +178,17 @@ def _node_keys(partitioned: bool) -> None:
     op.execute(f"ALTER TABLE instance_node ADD CONSTRAINT pk_instance_node PRIMARY KEY (id{extra})")
     name = "uq_instance_node_instance_id_name" + ("_instance_plan_time" if partitioned else "")
     op.execute(f"ALTER TABLE instance_node ADD CONSTRAINT {name} UNIQUE (instance_id, name{extra})")
-    op.execute(
-        "CREATE INDEX ix_instance_node_instance_position "
-        'ON instance_node (instance_id, "position", id)'
-    )
+    if partitioned:
+        # Both halves of the node's key and the nodes' order: see models.InstanceNode.
+        op.execute(
+            "CREATE INDEX ix_instance_node_instance_plan_position "
+            'ON instance_node (instance_id, instance_plan_time, "position", id)'
+        )
+    else:
+        op.execute(
+            "CREATE INDEX ix_instance_node_instance_position "
+            'ON instance_node (instance_id, "position", id)'
+        )
 
 
 def upgrade() -> None:
