@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import functools
 import gc
+import operator
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -60,8 +62,13 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.selectable import Alias
+from sqlalchemy.sql.util import ClauseAdapter
+from sqlalchemy.sql.visitors import InternalTraversal
 
-from jobql.storage import instances, job_names, jobs, nodes
+from jobql.storage import instances, job_names, jobs, nodes, partitions
 from jobql.storage.capacity import NotExpressible, Refused, check
 from jobql.storage.engine import DriverTemplate, Reader
 from jobql.storage.identifiers import sign_cursor
@@ -69,7 +76,7 @@ from jobql.storage.instances import InstanceFilter, InstanceOrder
 from jobql.storage.jobs import JOB_ORDER, JobFilter
 from jobql.storage.models import Instance, InstanceNode, Job
 from jobql.storage.nodes import NODE_ORDER
-from jobql.storage.paging import SortKey, apply_window
+from jobql.storage.paging import KeysetWindow, OffsetWindow, SortKey, apply_window, merge_pages
 from jobql.storage.plan import (
     Column,
     ConnectionPlan,
@@ -155,11 +162,74 @@ def page_form(plan: ConnectionPlan, key: SortKey) -> PageForm:
     return PageForm(numbered=False, peek=more, trim=more, ends_in_sql=False)
 
 
+class _Partition(Alias):
+    """`instance` read as one month's partition (`FROM instance_p2025_04`): the same columns.
+    Its name is the partition's, in the statement's cache key."""
+
+    inherit_cache = True
+    _traverse_internals = [*Alias._traverse_internals, ("partition", InternalTraversal.dp_string)]
+    partition: str
+
+
+@compiles(_Partition)
+def _partition_sql(element: _Partition, compiler: SQLCompiler, **kw: Any) -> str:
+    if not kw.get("asfrom") or kw.get("lateral"):
+        return str(compiler.visit_alias(element, **kw))  # type: ignore[no-untyped-call]
+    linter = kw.get("from_linter")
+    if linter is not None:
+        linter.froms[element._de_clone()] = element.partition  # type: ignore[no-untyped-call]
+    return compiler.preparer.quote(element.partition)
+
+
+def in_partition(statement: Select[Any], month: partitions.Month) -> Select[Any]:
+    """`statement` with `instance` read as `month`'s partition: a plain table, whose cached
+    generic plan walks its index in order and stops at the page's end, where the partitioned
+    table's sorted every row of the window (docs/partitioning.md)."""
+    name = partitions.partition_name("instance", month)
+    part = _Partition._construct(Instance.__table__, name=name)
+    part.partition = name
+    adapted: Select[Any] = ClauseAdapter(part).traverse(statement)
+    return adapted
+
+
+def window_months(plan: RootPlan) -> tuple[partitions.Month, ...] | None:
+    """The months of a root instances page whose plan-time window lies within a few months
+    (`partitions.within_months`); None for any other plan."""
+    if not isinstance(plan, ConnectionPlan) or plan.entity != "instance":
+        return None
+    spec = plan.filter
+    if not isinstance(spec, InstanceFilter) or isinstance(plan.window, OffsetWindow):
+        return None
+    months = partitions.within_months(spec.plan_time_after, spec.plan_time_before)
+    if months and len(months) > 1 and page_form(plan, sort_key(plan)).numbered:
+        return None  # its rows are numbered in the page: not a merge of pages (`connection`)
+    return months
+
+
+async def _partitioned_months(
+    reader: Reader, plan: RootPlan, *, autocommit: bool
+) -> tuple[partitions.Month, ...]:
+    """`window_months(plan)` when every one of them has its partition (PostgreSQL), else ()."""
+    if reader.dialect != "postgresql":
+        return ()
+    months = window_months(plan)
+    if months is None:
+        return ()
+    for month in months:
+        if not await partitions.has_month(reader, month, autocommit=autocommit):
+            return ()
+    return months
+
+
 class _Builder:
-    def __init__(self, dialect: str, workspace: str, secret: str) -> None:
+    def __init__(
+        self, dialect: str, workspace: str, secret: str, months: tuple[partitions.Month, ...] = ()
+    ) -> None:
         self.pg = dialect == "postgresql"
         self.workspace = workspace
         self.secret = secret
+        # The root page reads these months' partitions (PostgreSQL; see `in_partition`).
+        self.months = months
 
     # -- JSON constructors ------------------------------------------------------------------
 
@@ -347,6 +417,16 @@ class _Builder:
         page = apply_window(
             rows, key, window, numbered=form.numbered, peek=form.peek, inline_limit=True
         )
+        months = self.months if parent is None else ()
+        if len(months) == 1:
+            page, counted = in_partition(page, months[0]), in_partition(counted, months[0])
+        elif months and isinstance(window, KeysetWindow) and not form.numbered:
+            # A page of each month, then the page of those; the counts summed. (A numbered
+            # page, whose rows are numbered in the page, reads the partitioned table.)
+            parts = [in_partition(page, month) for month in months]
+            page = merge_pages(parts, key, window, peek=form.peek)
+            counts = [in_partition(counted, month).scalar_subquery() for month in months]
+            counted = select(functools.reduce(operator.add, counts))
         if parent is not None:
             page = page.correlate(parent)
         fetched = page.subquery()
@@ -802,12 +882,20 @@ def _checked(
 
 
 def build_statement(
-    plan: RootPlan, *, dialect: str, workspace: str, secret: str
+    plan: RootPlan,
+    *,
+    dialect: str,
+    workspace: str,
+    secret: str,
+    months: tuple[partitions.Month, ...] = (),
 ) -> Select[Any] | CompoundSelect[Any]:
+    """`months`: the root page reads these months' partitions (`window_months` of the plan, on
+    a PostgreSQL database that has them all)."""
     return _cached(
-        (plan, dialect, workspace, secret),
+        (plan, dialect, workspace, secret, months),
         lambda: _checked(
-            _build(plan, dialect=dialect, workspace=workspace, secret=secret), dialect
+            _build(plan, dialect=dialect, workspace=workspace, secret=secret, months=months),
+            dialect,
         ),
     )
 
@@ -821,9 +909,14 @@ def shaper(plan: RootPlan, *, dialect: str, workspace: str, secret: str) -> Shap
 
 
 def _build(
-    plan: RootPlan, *, dialect: str, workspace: str, secret: str
+    plan: RootPlan,
+    *,
+    dialect: str,
+    workspace: str,
+    secret: str,
+    months: tuple[partitions.Month, ...] = (),
 ) -> Select[Any] | CompoundSelect[Any]:
-    builder = _Builder(dialect, workspace, secret)
+    builder = _Builder(dialect, workspace, secret, months)
     if isinstance(plan, ManyPlan):
         return builder.many(plan)
     statement = (
@@ -916,9 +1009,17 @@ async def read_json(
     reader: Reader, plan: RootPlan, *, workspace: str, secret: str, autocommit: bool = False
 ) -> str | None:
     """The JSON text of the plan's root value; None when a lookup finds nothing."""
-    statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
+    months = await _partitioned_months(reader, plan, autocommit=autocommit)
+    statement = build_statement(
+        plan, dialect=reader.dialect, workspace=workspace, secret=secret, months=months
+    )
     shape = shaper(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
-    rows = await reader.execute(statement, autocommit=autocommit)
+    try:
+        rows = await reader.execute(statement, autocommit=autocommit)
+    except Exception:
+        if months:  # a partition may have been dropped since: read the catalog again
+            partitions.forget(reader)
+        raise
     return await _named(
         reader, workspace, partial(_json_of, plan, shape, rows), autocommit=autocommit
     )
@@ -978,6 +1079,11 @@ class PreparedRead:
     shape: Shape
     workspace: str
     custom_plan: bool = False
+    # `window_months(plan)`, and the statement in that form, read when every one of them has
+    # its partition (PostgreSQL): the page of a window of a few months reads those partitions.
+    months: tuple[partitions.Month, ...] = ()
+    months_statement: Select[Any] | CompoundSelect[Any] | None = None
+    months_driver: tuple[str, tuple[Any, ...]] | None = None
 
 
 def windowed(plan: RootPlan) -> bool:
@@ -997,18 +1103,45 @@ def prepare_read(
     reader: Reader, plan: RootPlan, *, workspace: str, secret: str, alone: bool
 ) -> PreparedRead:
     """`alone`: the request's only statement, sent straight to the driver where there is one."""
-    statement = build_statement(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
+    dialect = reader.dialect
+    statement = build_statement(plan, dialect=dialect, workspace=workspace, secret=secret)
     driver = reader.driver_statement(statement) if alone else None
     shape = shaper(plan, dialect=reader.dialect, workspace=workspace, secret=secret)
+    months = (window_months(plan) if dialect == "postgresql" else None) or ()
+    statement_or_none = None if driver is not None else statement
+    if not months:
+        return PreparedRead(plan, statement_or_none, driver, shape, workspace, windowed(plan))
+    in_months = build_statement(
+        plan, dialect=dialect, workspace=workspace, secret=secret, months=months
+    )
+    months_driver = reader.driver_statement(in_months) if alone else None
     return PreparedRead(
-        plan, None if driver is not None else statement, driver, shape, workspace, windowed(plan)
+        plan,
+        statement_or_none,
+        driver,
+        shape,
+        workspace,
+        windowed(plan),
+        months,
+        None if months_driver is not None else in_months,
+        months_driver,
     )
 
 
 async def read_prepared(reader: Reader, prepared: PreparedRead, *, alone: bool) -> str | None:
     """`read_json` of a prepared statement. `alone`: the request's only statement, sent straight
     to the driver where there is one (no transaction), else read in autocommit."""
-    if prepared.driver is not None:
+    if prepared.months and await _partitioned_months(reader, prepared.plan, autocommit=alone):
+        try:
+            if prepared.months_driver is not None:
+                rows = await reader.fetch_driver(*prepared.months_driver)
+            else:
+                assert prepared.months_statement is not None
+                rows = await reader.execute(prepared.months_statement, autocommit=alone)
+        except Exception:
+            partitions.forget(reader)  # a partition may have been dropped since
+            raise
+    elif prepared.driver is not None:
         if prepared.custom_plan:
             rows = await reader.fetch_driver(*prepared.driver, plan_cache_mode="force_custom_plan")
         else:

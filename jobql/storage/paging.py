@@ -189,6 +189,25 @@ def apply_window(
     return _numbered(limited, key, descending, part=True) if numbered else limited
 
 
+def merge_pages(
+    pages: Sequence[Select[Any]], key: SortKey, window: KeysetWindow, *, peek: bool
+) -> Select[Any]:
+    """One page out of pages of the same window over disjoint sets of rows (`apply_window`'s,
+    not numbered): their rows in the window's order, as many as one page fetches. Each part
+    stops at a page's end, so the whole reads at most a page per part."""
+    both = union_all(*pages).subquery()
+    descending = key.descending != window.from_end
+    count = window.limit + 1 if peek else window.limit
+    return (
+        select(both)
+        .order_by(
+            _directed(both.c[key.column.key], descending),
+            _directed(both.c[key.id.key], descending),
+        )
+        .limit(literal_column(str(count), Integer))
+    )
+
+
 def _numbered(limited: Select[Any], key: SortKey, descending: bool, *, part: bool) -> Select[Any]:
     # Numbered outside the LIMIT, so that numbering never reads more than the page.
     page = limited.subquery()

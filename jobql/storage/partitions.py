@@ -10,6 +10,8 @@ A month is [first instant of the month, first instant of the next) in UTC; its p
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jobql.storage.engine import Reader
 
 TABLES = (("instance", "plan_time"), ("instance_node", "instance_plan_time"))
 # Months created after the current one by `jobql migrate` and by default by `jobql partitions`.
@@ -72,6 +76,76 @@ async def months(connection: AsyncConnection, table: str = "instance") -> list[M
         if match and match.group(1) == table and match.group(3):
             found.append((int(match.group(3)), int(match.group(4))))
     return sorted(found)
+
+
+# The most months a window's page reads as that many partitions (`within_months`); a wider
+# window reads the partitioned table.
+MOST_MONTHS = 3
+
+
+def within_months(after: datetime | None, before: datetime | None) -> tuple[Month, ...] | None:
+    """The months that hold every plan time strictly between `after` and `before`, when there
+    are at most `MOST_MONTHS` of them: a window whose page these months' partitions answer."""
+    if after is None or before is None or before <= after:
+        return None
+    first, last = month_of(after), month_of(before)
+    if month_start(last) == before:  # `before` is exclusive: its month holds none of them
+        last = (last[0] - 1, 12) if last[1] == 1 else (last[0], last[1] - 1)
+    found = [first]
+    while found[-1] < last:
+        if len(found) == MOST_MONTHS:
+            return None
+        found.append(next_month(found[-1]))
+    return tuple(found)
+
+
+class _Known:
+    __slots__ = ("loaded", "months")
+
+    def __init__(self) -> None:
+        self.months: frozenset[Month] = frozenset()
+        self.loaded = float("-inf")
+
+
+_KNOWN: weakref.WeakKeyDictionary[Any, _Known] = weakref.WeakKeyDictionary()
+# How long a month the catalog did not list stays unknown before the catalog is read again: a
+# month created later (`jobql partitions`) is read through the parent table until then.
+RELOAD_AFTER = 60.0
+_MONTHS_OF_INSTANCE = text(
+    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "WHERE i.inhparent = to_regclass('instance')"
+)
+
+
+async def has_month(reader: Reader, month: Month, *, autocommit: bool = False) -> bool:
+    """Whether `month` has its partitions, as far as this process knows (per database; the
+    catalog is read when a month is not known, at most every `RELOAD_AFTER` seconds). Months
+    are created in both tables in one transaction and dropped likewise, so `instance`'s stand
+    for both. A dropped month stays known until `forget`: a read of it fails, and then forgets.
+    `autocommit`: as `Reader.execute`'s (the request's only other statement)."""
+    if reader.dialect != "postgresql":
+        return False
+    known = _KNOWN.get(reader.database)
+    if known is None:
+        known = _KNOWN[reader.database] = _Known()
+    if month in known.months:
+        return True
+    now = time.monotonic()
+    if now - known.loaded < RELOAD_AFTER:
+        return False
+    known.loaded = now
+    found = set()
+    for (name,) in await reader.execute(_MONTHS_OF_INSTANCE, autocommit=autocommit):
+        match = PARTITION_NAME.match(name)
+        if match and match.group(3):
+            found.add((int(match.group(3)), int(match.group(4))))
+    known.months = frozenset(found)
+    return month in known.months
+
+
+def forget(reader: Reader) -> None:
+    """The months known for the reader's database are read again when next asked for."""
+    _KNOWN.pop(reader.database, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +236,12 @@ def schema_filters(dialect: str) -> dict[str, Callable[..., bool]]:
 
 __all__ = [
     "AHEAD",
+    "MOST_MONTHS",
     "Created",
     "ensure_ahead",
     "ensure_months",
+    "forget",
+    "has_month",
     "is_partitioned",
     "label",
     "month_of",
@@ -173,4 +250,5 @@ __all__ = [
     "next_month",
     "partition_name",
     "schema_filters",
+    "within_months",
 ]

@@ -448,6 +448,106 @@ async def test_the_nodes_of_an_instance_are_read_from_its_months_partition_only(
         assert loops["instance_node_p2025_02"] == 3 * 3
 
 
+PAGE = """
+query ($after: DateTime, $before: DateTime, $cursor: String) {
+  instances(first: 2, after: $cursor, filter: { planTimeAfter: $after, planTimeBefore: $before }) {
+    totalCount
+    edges { cursor node { planTime } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+FROM = re.compile(r"\bFROM (instance(?:_p\d{4}_\d{2}|_default)?)\b")
+
+
+async def page_tables(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, workspace: str, **variables: Any
+) -> tuple[Any, set[str]]:
+    """The page, and the tables of instances its compiled statement reads."""
+    answer, sent = await sent_statements(
+        engine, monkeypatch, PAGE, {"cursor": None, **variables}, workspace
+    )
+    [compiled] = [sql for sql, _ in sent if "json_build_array" in sql]
+    return answer["instances"], set(FROM.findall(compiled))
+
+
+def days(page: Any) -> list[str]:
+    return [edge["node"]["planTime"][:10] for edge in page["edges"]]
+
+
+async def test_a_window_within_one_month_reads_that_months_partition_only(
+    six_months: tuple[AsyncEngine, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Named in the statement, the month's partition is a plain table to PostgreSQL: its cached
+    generic plan walks the index in order and stops at the page's end (docs/partitioning.md)."""
+    engine, workspace = six_months
+    page, tables = await page_tables(engine, monkeypatch, workspace, **FEBRUARY)
+    assert (days(page), page["totalCount"], tables) == (
+        ["2025-02-21", "2025-02-12"],
+        3,
+        {"instance_p2025_02"},
+    )
+    cursor = page["pageInfo"]["endCursor"]
+    page, tables = await page_tables(engine, monkeypatch, workspace, **FEBRUARY, cursor=cursor)
+    assert (days(page), page["pageInfo"]["hasNextPage"], tables) == (
+        ["2025-02-03"],
+        False,
+        {"instance_p2025_02"},
+    )
+    # Bounds inside the month, and a bound that is the next month's first instant (exclusive).
+    inside = {"after": "2025-02-05T00:00:00.000Z", "before": "2025-02-20T00:00:00.000Z"}
+    page, tables = await page_tables(engine, monkeypatch, workspace, **inside)
+    assert (days(page), tables) == (["2025-02-12"], {"instance_p2025_02"})
+    # Two and three months: a page of each month's partition, then the page of those.
+    wider = {"after": "2025-02-05T00:00:00.000Z", "before": "2025-03-05T00:00:00.000Z"}
+    page, tables = await page_tables(engine, monkeypatch, workspace, **wider)
+    assert (days(page), page["totalCount"], tables) == (
+        ["2025-03-03", "2025-02-21"],
+        3,
+        {"instance_p2025_02", "instance_p2025_03"},
+    )
+    cursor = page["pageInfo"]["endCursor"]
+    page, tables = await page_tables(engine, monkeypatch, workspace, **wider, cursor=cursor)
+    assert (days(page), page["pageInfo"]["hasNextPage"]) == (["2025-02-12"], False)
+    three = {"after": "2025-01-31T00:00:00.000Z", "before": "2025-04-01T00:00:00.000Z"}
+    page, tables = await page_tables(engine, monkeypatch, workspace, **three)
+    assert (days(page), page["totalCount"], tables) == (
+        ["2025-03-21", "2025-03-12"],
+        6,
+        {"instance_p2025_01", "instance_p2025_02", "instance_p2025_03"},
+    )
+    # Four months: the partitioned table, which prunes the others.
+    four = {"after": "2025-01-31T00:00:00.000Z", "before": "2025-04-05T00:00:00.000Z"}
+    page, tables = await page_tables(engine, monkeypatch, workspace, **four)
+    assert (days(page), page["totalCount"], tables) == (
+        ["2025-04-03", "2025-03-21"],
+        7,
+        {"instance"},
+    )
+    # A month without partitions (its rows would be in DEFAULT): the partitioned table.
+    august = {"after": "2025-08-01T00:00:00.000Z", "before": "2025-08-31T00:00:00.000Z"}
+    page, tables = await page_tables(engine, monkeypatch, workspace, **august)
+    assert (days(page), tables) == ([], {"instance"})
+
+
+async def test_a_month_dropped_since_is_read_through_the_partitioned_table_again(
+    six_months: tuple[AsyncEngine, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The months a process knows are read from the catalog once; prune may drop one since. The
+    read of it fails, the request is answered the other way, and the catalog read again."""
+    engine, workspace = six_months
+    page, tables = await page_tables(engine, monkeypatch, workspace, **FEBRUARY)
+    assert (days(page), tables) == (["2025-02-21", "2025-02-12"], {"instance_p2025_02"})
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP TABLE instance_node_p2025_02"))
+        await connection.execute(text("DROP TABLE instance_p2025_02"))
+    result = await execute(engine, PAGE, {**FEBRUARY, "cursor": None}, workspace=workspace)
+    assert not result.errors
+    assert result.data["instances"]["edges"] == []
+    page, tables = await page_tables(engine, monkeypatch, workspace, **FEBRUARY)
+    assert (days(page), page["totalCount"], tables) == ([], 0, {"instance"})
+
+
 async def test_instance_stats_of_a_window_read_only_its_months(
     six_months: tuple[AsyncEngine, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -490,3 +590,22 @@ async def test_seed_creates_the_months_of_its_data(pg: AsyncEngine) -> None:
     async with pg.connect() as connection:
         made = set(await partitions.months(connection))
     assert {partitions.month_of(end - timedelta(days=89)), partitions.month_of(end)} <= made
+
+
+@pytest.mark.parametrize(
+    ("after", "before", "months"),
+    [
+        ("2025-02-01T00:00:00", "2025-03-01T00:00:00", [(2025, 2)]),
+        ("2025-01-31T23:59:59", "2025-03-01T00:00:00", [(2025, 1), (2025, 2)]),
+        ("2025-02-01T00:00:00", "2025-03-01T00:00:00.001", [(2025, 2), (2025, 3)]),
+        ("2024-12-15T00:00:00", "2025-02-15T00:00:00", [(2024, 12), (2025, 1), (2025, 2)]),
+        ("2024-12-15T00:00:00", "2025-03-15T00:00:00", None),
+        ("2025-02-10T00:00:00", "2025-02-10T00:00:00", None),
+    ],
+)
+def test_the_months_of_a_window(after: str, before: str, months: Any) -> None:
+    def utc(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    found = partitions.within_months(utc(after), utc(before))
+    assert (list(found) if found is not None else None) == months
