@@ -94,7 +94,7 @@ async def test_the_conversion_keeps_every_row_node_and_id_and_reports_progress()
     name, engine = await create_postgres_database()
     lines: list[str] = []
     try:
-        await migrate.upgrade(engine, "0006")
+        await migrate.upgrade(engine, "0007")
         async with engine.begin() as connection:
             for statement in (
                 "INSERT INTO workspace (id, name) VALUES (1, 'w')",

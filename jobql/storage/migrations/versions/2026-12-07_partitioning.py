@@ -2,9 +2,9 @@
 on both dialects; on PostgreSQL, instance and instance_node become range-partitioned by plan time,
 one partition per UTC month and a DEFAULT one, their rows copied over with progress.
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-08
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context, op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
