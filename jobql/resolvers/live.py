@@ -20,9 +20,9 @@ import contextlib
 import functools
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -70,7 +70,8 @@ class SharedRead(Generic[T]):
     with the reader it is given (the broker's, not a stream's)."""
 
     key: Hashable
-    run: Callable[[Reader, Sequence[int]], Awaitable[dict[int, T]]]
+    # (reader, keys, the plan times their events reported: a hint for partitioned tables)
+    run: Callable[[Reader, Sequence[int], Mapping[int, datetime]], Awaitable[dict[int, T]]]
 
 
 @dataclass(eq=False, slots=True)
@@ -80,6 +81,7 @@ class _Pending:
     read: SharedRead[Any]
     future: asyncio.Future[dict[int, Any]]
     keys: set[int] = field(default_factory=set)
+    plan_times: dict[int, datetime] = field(default_factory=dict)
 
 
 class FellBehind(JobqlError):
@@ -202,9 +204,15 @@ class Broker:
         self.followers.add(follower)
         return follower
 
-    async def read(self, read: SharedRead[T], keys: Sequence[int]) -> dict[int, T]:
+    async def read(
+        self,
+        read: SharedRead[T],
+        keys: Sequence[int],
+        plan_times: Mapping[int, datetime] | None = None,
+    ) -> dict[int, T]:
         """`read` of `keys`, in one statement with every other stream's read of the same key
-        asked for in this turn of the event loop (the streams a batch woke)."""
+        asked for in this turn of the event loop (the streams a batch woke). `plan_times`: of
+        the keys whose events said it (the later event's where two did)."""
         pending = self._pending.get(read.key)
         if pending is None:
             loop = asyncio.get_running_loop()
@@ -213,6 +221,8 @@ class Broker:
                 # After the streams already woken have asked (they run before this callback).
                 loop.call_soon(self._start_reads)
         pending.keys.update(keys)
+        if plan_times:
+            pending.plan_times.update(plan_times)
         found = await asyncio.shield(pending.future)
         return {key: found[key] for key in keys if key in found}
 
@@ -249,7 +259,7 @@ class Broker:
         reader = Reader(self.engine, hold=False)
         try:
             async with self.read_slots:
-                return await pending.read.run(reader, sorted(pending.keys))
+                return await pending.read.run(reader, sorted(pending.keys), pending.plan_times)
         finally:
             await reader.close()
 
@@ -388,7 +398,7 @@ def instance_rows(workspace: str, convert: Callable[[Any], T]) -> SharedRead[T]:
     """The instances of a batch as rows (one statement), each made an object by `convert`, for
     the reference strategy; shared by every stream of the workspace."""
 
-    async def run(reader: Reader, keys: Sequence[int]) -> dict[int, T]:
+    async def run(reader: Reader, keys: Sequence[int], _: Mapping[int, datetime]) -> dict[int, T]:
         if not keys:
             return {}
         found = await instances.instances_by_ids(reader, workspace, sorted(set(keys)))
@@ -431,8 +441,12 @@ async def _batches(
         yield await live.follower.next_batch()
 
 
-async def _read(live: Live, read: SharedRead[T], keys: list[int]) -> dict[int, T]:
-    return await live.broker.read(read, keys)
+async def _read(live: Live, read: SharedRead[T], events: list[Event]) -> dict[int, T]:
+    """The instances of these events, with the plan times the events report."""
+    plan_times = {
+        event.instance_id: event.plan_time for event in events if event.plan_time is not None
+    }
+    return await live.broker.read(read, [event.instance_id for event in events], plan_times)
 
 
 async def instance_events(
@@ -449,7 +463,7 @@ async def instance_events(
         chosen = [event for event in batch if matches(event, ctx.workspace, spec)]
         for start in range(0, len(chosen), READ_CHUNK):
             part = chosen[start : start + READ_CHUNK]
-            found = await _read(live, read, [event.instance_id for event in part]) if read else {}
+            found = await _read(live, read, part) if read else {}
             for event in part:
                 instance = found.get(event.instance_id)
                 if read is not None and instance is None:
@@ -474,7 +488,7 @@ async def watch_instance(
         if key is None and name is not None and instance_id is not None:
             row = await instances.get_instance(ctx.reader, ctx.workspace, name, instance_id)
             key = None if row is None else row.id
-        found = await _read(live, read, [key]) if key is not None else {}
+        found = await live.broker.read(read, [key]) if key is not None else {}
         live.position = live.until
         yield None if key is None else found.get(key)
     if live.follower is None:
@@ -493,6 +507,6 @@ async def watch_instance(
         ]
         if not hits:
             continue
-        found = await _read(live, read, [hits[-1].instance_id])
+        found = await _read(live, read, [hits[-1]])
         live.position = hits[-1].id
         yield found.get(hits[-1].instance_id)

@@ -8,8 +8,9 @@ as the reference strategy (`keyset_window`, cursors), and runs the one statement
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from jobql.resolvers.context import RequestContext
@@ -349,11 +350,17 @@ def by_ids(ctx: RequestContext, type_name: str, fields: Fields) -> Any:
     )
 
 
-async def read_by_ids(reader: Reader, statement: Any, keys: Sequence[int]) -> dict[int, str]:
-    """Each found object's JSON text, by key (one statement of `by_ids`, with `reader`)."""
+async def read_by_ids(
+    reader: Reader,
+    statement: Any,
+    keys: Sequence[int],
+    plan_times: Mapping[int, datetime] | None = None,
+) -> dict[int, str]:
+    """Each found object's JSON text, by key (a statement of `by_ids`, with `reader`;
+    `plan_times`: instances' as their events said, see `json_sql.read_by_ids`)."""
     if not keys:
         return {}
-    return await json_sql.read_by_ids(reader, statement, keys)
+    return await json_sql.read_by_ids(reader, statement, keys, plan_times)
 
 
 def prepare_read(ctx: RequestContext, plan: RootPlan, *, alone: bool) -> json_sql.PreparedRead:

@@ -24,8 +24,9 @@ import contextlib
 import hashlib
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -497,8 +498,10 @@ def compiled_instances(info: Info, nodes: list[FieldNode]) -> SharedRead[orjson.
     except Exception:
         return None
 
-    async def read(reader: Reader, keys: Sequence[int]) -> dict[int, orjson.Fragment]:
-        found = await selection.read_by_ids(reader, statement, sorted(set(keys)))
+    async def read(
+        reader: Reader, keys: Sequence[int], plan_times: Mapping[int, datetime]
+    ) -> dict[int, orjson.Fragment]:
+        found = await selection.read_by_ids(reader, statement, sorted(set(keys)), plan_times)
         return {key: orjson.Fragment(value) for key, value in found.items()}
 
     return SharedRead(statement, read)

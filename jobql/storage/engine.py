@@ -33,6 +33,8 @@ WRITE_ATTEMPTS = 5
 T = TypeVar("T")
 # A statement for the driver ($n text, values) and the position of the value to replace.
 DriverTemplate = tuple[str, tuple[Any, ...], int]
+# Server settings a driver read asks for (name, value), beside the engine's.
+DriverSettings = tuple[tuple[str, str], ...]
 logger = logging.getLogger("jobql")
 
 
@@ -143,21 +145,22 @@ class DriverPool:
         self._timeout = timeout
         self._observer = observer
         self._pool: asyncpg.Pool | None = None
-        # Pools whose connections plan with another `plan_cache_mode` (see `fetch`).
-        self._planned: dict[str, asyncpg.Pool] = {}
+        # Pools whose connections have other settings (see `fetch`), by those settings.
+        self._planned: dict[DriverSettings, asyncpg.Pool] = {}
         self._opening = asyncio.Lock()
 
     async def fetch(
-        self, sql: str, args: Sequence[Any], *, plan_cache_mode: str | None = None
+        self, sql: str, args: Sequence[Any], *, settings: DriverSettings = ()
     ) -> list[Any]:
-        """`plan_cache_mode`: run it on a connection of that mode (a pool of its own, opened on
-        first use, the same size), when it is not the connections' own (`server_settings`).
-        The subscriptions' by-id reads ask for `force_generic_plan`: under `auto`, PostgreSQL
-        re-plans them for every batch's keys, which cost four times their execution."""
-        if plan_cache_mode is None or plan_cache_mode == self._mode:
+        """`settings`: run it on a connection with these server settings beside the engine's
+        (a pool of its own per set of settings, opened on first use, the same size), unless they
+        are the connections' own. The subscriptions' by-id reads ask for generic plans without
+        sequential scans (`json_sql.BY_KEY`)."""
+        own = self._connect.get("server_settings", {})
+        if all(own.get(name) == value for name, value in settings):
             pool = self._pool or await self._open()
         else:
-            pool = self._planned.get(plan_cache_mode) or await self._open(plan_cache_mode)
+            pool = self._planned.get(settings) or await self._open(settings)
         observer = self._observer
         for attempt in (1, 2):
             started = time.perf_counter()
@@ -184,22 +187,15 @@ class DriverPool:
                 await pool.release(connection)
         raise AssertionError("unreachable")
 
-    @property
-    def _mode(self) -> str:
-        return str(self._connect.get("server_settings", {}).get("plan_cache_mode", "auto"))
-
-    async def _open(self, plan_cache_mode: str | None = None) -> asyncpg.Pool:
+    async def _open(self, settings: DriverSettings = ()) -> asyncpg.Pool:
         async with self._opening:
-            if plan_cache_mode is not None:
-                if plan_cache_mode not in self._planned:
-                    settings = {
-                        **self._connect.get("server_settings", {}),
-                        "plan_cache_mode": plan_cache_mode,
-                    }
-                    self._planned[plan_cache_mode] = await self._create(
-                        {**self._connect, "server_settings": settings}
+            if settings:
+                if settings not in self._planned:
+                    merged = {**self._connect.get("server_settings", {}), **dict(settings)}
+                    self._planned[settings] = await self._create(
+                        {**self._connect, "server_settings": merged}
                     )
-                return self._planned[plan_cache_mode]
+                return self._planned[settings]
             if self._pool is None:
                 self._pool = await self._create(self._connect)
             return self._pool
@@ -531,31 +527,31 @@ class Reader:
         return self._engine.dialect.name
 
     async def fetch_driver(
-        self, sql: str, args: Sequence[Any], *, plan_cache_mode: str | None = None
+        self, sql: str, args: Sequence[Any], *, settings: DriverSettings = ()
     ) -> Sequence[Any]:
         """Rows of one statement sent straight to asyncpg through the engine's `DriverPool`: no
         transaction, no SQLAlchemy execution machinery or pool checkout, and asyncpg's
         prepared-statement cache keyed by the text. For a request whose only statement this
-        is (it does not use the request's connection). `plan_cache_mode`: on a connection that
-        plans with that mode (`DriverPool.fetch`); a hint, which an engine `create_engine` did
-        not make ignores."""
+        is (it does not use the request's connection). `settings`: on a connection with these
+        server settings (`DriverPool.fetch`); planner settings, which an engine `create_engine`
+        did not make ignores."""
         self._check_open()
         try:
-            return await self._fetch_driver(sql, args, plan_cache_mode)
+            return await self._fetch_driver(sql, args, settings)
         except Exception as exc:
             if not self._to_primary(exc):
                 raise
-        return await self._fetch_driver(sql, args, plan_cache_mode)
+        return await self._fetch_driver(sql, args, settings)
 
     async def _fetch_driver(
-        self, sql: str, args: Sequence[Any], plan_cache_mode: str | None
+        self, sql: str, args: Sequence[Any], settings: DriverSettings
     ) -> Sequence[Any]:
         pool = _DRIVER_POOLS.get(_base_engine(self._engine.sync_engine))
         if pool is None:  # an engine create_engine did not make: its own pooled connection
             async with self._connected() as connection:
                 pooled = await connection.get_raw_connection()
                 return await pooled.driver_connection.fetch(sql, *args)  # type: ignore[no-any-return,union-attr]
-        return await pool.fetch(sql, args, plan_cache_mode=plan_cache_mode)
+        return await pool.fetch(sql, args, settings=settings)
 
     def driver_statement(self, statement: ClauseElement) -> tuple[str, tuple[Any, ...]] | None:
         """PostgreSQL: the statement as asyncpg takes it ($n text, positional values converted

@@ -28,11 +28,13 @@ import binascii
 import contextlib
 import functools
 import gc
+import logging
 import operator
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -70,7 +72,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from jobql.storage import instances, job_names, jobs, nodes, partitions
 from jobql.storage.capacity import NotExpressible, Refused, check
-from jobql.storage.engine import DriverTemplate, Reader
+from jobql.storage.engine import DriverSettings, DriverTemplate, Reader
 from jobql.storage.identifiers import sign_cursor
 from jobql.storage.instances import InstanceFilter, InstanceOrder
 from jobql.storage.jobs import JOB_ORDER, JobFilter
@@ -103,6 +105,8 @@ from jobql.storage.plan import (
 )
 from jobql.storage.scope import in_workspace
 from jobql.storage.types import UtcDateTime
+
+logger = logging.getLogger("jobql")
 
 # json_build_array takes at most 100 arguments; SQLite's json_array at most 127.
 MAX_VALUES = 100
@@ -181,11 +185,11 @@ def _partition_sql(element: _Partition, compiler: SQLCompiler, **kw: Any) -> str
     return compiler.preparer.quote(element.partition)
 
 
-def in_partition(statement: Select[Any], month: partitions.Month) -> Select[Any]:
-    """`statement` with `instance` read as `month`'s partition: a plain table, whose cached
-    generic plan walks its index in order and stops at the page's end, where the partitioned
-    table's sorted every row of the window (docs/partitioning.md)."""
-    name = partitions.partition_name("instance", month)
+def in_partition(statement: Select[Any], month: partitions.Month | None) -> Select[Any]:
+    """`statement` with `instance` read as `month`'s partition (None: DEFAULT): a plain table,
+    whose cached generic plan walks its index in order and stops at the page's end, where the
+    partitioned table's sorted every row of the window (docs/partitioning.md)."""
+    name = "instance_default" if month is None else partitions.partition_name("instance", month)
     part = _Partition._construct(Instance.__table__, name=name)
     part.partition = name
     adapted: Select[Any] = ClauseAdapter(part).traverse(statement)
@@ -929,19 +933,50 @@ def _build(
 
 
 IDS = "ids"
+# The connections of by-id reads (`read_by_ids`): a plan made once per connection (under `auto`
+# each batch's keys were planned again: 0.2-0.25 ms of planning against 0.03-0.09 of execution,
+# bench.live --top), and no sequential scan in it. A partition analyzed while it was empty (a
+# month just begun, or DEFAULT) looks to the planner like a few rows, for which a scan costs
+# less than the id's index; a plan made then and kept scanned 4,000 rows for five (0.35 ms
+# against 0.05). A by-id read never wants one.
+BY_KEY: DriverSettings = (("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off"))
+# A windowed page on partitioned tables, planned for its bounds (`windowed`).
+FOR_ITS_VALUES: DriverSettings = (("plan_cache_mode", "force_custom_plan"),)
 
 
 @dataclass(frozen=True, slots=True)
 class ByIds:
     """A statement of `build_by_ids` and the shape of its objects; on PostgreSQL also its
-    driver form (`Reader.driver_template`), made on first use."""
+    driver form (`Reader.driver_template`), made on first use, and the same statement reading
+    one month's partition (`in_month`)."""
 
     statement: Select[Any] | CompoundSelect[Any]
     shape: Shape
     workspace: str
-    driver: dict[str, DriverTemplate | None] = field(
+    item: ObjectPlan
+    secret: str
+    driver: dict[Any, DriverTemplate | None] = field(
         default_factory=dict, hash=False, compare=False
     )
+    months: dict[partitions.Month | None, Select[Any]] = field(
+        default_factory=dict, hash=False, compare=False
+    )
+
+    def in_month(self, month: partitions.Month | None) -> Select[Any]:
+        """The statement with the instances read from `month`'s partition (PostgreSQL; None:
+        the DEFAULT partition)."""
+        found = self.months.get(month)
+        if found is None:
+            found = self.months[month] = _by_ids(
+                self.item,
+                dialect="postgresql",
+                workspace=self.workspace,
+                secret=self.secret,
+                partition=True,
+                month=month,
+            )
+            _checked(found, "postgresql")
+        return found
 
 
 def build_by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str) -> ByIds:
@@ -953,11 +988,22 @@ def build_by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str)
             _checked(_by_ids(item, dialect=dialect, workspace=workspace, secret=secret), dialect),
             Shaper(workspace, secret, dialect).object(item.fields),
             workspace,
+            item,
+            secret,
         ),
     )
 
 
-def _by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str) -> Select[Any]:
+def _by_ids(
+    item: ObjectPlan,
+    *,
+    dialect: str,
+    workspace: str,
+    secret: str,
+    partition: bool = False,
+    month: partitions.Month | None = None,
+) -> Select[Any]:
+    """`partition`: `instance` read as `month`'s partition (None: DEFAULT)."""
     builder = _Builder(dialect, workspace, secret)
     base, key = BY_ID[item.entity]
     # PostgreSQL: the keys as one array, so that the statement's text (and its prepared plan)
@@ -967,7 +1013,19 @@ def _by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str) -> S
         if builder.pg
         else key.in_(bindparam(IDS, value=[0], expanding=True))
     )
-    found = _prune(base(workspace), _needed([item.fields])).where(wanted)
+    found = _prune(base(workspace), _needed([item.fields]))
+    if builder.pg:
+        # The keys first, then the workspace: the rows of the keys in a subquery PostgreSQL
+        # does not flatten (OFFSET 0), so that the only index its plan can take is the id's.
+        # Beside it, `workspace_id = $1` could choose a workspace index and filter every row of
+        # the workspace (a partition not yet analyzed, which a generic plan keeps).
+        table = key.table
+        rows = select(table).where(wanted).offset(literal_column("0")).subquery(table.name)
+        found = ClauseAdapter(rows).traverse(found)
+        if partition:
+            found = in_partition(found, month)
+    else:
+        found = found.where(wanted)
     r = found.subquery()
     value = builder.object(item, _columns(r), r)
     return select(
@@ -975,24 +1033,46 @@ def _by_ids(item: ObjectPlan, *, dialect: str, workspace: str, secret: str) -> S
     ).select_from(r)
 
 
-async def read_by_ids(reader: Reader, by_ids: ByIds, keys: Sequence[int]) -> dict[int, str]:
+async def read_by_ids(
+    reader: Reader,
+    by_ids: ByIds,
+    keys: Sequence[int],
+    plan_times: Mapping[int, datetime] | None = None,
+) -> dict[int, str]:
     """The JSON text of each object of `keys` found (a statement of `build_by_ids`). On
     PostgreSQL straight to the driver: one round trip, no transaction, a prepared statement
-    (the subscriptions' reads, several per batch of events, are all this)."""
-    dialect = reader.dialect
-    if dialect not in by_ids.driver:
-        by_ids.driver[dialect] = reader.driver_template(by_ids.statement, IDS)
-    template = by_ids.driver[dialect]
-    rows: Sequence[Any]
-    if template is not None:
-        sql, args, at = template
-        values = list(args)
-        values[at] = list(keys)
-        # Planned once per connection: under `auto` every batch's keys were planned again
-        # (0.2-0.25 ms of planning against 0.03-0.09 of execution, measured by bench.live --top).
-        rows = await reader.fetch_driver(sql, values, plan_cache_mode="force_generic_plan")
-    else:
-        rows = await reader.execute(by_ids.statement.params({IDS: list(keys)}))
+    planned once per connection (the subscriptions' reads, several per batch of events, are all
+    this).
+
+    `plan_times`: instances' plan times as their events reported them. On partitioned tables
+    the keys of a month that has its partition are read from it by name, and those of other
+    months from DEFAULT, one statement each: a generic plan of the partitioned table probes every
+    month's index for every key (bench.live --top: 0.45-0.65 ms against 0.04 for three to five
+    instances and nine months). The keys not found there (a plan time moved since the event)
+    and those without a plan time are read through the table."""
+    rows: list[Any] = []
+    rest: Sequence[int] = keys
+    if plan_times and by_ids.item.entity == "instance" and await partitions.has_default(reader):
+        places: dict[partitions.Month | None, list[int]] = {}
+        for key in keys:
+            time = plan_times.get(key)
+            if time is not None:
+                month = partitions.month_of(time)
+                # DEFAULT holds the months without partitions, as far as this process knows.
+                place = month if await partitions.has_month(reader, month) else None
+                places.setdefault(place, []).append(key)
+        for place, part in places.items():
+            try:
+                rows.extend(await _rows_by_ids(reader, by_ids, part, place, partition=True))
+            except Exception as exc:
+                # Dropped since (prune)? The catalog is read again, the keys through the table
+                # (which raises what is not about the partition).
+                logger.info("by-id read of a partition failed, read through the table: %s", exc)
+                partitions.forget(reader)
+        found = {row[0] for row in rows}
+        rest = [key for key in keys if key not in found]
+    if rest:
+        rows.extend(await _rows_by_ids(reader, by_ids, rest, None, partition=False))
     shape = by_ids.shape
 
     def shaped() -> dict[int, str]:
@@ -1003,6 +1083,30 @@ async def read_by_ids(reader: Reader, by_ids: ByIds, keys: Sequence[int]) -> dic
         }
 
     return await _named(reader, by_ids.workspace, shaped, autocommit=False)
+
+
+async def _rows_by_ids(
+    reader: Reader,
+    by_ids: ByIds,
+    keys: Sequence[int],
+    month: partitions.Month | None,
+    *,
+    partition: bool,
+) -> Sequence[Any]:
+    """Rows of `keys` through the table, or (`partition`) from `month`'s partition (None:
+    DEFAULT)."""
+    dialect = reader.dialect
+    statement = by_ids.in_month(month) if partition else by_ids.statement
+    slot: Any = (dialect, month) if partition else dialect
+    if slot not in by_ids.driver:
+        by_ids.driver[slot] = reader.driver_template(statement, IDS)
+    template = by_ids.driver[slot]
+    if template is None:
+        return list(await reader.execute(statement.params({IDS: list(keys)})))
+    sql, args, at = template
+    values = list(args)
+    values[at] = list(keys)
+    return await reader.fetch_driver(sql, values, settings=BY_KEY)
 
 
 async def read_json(
@@ -1143,7 +1247,7 @@ async def read_prepared(reader: Reader, prepared: PreparedRead, *, alone: bool) 
             raise
     elif prepared.driver is not None:
         if prepared.custom_plan:
-            rows = await reader.fetch_driver(*prepared.driver, plan_cache_mode="force_custom_plan")
+            rows = await reader.fetch_driver(*prepared.driver, settings=FOR_ITS_VALUES)
         else:
             rows = await reader.fetch_driver(*prepared.driver)
     else:

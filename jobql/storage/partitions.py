@@ -28,6 +28,11 @@ AHEAD = 3
 PARTITION_NAME = re.compile(r"^(instance|instance_node)_(p(\d{4})_(\d{2})|default)$")
 
 Month = tuple[int, int]
+# Each partition's own unique index of `id`, beside the table's key (id, plan time): with it
+# the planner knows that an id picks one row even before the partition is first analyzed (a
+# month just begun, or one analyzed while it was empty), so that a by-id read's plan probes it
+# instead of scanning another index (bench.live: 0.6 ms against 0.05 for a batch's instances).
+UNIQUE_ID = "CREATE UNIQUE INDEX {name}_id_key ON {name} (id)"
 
 
 def month_of(value: datetime) -> Month:
@@ -100,10 +105,11 @@ def within_months(after: datetime | None, before: datetime | None) -> tuple[Mont
 
 
 class _Known:
-    __slots__ = ("loaded", "months")
+    __slots__ = ("default", "loaded", "months")
 
     def __init__(self) -> None:
         self.months: frozenset[Month] = frozenset()
+        self.default = False
         self.loaded = float("-inf")
 
 
@@ -126,21 +132,44 @@ async def has_month(reader: Reader, month: Month, *, autocommit: bool = False) -
     if reader.dialect != "postgresql":
         return False
     known = _KNOWN.get(reader.database)
+    if known is not None and month in known.months:
+        return True
+    known = await _load(reader, known, autocommit=autocommit)
+    return month in known.months
+
+
+async def has_default(reader: Reader, *, autocommit: bool = False) -> bool:
+    """Whether `instance` is partitioned with its DEFAULT partition, as far as this process
+    knows (as `has_month`)."""
+    if reader.dialect != "postgresql":
+        return False
+    known = _KNOWN.get(reader.database)
+    if known is not None and known.default:
+        return True
+    known = await _load(reader, known, autocommit=autocommit)
+    return known.default
+
+
+async def _load(reader: Reader, known: _Known | None, *, autocommit: bool) -> _Known:
+    """The catalog's partitions of `instance`, read again unless read in the last
+    `RELOAD_AFTER` seconds."""
     if known is None:
         known = _KNOWN[reader.database] = _Known()
-    if month in known.months:
-        return True
     now = time.monotonic()
     if now - known.loaded < RELOAD_AFTER:
-        return False
+        return known
     known.loaded = now
     found = set()
+    default = False
     for (name,) in await reader.execute(_MONTHS_OF_INSTANCE, autocommit=autocommit):
         match = PARTITION_NAME.match(name)
         if match and match.group(3):
             found.add((int(match.group(3)), int(match.group(4))))
+        elif match and match.group(2) == "default":
+            default = True
     known.months = frozenset(found)
-    return month in known.months
+    known.default = default
+    return known
 
 
 def forget(reader: Reader) -> None:
@@ -203,6 +232,7 @@ async def _create_month(connection: AsyncConnection, month: Month) -> int:
             )
         )
         await connection.execute(text(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds"))
+        await connection.execute(text(UNIQUE_ID.format(name=name)))
     return moved
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -147,6 +148,9 @@ async def statements_of_a_batch(
 async def test_statements_per_batch_do_not_grow_with_subscribers(
     runner: Runner, engine: AsyncEngine, statements: StatementCounter
 ) -> None:
+    # Partitioned PostgreSQL: the first read of a process learns the partitions from the
+    # catalog (a statement at most once a minute, `partitions.has_month`), not one per batch.
+    await statements_of_a_batch(runner, engine, statements, 1)
     nobody = await statements_of_a_batch(runner, engine, statements, 0)
     one = await statements_of_a_batch(runner, engine, statements, 1)
     many = await statements_of_a_batch(runner, engine, statements, 25)
@@ -418,7 +422,9 @@ async def test_groups_with_the_same_selection_share_one_read_per_batch(
         reads = [
             s
             for s in statements.statements
-            if "instance_node" in s and ("instance.id IN" in s or "instance.id = ANY" in s)
+            # through the table, or (partitioned) a month's partition or DEFAULT
+            if "instance_node" in s
+            and re.search(r"instance(_p\d+_\d+|_default)?\.id (IN|= ANY)", s)
         ]
         assert len(reads) == 1, reads
     finally:

@@ -18,7 +18,7 @@ from jobql.settings import Settings
 from jobql.storage import job_names, migrate
 from jobql.storage.engine import Reader, create_engine
 from jobql.storage.identifiers import encode_global_id
-from jobql.storage.json_sql import build_by_ids, read_by_ids
+from jobql.storage.json_sql import BY_KEY, build_by_ids, read_by_ids
 from jobql.storage.plan import JobName, ObjectPlan
 from tests.factories import (
     execute,
@@ -168,7 +168,7 @@ async def test_the_subscriptions_compiled_reads_are_planned_once_per_connection(
         [(generic, custom)] = await Reader(own).fetch_driver(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
             (sql[0],),
-            plan_cache_mode="force_generic_plan",
+            settings=BY_KEY,
         )
     finally:
         await own.dispose()

@@ -105,9 +105,9 @@ async def test_the_driver_pool_has_the_plan_cache_mode(engine: AsyncEngine) -> N
     assert rows[0][0] == "force_generic_plan"
 
 
-async def test_a_driver_read_can_ask_for_another_plan_cache_mode(engine: AsyncEngine) -> None:
-    """A read that asks for a mode runs on a connection of that mode; the others keep the
-    configured one; asking for the configured mode opens no second pool; both close with the
+async def test_a_driver_read_can_ask_for_other_planner_settings(engine: AsyncEngine) -> None:
+    """A read that asks for settings runs on a connection with them; the others keep the
+    configured ones; asking for the configured ones opens no second pool; both close with the
     engine."""
     _postgresql_only(engine)
     url = engine.url.render_as_string(hide_password=False)
@@ -115,17 +115,19 @@ async def test_a_driver_read_can_ask_for_another_plan_cache_mode(engine: AsyncEn
     reader = Reader(configured)
     try:
         generic = await reader.fetch_driver(
-            "SELECT current_setting('plan_cache_mode'), pg_backend_pid()",
+            "SELECT current_setting('plan_cache_mode'), pg_backend_pid(), "
+            "current_setting('enable_seqscan')",
             (),
-            plan_cache_mode="force_generic_plan",
+            settings=(("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off")),
         )
+        assert generic[0][2] == "off"
         plain = await reader.fetch_driver(
             "SELECT current_setting('plan_cache_mode'), pg_backend_pid()", ()
         )
         same = await reader.fetch_driver(
             "SELECT current_setting('plan_cache_mode'), pg_backend_pid()",
             (),
-            plan_cache_mode="auto",
+            settings=(("plan_cache_mode", "auto"),),
         )
         assert generic[0][0] == "force_generic_plan"
         assert plain[0][0] == same[0][0] == "auto"
@@ -151,7 +153,7 @@ async def test_a_custom_plan_read_is_planned_for_its_values_and_leaves_the_mode_
     try:
         reader = Reader(configured)
         custom = await reader.fetch_driver(
-            "SHOW plan_cache_mode", (), plan_cache_mode="force_custom_plan"
+            "SHOW plan_cache_mode", (), settings=(("plan_cache_mode", "force_custom_plan"),)
         )
         after = await reader.fetch_driver("SHOW plan_cache_mode", ())
     finally:

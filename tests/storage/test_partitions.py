@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobql.demo.seed import SeedPlan, reference_time, seed_database
 from jobql.storage import migrate, partitions
 from jobql.storage.engine import Reader
+from jobql.storage.json_sql import BY_KEY, build_by_ids, read_by_ids
+from jobql.storage.plan import Column, ObjectPlan
 from jobql.storage.prune import prune
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.factories import (
@@ -609,3 +611,176 @@ def test_the_months_of_a_window(after: str, before: str, months: Any) -> None:
 
     found = partitions.within_months(utc(after), utc(before))
     assert (list(found) if found is not None else None) == months
+
+
+async def test_a_batchs_instances_are_read_from_the_months_their_events_name(
+    six_months: tuple[AsyncEngine, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The subscriptions' by-id reads (`json_sql.read_by_ids` with the events' plan times): the
+    keys of a month with partitions are read from it by name, one statement per month; a key not
+    found there (its plan time moved since the event), a key of a month without partitions and
+    a key of a month dropped since are read through the table. Always the same answer as
+    without plan times."""
+    engine, workspace = six_months
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(text("SELECT id, plan_time FROM instance ORDER BY plan_time"))
+        ).all()
+    plan_of = {key: time for key, time in rows}
+    keys = sorted(plan_of)
+    item = ObjectPlan("instance", (("instanceId", Column("vendor_instance_id", "int")),))
+    by_ids = build_by_ids(item, dialect="postgresql", workspace=workspace, secret="s")
+    sent: list[str] = []
+    straight = Reader.fetch_driver
+
+    async def recorded(self: Reader, sql: str, args: Any, **options: Any) -> Any:
+        sent.append(sql)
+        return await straight(self, sql, args, **options)
+
+    monkeypatch.setattr(Reader, "fetch_driver", recorded)
+
+    async def read(hints: dict[int, datetime] | None) -> tuple[dict[int, str], list[str]]:
+        sent.clear()
+        reader = Reader(engine, hold=False)
+        try:
+            found = await read_by_ids(reader, by_ids, keys, hints)
+        finally:
+            await reader.close()
+        tables = [sorted(set(re.findall(r"FROM (instance\w*)", sql))) for sql in sent]
+        return found, [name for names in tables for name in names]
+
+    expected, tables = await read(None)
+    assert len(expected) == 18
+    assert tables == ["instance"]
+    # Right months: one statement per month, each naming its partition.
+    found, tables = await read(plan_of)
+    assert found == expected
+    assert tables == [partitions.partition_name("instance", m) for m in SIX_MONTHS]
+    # Moved since: February's keys said to be of March are not found there, then are.
+    february = [key for key in keys if plan_of[key].month == 2]
+    moved = {**plan_of, **{key: datetime(2025, 3, 9, tzinfo=UTC) for key in february}}
+    found, tables = await read(moved)
+    assert found == expected
+    assert tables.count("instance_p2025_03") == 1
+    assert tables[-1] == "instance"
+    assert "instance_p2025_02" not in tables
+    # A month with no partitions: DEFAULT, where its rows are; one that is not there after all
+    # (moved since) is read through the table.
+    async with engine.begin() as connection:
+        later_key = (
+            await connection.execute(
+                text(
+                    "INSERT INTO instance (workspace_id, job_id, vendor_instance_id, status, "
+                    "instance_type, plan_time, force_success, ignore_success) "
+                    "SELECT workspace_id, job_id, 999, status, instance_type, "
+                    "'2030-05-05T00:00:00Z', force_success, ignore_success "
+                    "FROM instance LIMIT 1 RETURNING id"
+                )
+            )
+        ).scalar_one()
+    plan_of[later_key] = datetime(2030, 5, 5, tzinfo=UTC)
+    keys.append(later_key)
+    expected, _ = await read(None)
+    assert later_key in expected
+    found, tables = await read(plan_of)
+    assert found == expected
+    assert tables[-1] == "instance_default"
+    moved_out = {**plan_of, keys[0]: datetime(2031, 1, 2, tzinfo=UTC)}
+    found, tables = await read(moved_out)
+    assert found == expected
+    assert tables.count("instance_default") == 1
+    assert tables[-1] == "instance"
+    # A month dropped since the process learnt the catalog: its read fails, the keys are read
+    # through the table (so nothing of another month is lost), the catalog is read again.
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP TABLE instance_node_p2025_06"))
+        await connection.execute(text("DROP TABLE instance_p2025_06"))
+    found, _ = await read(plan_of)
+    assert found == {key: value for key, value in expected.items() if plan_of[key].month != 6}
+    _, tables = await read(plan_of)
+    assert "instance_p2025_06" not in tables
+
+
+async def test_every_partition_has_a_unique_id_index_and_by_id_reads_use_it_before_analyze(
+    pg: AsyncEngine,
+) -> None:
+    """Months made by the migration, by `ensure_months` and DEFAULT carry their own unique index
+    of `id`. With it a by-id read's generic plan probes that index in a month analyzed while it
+    was empty and filled since (a month just begun), where it used to walk the workspace index
+    and filter 4,000 rows."""
+    async with pg.begin() as connection:
+        await partitions.ensure_months(connection, JAN, FEB)
+    async with pg.connect() as connection:
+        missing = (
+            await connection.execute(
+                text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent IN ('instance'::regclass, 'instance_node'::regclass) "
+                    "AND NOT EXISTS (SELECT 1 FROM pg_indexes x WHERE x.tablename = c.relname "
+                    "AND x.indexname = c.relname || '_id_key' AND x.indexdef LIKE '%UNIQUE%(id)')"
+                )
+            )
+        ).all()
+        count = await connection.scalar(
+            text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'instance'::regclass")
+        )
+    assert missing == []
+    assert count >= 7  # JAN, FEB, this month and three ahead, DEFAULT
+    space = await new_workspace(pg)
+    job = await make_job(pg, space)
+    await make_instance(pg, job, plan_time=datetime(2025, 1, 2, tzinfo=UTC))
+    async with pg.connect() as connection:
+        await connection.execute(text("ANALYZE"))  # January: one row; February: empty
+    async with pg.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO instance (workspace_id, job_id, vendor_instance_id, status, "
+                "instance_type, plan_time, force_success, ignore_success) "
+                "SELECT workspace_id, job_id, 1000 + g, status, instance_type, "
+                "'2025-02-03T00:00:00Z'::timestamptz + g * interval '1 second', "
+                "force_success, ignore_success "
+                "FROM instance, generate_series(1, 4000) g"
+            )
+        )
+        keys = (
+            (await connection.execute(text("SELECT id FROM instance_p2025_02 LIMIT 5")))
+            .scalars()
+            .all()
+        )
+    item = ObjectPlan("instance", (("instanceId", Column("vendor_instance_id", "int")),))
+    by_ids = build_by_ids(item, dialect="postgresql", workspace=space.name, secret="s")
+    reader = Reader(pg)
+    template = reader.driver_template(by_ids.in_month(FEB), "ids")
+    assert template is not None
+    sql, args, at = template
+    values = list(args)
+    values[at] = list(keys)
+    async with pg.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        for name, setting in BY_KEY:  # as `read_by_ids` runs it
+            await driver.execute(f"SET {name} = {setting}")
+        rows = await driver.fetch(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *values)
+        await driver.execute("RESET ALL")
+    value = rows[0][0]
+    plan = json.loads(value) if isinstance(value, str | bytes) else value
+    indexes: set[str] = set()
+    removed: list[int] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if str(node.get("Index Name", "")).startswith("instance_p2025_02"):
+                indexes.add(node["Index Name"])
+            if node.get("Relation Name") == "instance_p2025_02":
+                removed.append(int(node.get("Rows Removed by Filter", 0)))
+            for each in node.values():
+                walk(each)
+        elif isinstance(node, list):
+            for each in node:
+                walk(each)
+
+    walk(plan)
+    # The id's index (a plain or a bitmap scan of it), no row of the month read and dropped.
+    assert indexes == {"instance_p2025_02_id_key"}
+    assert removed == [0]

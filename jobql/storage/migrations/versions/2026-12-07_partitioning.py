@@ -87,6 +87,15 @@ def _create_partitions(table: str, months: list[tuple[int, int]]) -> None:
     op.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
 
 
+def _unique_ids(table: str, months: list[tuple[int, int]]) -> None:
+    """Each partition's own unique index of `id` (the table's key holds the plan time too): by
+    it the planner knows an id picks one row even in a partition not yet analyzed, so a
+    by-id read's generic plan probes it (`jobql.storage.partitions.UNIQUE_ID`)."""
+    names = [f"{table}_p{m[0]:04d}_{m[1]:02d}" for m in months] + [f"{table}_default"]
+    for name in names:
+        op.execute(f"CREATE UNIQUE INDEX {name}_id_key ON {name} (id)")
+
+
 def _copy(source: str, target: str, select: str, label: str) -> None:
     """INSERT INTO target SELECT ... FROM source in id ranges, with progress."""
     bind = op.get_bind()
@@ -219,6 +228,8 @@ def upgrade() -> None:
     _rebuild("instance", True, "SELECT s.* FROM instance_unpartitioned s", months)
     _instance_keys(partitioned=True)
     _node_keys(partitioned=True)
+    _unique_ids("instance", months)
+    _unique_ids("instance_node", months)
     op.execute(
         "INSERT INTO instance_key (job_id, vendor_instance_id) "
         "SELECT job_id, vendor_instance_id FROM instance"
