@@ -33,6 +33,7 @@ from sqlalchemy import (
     case,
     delete,
     false,
+    func,
     literal,
     not_,
     or_,
@@ -128,6 +129,7 @@ _JOB_BY_KEY = select(_job).where(
 # A single report's workspace, job and (SQLite) stored instance in one statement, the instance's
 # columns prefixed.
 STORED = "stored_"
+KEY_LOCKED = "key_locked"
 
 
 def _workspace_job_and_instance(dialect_name: str) -> Any:
@@ -139,14 +141,41 @@ def _workspace_job_and_instance(dialect_name: str) -> Any:
         _job, and_(_job.c.workspace_id == _workspace.c.id, _job.c.name == bindparam("job_name"))
     )
     if dialect_name == "postgresql":
-        # Not the instance: it is read once its key is locked (`_lock_keys`). Locked here, before
-        # the key, it would be locked in the other order than a writer that holds the key takes
-        # it (a deadlock), and a writer that created it meanwhile would go unseen.
-        return (
+        # Not the instance: it is read once its key is locked. Locked here, before the key, it
+        # would be locked in the other order than a writer that holds the key takes it (a
+        # deadlock), and a writer that created it meanwhile would go unseen. The key is created
+        # and locked here (as `_lock_keys` does, in one statement instead of two): `KEY_LOCKED`
+        # says whether it was; 0 when another writer created it after this statement's snapshot
+        # (it then waited for that writer, and `_lock_keys` locks it).
+        target = (
             select(_workspace.c.id.label("workspace_key"), _job)
             .select_from(joined)
             .where(_workspace.c.name == bindparam("workspace_name"))
+            .cte("target")
         )
+        vendor_id: Any = bindparam("vendor_instance_id")
+        created = (
+            postgresql.insert(_key)
+            .from_select(
+                ["job_id", "vendor_instance_id"],
+                select(target.c.id, vendor_id).where(target.c.id.is_not(None)),
+            )
+            .on_conflict_do_nothing()
+            .returning(_key.c.job_id)
+            .cte("created")
+        )
+        locked = (
+            select(_key.c.job_id)
+            .join(target, _key.c.job_id == target.c.id)
+            .where(_key.c.vendor_instance_id == vendor_id)
+            .with_for_update(of=_key)
+            .cte("locked")
+        )
+        counted = (
+            select(func.count()).select_from(created).scalar_subquery()
+            + select(func.count()).select_from(locked).scalar_subquery()
+        )
+        return select(*target.c, counted.label(KEY_LOCKED))
     joined = joined.outerjoin(_instance, condition)
     return (
         select(
@@ -608,8 +637,9 @@ async def write_instances(
         else None
     )
     stored: dict[tuple[int, int], dict[str, Any]] | None = None
+    locked_already: set[tuple[int, int]] = set()
     if found is not None:
-        spaces, jobs, stored = found
+        spaces, jobs, stored, locked_already = found
         job_keys = [(spaces[r.workspace], r.job_name) for r in records]
     else:
         spaces = await workspace_ids(
@@ -625,7 +655,9 @@ async def write_instances(
     # Locked until commit (PostgreSQL): the status an event reports as previous is the one this
     # write replaces, also when another writer reports the same instance at the same moment.
     # The keys first (instance_key), as every writer does, in key order: see `_lock_keys`.
-    locked = await _lock_keys(connection, [k for k in keys if k is not None])
+    locked = locked_already | await _lock_keys(
+        connection, [k for k in keys if k is not None and k not in locked_already]
+    )
     if stored is None:
         stored = await _instances_by_key(connection, [k for k in keys if k is not None], lock=True)
     stored_nodes = await _nodes_of(
@@ -733,14 +765,19 @@ async def write_instances(
 async def _workspace_and_job(
     connection: AsyncConnection, record: InstanceRecord
 ) -> (
-    tuple[dict[str, int], dict[tuple[int, str], dict[str, Any]], dict[tuple[int, int], Any] | None]
+    tuple[
+        dict[str, int],
+        dict[tuple[int, str], dict[str, Any]],
+        dict[tuple[int, int], Any] | None,
+        set[tuple[int, int]],
+    ]
     | None
 ):
     """A single report's workspace id, stored job (none: a new job) and stored instance, as
     `workspace_ids`, `_jobs_by_key` and `_instances_by_key(lock=True)` find them, in one
     statement instead of three; None when the workspace is new (those then create and find
     it). On PostgreSQL the instance is not read here (None): `write_instances` reads it once
-    its key is locked (`_lock_keys`)."""
+    its key is locked, here (the keys returned) or by `_lock_keys`."""
     row = (
         await connection.execute(
             _WORKSPACE_JOB_AND_INSTANCE[connection.dialect.name],
@@ -761,6 +798,7 @@ async def _workspace_and_job(
         else:
             job[name] = value
     workspace_id = job.pop("workspace_key")
+    key_locked = job.pop(KEY_LOCKED, 0)
     if not instance:  # PostgreSQL: read after its key is locked
         stored = None
     elif job["id"] is None or instance["id"] is None:
@@ -768,8 +806,9 @@ async def _workspace_and_job(
     else:
         stored = {(job["id"], record.instance_id): instance}
     if job["id"] is None:
-        return {record.workspace: workspace_id}, {}, stored
-    return {record.workspace: workspace_id}, {(workspace_id, record.job_name): job}, stored
+        return {record.workspace: workspace_id}, {}, stored, set()
+    locked = {(job["id"], record.instance_id)} if key_locked else set()
+    return {record.workspace: workspace_id}, {(workspace_id, record.job_name): job}, stored, locked
 
 
 async def _log_changes(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.storage.ingest import ItemResult, Outcome, write_instances, write_jobs
@@ -335,6 +335,42 @@ async def test_concurrent_identical_batches_create_once(engine: AsyncEngine) -> 
     outcomes = [r.outcome for r in first + second]
     assert outcomes.count(Outcome.CREATED) == 200
     assert outcomes.count(Outcome.UNCHANGED) == 200
+
+
+async def test_concurrent_single_reports_of_one_new_instance_create_it_once(
+    engine: AsyncEngine,
+) -> None:
+    """Single reports (one statement finds the workspace, the job and, on PostgreSQL, creates
+    and locks the instance's key): twelve writers of one new instance at once, its job known.
+    One creates it, the others find it (each waits for the key, or meets it created after its
+    snapshot and locks it again); no error, no deadlock, one row."""
+    import asyncio
+
+    from jobql.storage.engine import write as write_transaction
+
+    ws = (await new_workspace(engine)).name
+    await write(engine, run(ws, 1, job="known"))
+
+    async def one(status: str) -> list[ItemResult]:
+        async def work(connection: Any) -> list[ItemResult]:
+            return await write_instances(connection, [run(ws, 2, job="known", status=status)])
+
+        return await write_transaction(engine, work)
+
+    results = await asyncio.gather(*(one("RUNNING") for _ in range(12)))
+    outcomes = [r.outcome for result in results for r in result]
+    assert outcomes.count(Outcome.CREATED) == 1
+    assert outcomes.count(Outcome.UNCHANGED) == 11
+    async with engine.connect() as connection:
+        count = await connection.scalar(
+            text(
+                "SELECT count(*) FROM instance i JOIN job j ON j.id = i.job_id "
+                "JOIN workspace w ON w.id = i.workspace_id "
+                "WHERE w.name = :ws AND j.name = 'known' AND i.vendor_instance_id = 2"
+            ),
+            {"ws": ws},
+        )
+    assert count == 1
 
 
 async def test_children_of_refused_batch_items_are_refused_too(engine: AsyncEngine) -> None:
