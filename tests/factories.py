@@ -20,7 +20,8 @@ from typing import Any
 import graphql
 import httpx
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobql.resolvers.context import RequestContext
@@ -28,7 +29,7 @@ from jobql.schema import Schema, create_schema, schema
 from jobql.settings import DEFAULT_CURSOR_SECRET
 from jobql.storage import engine as storage_engine
 from jobql.storage.identifiers import CursorCodec
-from jobql.storage.models import Instance, InstanceNode, Job, Workspace
+from jobql.storage.models import Instance, InstanceKey, InstanceNode, Job, Workspace
 
 BASE_TIME = datetime(2019, 3, 4, 3, 53, tzinfo=UTC)
 _counter = itertools.count(1)
@@ -95,12 +96,25 @@ async def make_instance(engine: AsyncEngine, job: Ref, **fields: Any) -> Ref:
         "ignore_success": False,
         **fields,
     }
-    key = await _write(
-        engine,
-        lambda connection: connection.scalar(
-            insert(Instance).values(**values).returning(Instance.id)
-        ),
-    )
+
+    async def work(connection: AsyncConnection) -> Any:
+        if connection.dialect.name != "postgresql":
+            return await connection.scalar(insert(Instance).values(**values).returning(Instance.id))
+        # PostgreSQL: the instance's key row first, and where the instance is (as ingest and
+        # the bulk load write them; models.InstanceKey).
+        pair = {"job_id": values["job_id"], "vendor_instance_id": values["vendor_instance_id"]}
+        await connection.execute(
+            postgresql.insert(InstanceKey).values(**pair).on_conflict_do_nothing()
+        )
+        key = await connection.scalar(insert(Instance).values(**values).returning(Instance.id))
+        await connection.execute(
+            update(InstanceKey)
+            .filter_by(**pair)
+            .values(instance_id=key, plan_time=values["plan_time"])
+        )
+        return key
+
+    key = await _write(engine, work)
     assert key is not None
     return Ref(key, job.name, job.workspace_id)
 

@@ -14,7 +14,7 @@ from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobql.storage.engine import analyze
-from jobql.storage.models import Base, Instance, InstanceNode, Job, Workspace
+from jobql.storage.models import Base, Instance, InstanceKey, InstanceNode, Job, Workspace
 
 # Set to False to insert through SQLAlchemy on PostgreSQL too (for measuring COPY against it).
 PREFER_COPY = True
@@ -23,6 +23,8 @@ JOB_TABLE = Base.metadata.tables[Job.__tablename__]
 INSTANCE_TABLE = Base.metadata.tables[Instance.__tablename__]
 NODE_TABLE = Base.metadata.tables[InstanceNode.__tablename__]
 WORKSPACE_TABLE = Base.metadata.tables[Workspace.__tablename__]
+KEY_TABLE = Base.metadata.tables[InstanceKey.__tablename__]
+KEY_COLUMNS = ("job_id", "vendor_instance_id", "instance_id", "plan_time")
 
 JOB_COLUMNS = (
     "id",
@@ -54,6 +56,8 @@ NODE_COLUMNS = (
 
 
 _INSTANCE_ID = INSTANCE_COLUMNS.index("id")
+_INSTANCE_JOB = INSTANCE_COLUMNS.index("job_id")
+_INSTANCE_VENDOR = INSTANCE_COLUMNS.index("vendor_instance_id")
 _INSTANCE_PLAN = INSTANCE_COLUMNS.index("plan_time")
 _NODE_INSTANCE = NODE_COLUMNS.index("instance_id")
 
@@ -98,6 +102,13 @@ async def insert_batch(
         if postgresql:
             # Generated rows: losing the last batches in a server crash costs nothing.
             await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        if postgresql:
+            # Every instance's key row first (the foreign key; models.InstanceKey).
+            keys = [
+                (row[_INSTANCE_JOB], row[_INSTANCE_VENDOR], row[_INSTANCE_ID], row[_INSTANCE_PLAN])
+                for row in instance_rows
+            ]
+            await _insert(conn, KEY_TABLE, KEY_COLUMNS, keys, use_copy)
         await _insert(conn, INSTANCE_TABLE, INSTANCE_COLUMNS, instance_rows, use_copy)
         # Each node carries its instance's plan time (PostgreSQL's partition key of nodes).
         plan_of = {row[_INSTANCE_ID]: row[_INSTANCE_PLAN] for row in instance_rows}

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -130,6 +130,19 @@ _JOB_BY_KEY = select(_job).where(
 # columns prefixed.
 STORED = "stored_"
 KEY_LOCKED = "key_locked"
+KEY_CREATED = "key_created"
+KEY_INSTANCE = "key_instance_id"
+KEY_PLAN = "key_plan_time"
+
+
+class Place(NamedTuple):
+    """PostgreSQL: what a locked `instance_key` row says of its instance (models.InstanceKey):
+    `new`, the row was created by this writer, so there is no instance yet; else the instance's
+    id and plan time as the last writer left them (None: not said; the table is read)."""
+
+    new: bool
+    id: int | None = None
+    plan_time: datetime | None = None
 
 
 def _workspace_job_and_instance(dialect_name: str) -> Any:
@@ -165,17 +178,21 @@ def _workspace_job_and_instance(dialect_name: str) -> Any:
             .cte("created")
         )
         locked = (
-            select(_key.c.job_id)
+            select(_key.c.job_id, _key.c.instance_id, _key.c.plan_time)
             .join(target, _key.c.job_id == target.c.id)
             .where(_key.c.vendor_instance_id == vendor_id)
             .with_for_update(of=_key)
             .cte("locked")
         )
-        counted = (
-            select(func.count()).select_from(created).scalar_subquery()
-            + select(func.count()).select_from(locked).scalar_subquery()
+        new = select(func.count()).select_from(created).scalar_subquery()
+        counted = new + select(func.count()).select_from(locked).scalar_subquery()
+        return select(
+            *target.c,
+            counted.label(KEY_LOCKED),
+            new.label(KEY_CREATED),
+            select(locked.c.instance_id).scalar_subquery().label(KEY_INSTANCE),
+            select(locked.c.plan_time).scalar_subquery().label(KEY_PLAN),
         )
-        return select(*target.c, counted.label(KEY_LOCKED))
     joined = joined.outerjoin(_instance, condition)
     return (
         select(
@@ -196,6 +213,13 @@ _INSTANCE_BY_KEY = select(_instance).where(
     _instance.c.vendor_instance_id == bindparam("vendor_instance_id"),
 )
 _INSTANCE_BY_KEY_LOCKED = _INSTANCE_BY_KEY.with_for_update()
+# PostgreSQL: an instance where its key row says it is; the plan time keeps the read to one
+# month's partition (planned for it: the other months are pruned before they are planned).
+_INSTANCE_PLACED = (
+    select(_instance)
+    .where(_instance.c.id == bindparam("id"), _instance.c.plan_time == bindparam("plan_time"))
+    .with_for_update()
+)
 _NODES_OF_INSTANCE = (
     select(_node)
     .where(
@@ -637,7 +661,7 @@ async def write_instances(
         else None
     )
     stored: dict[tuple[int, int], dict[str, Any]] | None = None
-    locked_already: set[tuple[int, int]] = set()
+    locked_already: dict[tuple[int, int], Place] = {}
     if found is not None:
         spaces, jobs, stored, locked_already = found
         job_keys = [(spaces[r.workspace], r.job_name) for r in records]
@@ -659,7 +683,9 @@ async def write_instances(
         connection, [k for k in keys if k is not None and k not in locked_already]
     )
     if stored is None:
-        stored = await _instances_by_key(connection, [k for k in keys if k is not None], lock=True)
+        stored = await _instances_by_key(
+            connection, [k for k in keys if k is not None], lock=True, places=locked
+        )
     stored_nodes = await _nodes_of(
         connection,
         [
@@ -730,6 +756,7 @@ async def write_instances(
     after: dict[tuple[int, int], dict[str, Any]] = {}
     outcome_of = await _upsert_instances(connection, list(writes.values()), stored, after, locked)
     plan_of = {row["id"]: row["plan_time"] for row in (*stored.values(), *after.values())}
+    await _place_keys(connection, after, locked)
     for index, (key, _, _) in writes.items():
         written = outcome_of.get(key)
         if written is None:
@@ -769,7 +796,7 @@ async def _workspace_and_job(
         dict[str, int],
         dict[tuple[int, str], dict[str, Any]],
         dict[tuple[int, int], Any] | None,
-        set[tuple[int, int]],
+        dict[tuple[int, int], Place],
     ]
     | None
 ):
@@ -799,6 +826,9 @@ async def _workspace_and_job(
             job[name] = value
     workspace_id = job.pop("workspace_key")
     key_locked = job.pop(KEY_LOCKED, 0)
+    place = Place(
+        bool(job.pop(KEY_CREATED, 0)), job.pop(KEY_INSTANCE, None), job.pop(KEY_PLAN, None)
+    )
     if not instance:  # PostgreSQL: read after its key is locked
         stored = None
     elif job["id"] is None or instance["id"] is None:
@@ -806,8 +836,8 @@ async def _workspace_and_job(
     else:
         stored = {(job["id"], record.instance_id): instance}
     if job["id"] is None:
-        return {record.workspace: workspace_id}, {}, stored, set()
-    locked = {(job["id"], record.instance_id)} if key_locked else set()
+        return {record.workspace: workspace_id}, {}, stored, {}
+    locked = {(job["id"], record.instance_id): place} if key_locked else {}
     return {record.workspace: workspace_id}, {(workspace_id, record.job_name): job}, stored, locked
 
 
@@ -954,12 +984,21 @@ def _nodes_differ(record: InstanceRecord, stored: dict[str, dict[str, Any]]) -> 
 
 
 async def _instances_by_key(
-    connection: AsyncConnection, keys: Sequence[tuple[int, int]], *, lock: bool = False
+    connection: AsyncConnection,
+    keys: Sequence[tuple[int, int]],
+    *,
+    lock: bool = False,
+    places: Mapping[tuple[int, int], Place] | None = None,
 ) -> dict[tuple[int, int], dict[str, Any]]:
     """Stored rows by (job id, instance id). `lock`: on PostgreSQL, lock them until the
-    transaction ends (FOR UPDATE), in key order, the order every writer locks them in."""
+    transaction ends (FOR UPDATE), in key order, the order every writer locks them in.
+    `places`: PostgreSQL, what the locked keys say of their instances: none for a new key, and
+    one month's read for a placed one (the table is read when it is not found there)."""
     found: dict[tuple[int, int], dict[str, Any]] = {}
     lock = lock and connection.dialect.name == "postgresql"
+    if places and connection.dialect.name == "postgresql":
+        found = await _placed_instances(connection, keys, places)
+        keys = [key for key in keys if key not in found and not (key in places and places[key].new)]
     for part in _chunks(sorted(set(keys))):
         if len(part) == 1:
             [(job_id, instance_id)] = part
@@ -976,6 +1015,40 @@ async def _instances_by_key(
                     _instance.c.job_id, _instance.c.vendor_instance_id
                 ).with_for_update()
             rows = await connection.execute(statement)
+        found.update({(row.job_id, row.vendor_instance_id): dict(row._mapping) for row in rows})
+    return found
+
+
+async def _placed_instances(
+    connection: AsyncConnection,
+    keys: Sequence[tuple[int, int]],
+    places: Mapping[tuple[int, int], Place],
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """The instances of these keys where their key rows say they are, locked, in key order."""
+    placed = sorted(
+        (key, place.id, place.plan_time)
+        for key in set(keys)
+        if (place := places.get(key)) is not None
+        and place.id is not None
+        and place.plan_time is not None
+    )
+    found: dict[tuple[int, int], dict[str, Any]] = {}
+    for part in _chunks(placed):
+        if len(part) == 1:
+            [(_, instance_id, plan_time)] = part
+            rows = await connection.execute(
+                _INSTANCE_PLACED, {"id": instance_id, "plan_time": plan_time}
+            )
+        else:
+            rows = await connection.execute(
+                select(_instance)
+                .where(
+                    _instance.c.id.in_([id_ for _, id_, _ in part]),
+                    _instance.c.plan_time.in_(sorted({time for _, _, time in part})),
+                )
+                .order_by(_instance.c.job_id, _instance.c.vendor_instance_id)
+                .with_for_update()
+            )
         found.update({(row.job_id, row.vendor_instance_id): dict(row._mapping) for row in rows})
     return found
 
@@ -1015,10 +1088,11 @@ _KEYS = (
 )
 _KEYS_CREATE = text(
     f"INSERT INTO instance_key (job_id, vendor_instance_id) SELECT * FROM {_KEYS} "
-    "ON CONFLICT DO NOTHING"
+    "ON CONFLICT DO NOTHING RETURNING job_id, vendor_instance_id"
 )
 _KEYS_LOCK = text(
-    f"SELECT instance_key.job_id FROM instance_key JOIN {_KEYS} "
+    "SELECT instance_key.job_id, instance_key.vendor_instance_id, instance_key.instance_id, "
+    f"instance_key.plan_time FROM instance_key JOIN {_KEYS} "
     "USING (job_id, vendor_instance_id) "
     "ORDER BY instance_key.job_id, instance_key.vendor_instance_id FOR UPDATE OF instance_key"
 )
@@ -1026,24 +1100,68 @@ _KEYS_LOCK = text(
 
 async def _lock_keys(
     connection: AsyncConnection, keys: Sequence[tuple[int, int]]
-) -> set[tuple[int, int]]:
+) -> dict[tuple[int, int], Place]:
     """PostgreSQL: create (if missing) and lock until commit the `instance_key` rows of these
     (job id, instance id) keys, in key order, so that two writers of one instance wait for each
     other here, whatever plan times (partitions) they report; the partitioned `instance` cannot
     keep the pair unique by itself (docs/partitioning.md). A key new to both writers serialises
-    them at its INSERT, before either locks anything else of the chunk. Returns the keys locked
-    (none on SQLite, whose writes are serialised)."""
+    them at its INSERT, before either locks anything else of the chunk. Returns the keys locked,
+    each with what its row says of its instance (none on SQLite, whose writes are serialised)."""
     if connection.dialect.name != "postgresql" or not keys:
-        return set()
-    wanted = sorted(set(keys))
-    for part in _chunks(wanted):
+        return {}
+    locked: dict[tuple[int, int], Place] = {}
+    for part in _chunks(sorted(set(keys))):
         arrays = {"jobs": [j for j, _ in part], "ids": [v for _, v in part]}
-        locked = 0
+        created: set[tuple[int, int]] = set()
+        rows: list[Any] = []
         # Again when prune's clean-up removed a key between the two statements (rare).
-        while locked < len(part):
-            await connection.execute(_KEYS_CREATE, arrays)
-            locked = len((await connection.execute(_KEYS_LOCK, arrays)).all())
-    return set(wanted)
+        while len(rows) < len(part):
+            created.update(
+                (row[0], row[1]) for row in await connection.execute(_KEYS_CREATE, arrays)
+            )
+            rows = list((await connection.execute(_KEYS_LOCK, arrays)).all())
+        for job_id, vendor_id, instance_id, plan_time in rows:
+            key = (job_id, vendor_id)
+            locked[key] = Place(key in created, instance_id, plan_time)
+    return locked
+
+
+# Where the instances written now are, for their key rows (see models.InstanceKey).
+_KEYS_PLACE = text(
+    "UPDATE instance_key SET instance_id = placed.instance_id, plan_time = placed.plan_time "
+    "FROM unnest(CAST(:jobs AS BIGINT[]), CAST(:ids AS BIGINT[]), CAST(:instances AS BIGINT[]), "
+    "CAST(:times AS TIMESTAMP WITH TIME ZONE[])) "
+    "AS placed(job_id, vendor_instance_id, instance_id, plan_time) "
+    "WHERE instance_key.job_id = placed.job_id "
+    "AND instance_key.vendor_instance_id = placed.vendor_instance_id"
+)
+
+
+async def _place_keys(
+    connection: AsyncConnection,
+    after: Mapping[tuple[int, int], Mapping[str, Any]],
+    places: Mapping[tuple[int, int], Place],
+) -> None:
+    """PostgreSQL: the key rows of the instances written (`after`) say where they now are,
+    where they said otherwise (a new instance, a plan time moved). The keys are locked."""
+    if connection.dialect.name != "postgresql":
+        return
+    moved = sorted(
+        (key, row["id"], row["plan_time"])
+        for key, row in after.items()
+        if (place := places.get(key)) is None
+        or (place.id, place.plan_time) != (row["id"], row["plan_time"])
+    )
+    for part in _chunks(moved):
+        await connection.execute(
+            _KEYS_PLACE,
+            {
+                "jobs": [job_id for (job_id, _), _, _ in part],
+                "ids": [vendor_id for (_, vendor_id), _, _ in part],
+                "instances": [id_ for _, id_, _ in part],
+                "times": [time for _, _, time in part],
+            },
+        )
 
 
 async def _move_plan_time(
@@ -1070,7 +1188,7 @@ async def _upsert_instances(
     items: Sequence[tuple[tuple[int, int], InstanceRecord, int]],
     stored: dict[tuple[int, int], dict[str, Any]],
     after: dict[tuple[int, int], dict[str, Any]],
-    locked: set[tuple[int, int]],
+    locked: dict[tuple[int, int], Place],
 ) -> dict[tuple[int, int], tuple[int, bool | None]]:
     """Write rows; returns, per key written, its id and (PostgreSQL only) whether it was new.
     A key missing from the answer was held back by the guard, or had no column to write (a
@@ -1080,9 +1198,11 @@ async def _upsert_instances(
     written: dict[tuple[int, int], tuple[int, bool | None]] = {}
     late = [key for key, _, _ in items if key not in locked]
     if postgres and late:  # instances of jobs this transaction created or found created
-        await _lock_keys(connection, late)
+        locked.update(await _lock_keys(connection, late))
         stored.update(
-            await _instances_by_key(connection, [k for k in late if k not in stored], lock=True)
+            await _instances_by_key(
+                connection, [k for k in late if k not in stored], lock=True, places=locked
+            )
         )
     by_shape: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
     for key, record, workspace_id in sorted(items, key=lambda item: item[0]):

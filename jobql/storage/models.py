@@ -94,6 +94,15 @@ class Instance(Base):
         # stays unique through `instance_key` (ingest) and this index with the partition key.
         only("sqlite", UniqueConstraint("job_id", "vendor_instance_id")),
         only("postgresql", UniqueConstraint("job_id", "vendor_instance_id", "plan_time")),
+        # PostgreSQL: no instance without its key row, so that a key ingest creates is a new
+        # instance (see InstanceKey).
+        only(
+            "postgresql",
+            ForeignKeyConstraint(
+                ["job_id", "vendor_instance_id"],
+                ["instance_key.job_id", "instance_key.vendor_instance_id"],
+            ),
+        ),
         # Keyset windows: (scope, sort key, id) for every InstanceOrderField, per workspace and per
         # job. A nullable sort key pages in two ranges of the same index: values, then nulls.
         Index("ix_instance_ws_plan", "workspace_id", "plan_time", "id"),
@@ -333,9 +342,13 @@ class InstanceKey(Base):
     """PostgreSQL's arbiter of (job_id, vendor_instance_id): the partitioned `instance` can only
     keep it unique together with plan_time, so ingest creates this row (ON CONFLICT DO NOTHING)
     and locks it before it writes the instance; two writers of one instance wait here, whatever
-    plan times they report. Not every instance has a row (seeded data): the first ingest of it
-    makes one. Prune deletes the rows of what it deletes. Unused (empty) on SQLite, whose writes
-    are serialised anyway. See docs/partitioning.md."""
+    plan times they report. Every instance has its row (a foreign key from `instance`; ingest,
+    the bulk load and the conversion write them), so a row ingest has just created is a new
+    instance, with nothing to read. `instance_id` and `plan_time` say where its instance is (set
+    by ingest with the lock held, by the bulk load and the conversion; NULL before the instance
+    is written), so that ingest reads one month's partition instead of probing every month; a
+    read that does not find it there reads the table. Prune deletes the rows of what it deletes.
+    Unused (empty) on SQLite, whose writes are serialised anyway. See docs/partitioning.md."""
 
     __tablename__ = "instance_key"
 
@@ -343,3 +356,5 @@ class InstanceKey(Base):
     vendor_instance_id: Mapped[int] = mapped_column(
         BigInteger, primary_key=True, autoincrement=False
     )
+    instance_id: Mapped[int | None] = mapped_column(Key)
+    plan_time: Mapped[datetime | None] = mapped_column(UtcDateTime)

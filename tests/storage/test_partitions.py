@@ -12,14 +12,17 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.demo.seed import SeedPlan, reference_time, seed_database
 from jobql.storage import migrate, partitions
 from jobql.storage.engine import Reader
+from jobql.storage.ingest import ItemResult, Outcome, write_instances
 from jobql.storage.json_sql import BY_KEY, build_by_ids, read_by_ids
 from jobql.storage.plan import Column, ObjectPlan
 from jobql.storage.prune import prune
+from jobql.storage.records import InstanceRecord
 from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.factories import (
     execute,
@@ -592,6 +595,15 @@ async def test_seed_creates_the_months_of_its_data(pg: AsyncEngine) -> None:
     async with pg.connect() as connection:
         made = set(await partitions.months(connection))
     assert {partitions.month_of(end - timedelta(days=89)), partitions.month_of(end)} <= made
+    async with pg.connect() as connection:  # every instance's key row, saying where it is
+        unplaced = await connection.scalar(
+            text(
+                "SELECT count(*) FROM instance i LEFT JOIN instance_key k USING (job_id, "
+                "vendor_instance_id) WHERE k.instance_id IS DISTINCT FROM i.id "
+                "OR k.plan_time IS DISTINCT FROM i.plan_time"
+            )
+        )
+    assert unplaced == 0
 
 
 @pytest.mark.parametrize(
@@ -667,6 +679,12 @@ async def test_a_batchs_instances_are_read_from_the_months_their_events_name(
     # A month with no partitions: DEFAULT, where its rows are; one that is not there after all
     # (moved since) is read through the table.
     async with engine.begin() as connection:
+        await connection.execute(  # every instance's key row first (models.InstanceKey)
+            text(
+                "INSERT INTO instance_key (job_id, vendor_instance_id) "
+                "SELECT DISTINCT job_id, 999 FROM instance ON CONFLICT DO NOTHING"
+            )
+        )
         later_key = (
             await connection.execute(
                 text(
@@ -732,6 +750,12 @@ async def test_every_partition_has_a_unique_id_index_and_by_id_reads_use_it_befo
     async with pg.connect() as connection:
         await connection.execute(text("ANALYZE"))  # January: one row; February: empty
     async with pg.begin() as connection:
+        await connection.execute(  # every instance's key row first (models.InstanceKey)
+            text(
+                "INSERT INTO instance_key (job_id, vendor_instance_id) "
+                "SELECT job_id, 1000 + g FROM instance, generate_series(1, 4000) g"
+            )
+        )
         await connection.execute(
             text(
                 "INSERT INTO instance (workspace_id, job_id, vendor_instance_id, status, "
@@ -784,3 +808,134 @@ async def test_every_partition_has_a_unique_id_index_and_by_id_reads_use_it_befo
     # The id's index (a plain or a bitmap scan of it), no row of the month read and dropped.
     assert indexes == {"instance_p2025_02_id_key"}
     assert removed == [0]
+
+
+async def key_row(engine: AsyncEngine, workspace: str, vendor_id: int) -> tuple[Any, ...]:
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT k.instance_id, k.plan_time FROM instance_key k "
+                    "JOIN job ON job.id = k.job_id JOIN workspace w ON w.id = job.workspace_id "
+                    "WHERE w.name = :workspace AND k.vendor_instance_id = :vendor_id"
+                ),
+                {"workspace": workspace, "vendor_id": vendor_id},
+            )
+        ).one()
+        return tuple(row)
+
+
+async def written(
+    engine: AsyncEngine, *records: InstanceRecord
+) -> tuple[list[ItemResult], list[str]]:
+    """The results of writing `records` in one transaction, with the statements it sent."""
+    sent: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with engine.begin() as connection:
+            return await write_instances(connection, list(records)), sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+
+
+def reads_of_instance(sent: list[str]) -> list[str]:
+    """The statements that read `instance` (not its key, nodes or events)."""
+    return [
+        s for s in sent if s.lstrip().startswith("SELECT") and re.search(r"FROM instance\b(?!_)", s)
+    ]
+
+
+def report(instance_id: int, plan_time: datetime, **values: Any) -> InstanceRecord:
+    return InstanceRecord(
+        workspace="keys",
+        job_name="job",
+        instance_id=instance_id,
+        values={"status": "RUNNING", "plan_time": plan_time, **values},
+    )
+
+
+async def test_a_writer_reads_an_instance_only_where_its_key_row_says_it_is(
+    pg: AsyncEngine,
+) -> None:
+    """A new key is a new instance: nothing is read. An update reads the instance by id and plan
+    time (one month's partition, pruned when planned); a moved plan time moves the key's place;
+    a place that is wrong is corrected through the table, and no instance is written twice."""
+    feb = datetime(2025, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+    async with pg.begin() as connection:
+        await partitions.ensure_months(connection, JAN, APR)
+
+    results, sent = await written(pg, report(7, feb))
+    assert results[0].outcome is Outcome.CREATED
+    assert reads_of_instance(sent) == [], sent
+    key = results[0].key
+    assert await key_row(pg, "keys", 7) == (key, feb)
+
+    results, sent = await written(pg, report(7, feb, start_time=feb))
+    assert (results[0].outcome, results[0].key) == (Outcome.UPDATED, key)
+    [read] = reads_of_instance(sent)
+    assert "instance.plan_time = " in read
+    assert "vendor_instance_id" not in read.split("WHERE")[1]
+    async with pg.connect() as connection:
+        plan = "\n".join(
+            row[0]
+            for row in await connection.execute(
+                text("EXPLAIN SELECT * FROM instance WHERE id = :id AND plan_time = :plan_time"),
+                {"id": key, "plan_time": feb},
+            )
+        )
+    assert set(re.findall(r"on (instance_p\w+|instance_default)\b", plan)) == {
+        "instance_p2025_02"
+    }, plan
+
+    # The plan time moves to March: the key follows it.
+    mar = datetime(2025, 3, 9, tzinfo=UTC)
+    results, _ = await written(pg, report(7, mar, start_time=mar))
+    assert (results[0].outcome, results[0].key) == (Outcome.UPDATED, key)
+    assert await key_row(pg, "keys", 7) == (key, mar)
+    assert (await where_rows_are(pg, "instance")) == {"instance_p2025_03": 1}
+
+    # A place that is wrong (not written by ingest): the table is read, the key corrected.
+    async with pg.begin() as connection:
+        await connection.execute(text("UPDATE instance_key SET plan_time = '2025-01-01Z'"))
+    results, sent = await written(pg, report(7, mar, status="SUCCESS"))
+    assert (results[0].outcome, results[0].key) == (Outcome.UPDATED, key)
+    assert len(reads_of_instance(sent)) == 2  # where the key said, then through the table
+    assert await key_row(pg, "keys", 7) == (key, mar)
+    assert (await where_rows_are(pg, "instance")) == {"instance_p2025_03": 1}
+
+    # Several at once: the stored one by its place, the new one not read.
+    results, sent = await written(
+        pg, report(7, mar, status="SUCCESS", end_time=mar), report(8, feb, status="SUCCESS")
+    )
+    assert [r.outcome for r in results] == [Outcome.UPDATED, Outcome.CREATED]
+    [read] = reads_of_instance(sent)
+    assert "instance.plan_time = " in read
+    assert await key_row(pg, "keys", 8) == (results[1].key, feb)
+    results, sent = await written(
+        pg,
+        report(7, mar, status="SUCCESS", end_time=feb),
+        report(8, feb, status="SUCCESS", end_time=mar),
+    )
+    assert [r.outcome for r in results] == [Outcome.UPDATED, Outcome.UPDATED]
+    [read] = reads_of_instance(sent)
+    assert "instance.plan_time IN" in read
+
+
+async def test_no_instance_is_stored_without_its_key_row(pg: AsyncEngine) -> None:
+    space = await new_workspace(pg)
+    job = await make_job(pg, space)
+    await make_instance(pg, job, plan_time=datetime(2025, 1, 2, tzinfo=UTC))
+    with pytest.raises(IntegrityError, match="fk_instance_job_id_instance_key"):
+        async with pg.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO instance (workspace_id, job_id, vendor_instance_id, status, "
+                    "instance_type, plan_time, force_success, ignore_success) "
+                    "SELECT workspace_id, job_id, 123456, status, instance_type, plan_time, "
+                    "force_success, ignore_success FROM instance"
+                )
+            )

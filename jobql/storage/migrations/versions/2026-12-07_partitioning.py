@@ -41,6 +41,7 @@ INSTANCE_INDEXES = {
     "ix_instance_ws_status_plan": "workspace_id, status, plan_time, id",
     "ix_instance_ws_type_plan": "workspace_id, instance_type, plan_time, id",
 }
+KEY_FOREIGN_KEY = "fk_instance_job_id_instance_key"
 FOREIGN_KEYS = {
     "instance": [
         ("fk_instance_workspace_id_workspace", "workspace_id", "workspace"),
@@ -205,6 +206,8 @@ def upgrade() -> None:
         "instance_key",
         sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("vendor_instance_id", sa.BigInteger(), nullable=False),
+        sa.Column("instance_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite")),
+        sa.Column("plan_time", _utc()),
         sa.PrimaryKeyConstraint("job_id", "vendor_instance_id", name=op.f("pk_instance_key")),
     )
     if op.get_bind().dialect.name != "postgresql":
@@ -231,8 +234,12 @@ def upgrade() -> None:
     _unique_ids("instance", months)
     _unique_ids("instance_node", months)
     op.execute(
-        "INSERT INTO instance_key (job_id, vendor_instance_id) "
-        "SELECT job_id, vendor_instance_id FROM instance"
+        "INSERT INTO instance_key (job_id, vendor_instance_id, instance_id, plan_time) "
+        "SELECT job_id, vendor_instance_id, id, plan_time FROM instance"
+    )
+    op.execute(
+        f"ALTER TABLE instance ADD CONSTRAINT {KEY_FOREIGN_KEY} FOREIGN KEY "
+        "(job_id, vendor_instance_id) REFERENCES instance_key (job_id, vendor_instance_id)"
     )
     _progress()(
         f"partitioned: {len(months)} months {months[0][0]:04d}-{months[0][1]:02d} .. "
@@ -263,6 +270,7 @@ def downgrade() -> None:
             batch.drop_column("instance_plan_time")
         op.drop_table("instance_key")
         return
+    op.execute(f"ALTER TABLE instance DROP CONSTRAINT {KEY_FOREIGN_KEY}")
     _rebuild("instance", False, "SELECT s.* FROM instance_partitioned s", [])
     _instance_keys(partitioned=False)
     _rebuild(
