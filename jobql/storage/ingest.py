@@ -1126,14 +1126,15 @@ async def _lock_keys(
     return locked
 
 
-# Where the instances written now are, for their key rows (see models.InstanceKey).
-_KEYS_PLACE = text(
-    "UPDATE instance_key SET instance_id = placed.instance_id, plan_time = placed.plan_time "
-    "FROM unnest(CAST(:jobs AS BIGINT[]), CAST(:ids AS BIGINT[]), CAST(:instances AS BIGINT[]), "
-    "CAST(:times AS TIMESTAMP WITH TIME ZONE[])) "
-    "AS placed(job_id, vendor_instance_id, instance_id, plan_time) "
-    "WHERE instance_key.job_id = placed.job_id "
-    "AND instance_key.vendor_instance_id = placed.vendor_instance_id"
+# Where the instances written now are, for their key rows (see models.InstanceKey): one key per
+# execution (a generic plan; arrays through unnest were planned again on every call).
+_KEY_PLACE = (
+    update(_key)
+    .where(
+        _key.c.job_id == bindparam("key_job_id"),
+        _key.c.vendor_instance_id == bindparam("key_vendor_instance_id"),
+    )
+    .values(instance_id=bindparam("key_instance_id"), plan_time=bindparam("key_plan_time"))
 )
 
 
@@ -1152,15 +1153,18 @@ async def _place_keys(
         if (place := places.get(key)) is None
         or (place.id, place.plan_time) != (row["id"], row["plan_time"])
     )
-    for part in _chunks(moved):
+    if moved:
         await connection.execute(
-            _KEYS_PLACE,
-            {
-                "jobs": [job_id for (job_id, _), _, _ in part],
-                "ids": [vendor_id for (_, vendor_id), _, _ in part],
-                "instances": [id_ for _, id_, _ in part],
-                "times": [time for _, _, time in part],
-            },
+            _KEY_PLACE,
+            [
+                {
+                    "key_job_id": job_id,
+                    "key_vendor_instance_id": vendor_id,
+                    "key_instance_id": instance_id,
+                    "key_plan_time": plan_time,
+                }
+                for (job_id, vendor_id), instance_id, plan_time in moved
+            ],
         )
 
 
