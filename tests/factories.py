@@ -15,12 +15,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import graphql
 import httpx
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -97,21 +97,8 @@ async def make_instance(engine: AsyncEngine, job: Ref, **fields: Any) -> Ref:
         **fields,
     }
 
-    async def work(connection: AsyncConnection) -> Any:
-        if connection.dialect.name != "postgresql":
-            return await connection.scalar(insert(Instance).values(**values).returning(Instance.id))
-        # PostgreSQL: the instance's key row first, and where the instance is (as ingest and
-        # the bulk load write them; models.InstanceKey).
-        pair = {"job_id": values["job_id"], "vendor_instance_id": values["vendor_instance_id"]}
-        await connection.execute(
-            postgresql.insert(InstanceKey).values(**pair).on_conflict_do_nothing()
-        )
-        key = await connection.scalar(insert(Instance).values(**values).returning(Instance.id))
-        await connection.execute(
-            update(InstanceKey)
-            .filter_by(**pair)
-            .values(instance_id=key, plan_time=values["plan_time"])
-        )
+    async def work(connection: AsyncConnection) -> int:
+        [key] = await insert_instances(connection, [values])
         return key
 
     key = await _write(engine, work)
@@ -141,6 +128,44 @@ async def make_nodes(engine: AsyncEngine, instance: Ref, count: int, **fields: A
         return [row[0] for row in result.all()]
 
     return await _write(engine, work)  # type: ignore[no-any-return]
+
+
+_KEY = cast(Table, InstanceKey.__table__)
+_PLACE_KEY = (
+    update(_KEY)
+    .where(_KEY.c.job_id == bindparam("k_job"), _KEY.c.vendor_instance_id == bindparam("k_vendor"))
+    .values(instance_id=bindparam("k_id"), plan_time=bindparam("k_plan"))
+)
+
+
+async def insert_instances(connection: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Instance rows as given; their ids, in order. On PostgreSQL their key rows first, saying
+    where each instance is, as ingest and the bulk load write them (models.InstanceKey)."""
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        await connection.execute(
+            postgresql.insert(InstanceKey).on_conflict_do_nothing(),
+            [{"job_id": r["job_id"], "vendor_instance_id": r["vendor_instance_id"]} for r in rows],
+        )
+    result = await connection.execute(
+        insert(Instance).returning(Instance.id, Instance.plan_time, sort_by_parameter_order=True),
+        rows,
+    )
+    written = result.all()
+    if postgres:
+        await connection.execute(
+            _PLACE_KEY,
+            [
+                {
+                    "k_job": row["job_id"],
+                    "k_vendor": row["vendor_instance_id"],
+                    "k_id": key,
+                    "k_plan": plan_time,
+                }
+                for row, (key, plan_time) in zip(rows, written, strict=True)
+            ],
+        )
+    return [key for key, _ in written]
 
 
 async def with_instance_plan_times(

@@ -21,8 +21,8 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.schema import schema
-from jobql.storage.models import Instance, InstanceNode, Job
-from tests.factories import BASE_TIME, data_of, new_workspace
+from jobql.storage.models import InstanceNode, Job
+from tests.factories import BASE_TIME, data_of, insert_instances, new_workspace
 from tests.profiles import profile
 from tests.stats.reference import mean, percentile_cont
 
@@ -93,7 +93,7 @@ async def store(engine: AsyncEngine, drawn: list[list[Any]]) -> str:
                         "ignore_success": False,
                     }
                 )
-            keys = (await connection.execute(insert(Instance).returning(Instance.id), rows)).all()
+            keys = [(key,) for key in await insert_instances(connection, rows)]
             await connection.execute(
                 insert(InstanceNode),
                 [

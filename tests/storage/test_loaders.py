@@ -14,6 +14,7 @@ from jobql.storage.models import Instance, InstanceNode
 from tests.factories import (
     BASE_TIME,
     data_of,
+    insert_instances,
     make_job,
     new_workspace,
     reference_schema,
@@ -57,7 +58,7 @@ async def thousand_instances(engine: AsyncEngine) -> str:
         for n in range(1000)
     ]
     async with engine.begin() as connection:
-        await connection.execute(insert(Instance), rows)
+        await insert_instances(connection, rows)
         keys = (
             await connection.scalars(
                 select(Instance.id).where(Instance.workspace_id == workspace.id)

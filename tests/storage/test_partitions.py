@@ -753,14 +753,14 @@ async def test_every_partition_has_a_unique_id_index_and_by_id_reads_use_it_befo
         await connection.execute(  # every instance's key row first (models.InstanceKey)
             text(
                 "INSERT INTO instance_key (job_id, vendor_instance_id) "
-                "SELECT job_id, 1000 + g FROM instance, generate_series(1, 4000) g"
+                "SELECT job_id, 1000000 + g FROM instance, generate_series(1, 4000) g"
             )
         )
         await connection.execute(
             text(
                 "INSERT INTO instance (workspace_id, job_id, vendor_instance_id, status, "
                 "instance_type, plan_time, force_success, ignore_success) "
-                "SELECT workspace_id, job_id, 1000 + g, status, instance_type, "
+                "SELECT workspace_id, job_id, 1000000 + g, status, instance_type, "
                 "'2025-02-03T00:00:00Z'::timestamptz + g * interval '1 second', "
                 "force_success, ignore_success "
                 "FROM instance, generate_series(1, 4000) g"
