@@ -992,11 +992,11 @@ async def _instances_by_key(
 ) -> dict[tuple[int, int], dict[str, Any]]:
     """Stored rows by (job id, instance id). `lock`: on PostgreSQL, lock them until the
     transaction ends (FOR UPDATE), in key order, the order every writer locks them in.
-    `places`: PostgreSQL, what the locked keys say of their instances: none for a new key, and
-    one month's read for a placed one (the table is read when it is not found there)."""
+    `places` (with `lock`): what the locked keys say of their instances: none for a new key,
+    and one month's read for a placed one (the table is read when it is not found there)."""
     found: dict[tuple[int, int], dict[str, Any]] = {}
     lock = lock and connection.dialect.name == "postgresql"
-    if places and connection.dialect.name == "postgresql":
+    if places and lock:
         found = await _placed_instances(connection, keys, places)
         keys = [key for key in keys if key not in found and not (key in places and places[key].new)]
     for part in _chunks(sorted(set(keys))):

@@ -188,14 +188,24 @@ async def ensure_months(connection: AsyncConnection, first: Month, last: Month) 
     """Create the partitions of every month from `first` to `last` that is missing, in the
     caller's transaction; rows of such a month already in DEFAULT are moved into it."""
     present = set(await months(connection))
-    report, month = [], first
+    report, month, locked = [], first, False
     while month <= last:
         if month in present:
             report.append(Created(month, False))
         else:
+            if not locked:
+                # ATTACH gives the new partition the foreign key to `instance_key`, which takes
+                # this lock on it; taken here first, it is taken in the writers' order (their
+                # key before the instance tables), so a writer waits instead of deadlocking.
+                # Writers pause until this transaction ends (milliseconds for an empty month).
+                await connection.execute(text(_LOCK_KEYS))
+                locked = True
             report.append(Created(month, True, await _create_month(connection, month)))
         month = next_month(month)
     return report
+
+
+_LOCK_KEYS = "LOCK TABLE instance_key IN SHARE ROW EXCLUSIVE MODE"
 
 
 async def _create_month(connection: AsyncConnection, month: Month) -> int:

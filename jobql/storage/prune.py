@@ -169,20 +169,40 @@ async def prune(
 async def _forget_keys(connection: AsyncConnection, workspace_id: int) -> None:
     """PostgreSQL: the `instance_key` rows of instances that are gone. A key a writer holds
     (SKIP LOCKED) stays: it may be writing that instance right now, and its lock is the key row's
-    (a lock taken here, in another order than the writers', could deadlock with one)."""
+    (a lock taken here, in another order than the writers', could deadlock with one). The keys
+    are locked first, then deleted by a statement of their own that looks again: a writer that
+    created a key's instance after the first statement began is seen there (the foreign key from
+    `instance` would refuse the delete)."""
     i = _instance.alias("i")
-    orphans = (
-        select(_key.c.job_id, _key.c.vendor_instance_id)
-        .where(
-            ~select(i.c.id)
-            .where(i.c.job_id == _key.c.job_id, i.c.vendor_instance_id == _key.c.vendor_instance_id)
-            .exists(),
-            _key.c.job_id.in_(select(_job.c.id).where(_job.c.workspace_id == workspace_id)),
-        )
-        .with_for_update(skip_locked=True)
+    no_instance = ~(
+        select(i.c.id)
+        .where(i.c.job_id == _key.c.job_id, i.c.vendor_instance_id == _key.c.vendor_instance_id)
+        .exists()
+    )
+    orphans = select(_key.c.job_id, _key.c.vendor_instance_id).where(
+        no_instance,
+        _key.c.job_id.in_(select(_job.c.id).where(_job.c.workspace_id == workspace_id)),
     )
     pair = tuple_(_key.c.job_id, _key.c.vendor_instance_id)
-    await connection.execute(delete(_key).where(pair.in_(orphans.scalar_subquery())))
+    after: tuple[int, int] | None = None
+    while True:  # in key order, one pass over the workspace's keys
+        statement = orphans if after is None else orphans.where(pair > tuple_(*after))
+        found = [
+            (int(job), int(vendor))
+            for job, vendor in await connection.execute(
+                statement.order_by(_key.c.job_id, _key.c.vendor_instance_id)
+                .limit(FORGET_BATCH)
+                .with_for_update(skip_locked=True)
+            )
+        ]
+        if not found:
+            return
+        await connection.execute(delete(_key).where(pair.in_(found), no_instance))
+        after = found[-1]
+
+
+# Keys looked at and deleted per statement by `_forget_keys`.
+FORGET_BATCH = 5_000
 
 
 async def _batches(

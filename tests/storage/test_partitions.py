@@ -4,6 +4,7 @@ its own: dropping partitions would take other tests' rows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobql.demo.seed import SeedPlan, reference_time, seed_database
 from jobql.storage import migrate, partitions
+from jobql.storage import prune as prune_module
 from jobql.storage.engine import Reader
 from jobql.storage.ingest import ItemResult, Outcome, write_instances
 from jobql.storage.json_sql import BY_KEY, build_by_ids, read_by_ids
@@ -255,8 +257,9 @@ def _relations(plan: str) -> set[str]:
 
 
 async def test_prune_drops_whole_old_months_and_keeps_the_cutoffs_month_after_it(
-    pg: AsyncEngine,
+    pg: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(prune_module, "FORGET_BATCH", 2)  # the keys' clean-up in several batches
     async with pg.begin() as connection:
         await partitions.ensure_months(connection, JAN, APR)
     space = await new_workspace(pg)
@@ -290,7 +293,55 @@ async def test_prune_drops_whole_old_months_and_keeps_the_cutoffs_month_after_it
             text("SELECT count(*) FROM instance_node WHERE workspace_id = :w"), {"w": space.id}
         )
         assert nodes == 6
+        # The keys of what went are gone (the months dropped whole and the batch); the others
+        # stay, with their places.
+        keys = await connection.execute(
+            text("SELECT plan_time FROM instance_key WHERE job_id = :job ORDER BY plan_time"),
+            {"job": job.id},
+        )
+        assert [row[0] for row in keys.all()] == plan_times[3:]
     assert cutoff - timedelta(days=1) < plan_times[3]
+
+
+async def test_a_month_is_created_after_the_writers_that_hold_keys_not_in_a_deadlock(
+    pg: AsyncEngine,
+) -> None:
+    """Creating a month takes `instance_key`'s lock first (ATTACH needs it for the foreign key),
+    in the writers' order: it waits for a writer holding a key, which can go on to write into
+    DEFAULT (the month not created yet) without a deadlock."""
+    async with pg.connect() as writer:
+        await writer.begin()
+        await writer.execute(
+            text("INSERT INTO instance_key (job_id, vendor_instance_id) VALUES (1, 1)")
+        )
+
+        async def create() -> list[partitions.Created]:
+            async with pg.begin() as connection:
+                return await partitions.ensure_months(connection, (2031, 1), (2031, 1))
+
+        creating = asyncio.create_task(create())
+        async with pg.connect() as watcher:
+            for _ in range(200):
+                waiting = await watcher.scalar(
+                    text(
+                        "SELECT relation::regclass::text FROM pg_locks "
+                        "WHERE NOT granted AND locktype = 'relation'"
+                    )
+                )
+                if waiting is not None:
+                    break
+                await asyncio.sleep(0.05)
+        assert waiting == "instance_key"
+        assert not creating.done()
+        # The writer goes on into DEFAULT, where the month's rows would be, and commits.
+        await writer.execute(
+            text(
+                "SELECT count(*) FROM instance_default "
+                "WHERE plan_time >= '2031-01-01Z' AND plan_time < '2031-02-01Z'"
+            )
+        )
+        await writer.commit()
+    assert [c.month for c in await asyncio.wait_for(creating, 30)] == [(2031, 1)]
 
 
 # -- node partitions pruned per instance (EXPLAIN ANALYZE) ------------------------------------
