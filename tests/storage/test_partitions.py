@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -446,21 +446,23 @@ async def executed_partitions(engine: AsyncEngine, sent: list[tuple[str, Any]]) 
             rows = await driver.fetch(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *(args or ()))
         value = rows[0][0]
         plan = json.loads(value) if isinstance(value, str | bytes) else value
-
-        def walk(node: Any) -> None:
-            if isinstance(node, dict):
-                name = node.get("Relation Name")
-                if isinstance(name, str) and PARTITION.fullmatch(name):
-                    loops[name] = loops.get(name, 0) + int(node.get("Actual Loops", 0))
-                for item in node.values():
-                    walk(item)
-            elif isinstance(node, list):
-                for item in node:
-                    walk(item)
-
-        walk(plan)
+        for node in plan_nodes(plan):
+            name = node.get("Relation Name")
+            if isinstance(name, str) and PARTITION.fullmatch(name):
+                loops[name] = loops.get(name, 0) + int(node.get("Actual Loops", 0))
     print("scans per partition:", sorted(loops.items()))
     return loops
+
+
+def plan_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object of an EXPLAIN (FORMAT JSON) plan, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for item in node.values():
+            yield from plan_nodes(item)
+    elif isinstance(node, list):
+        for item in node:
+            yield from plan_nodes(item)
 
 
 PARTITION = re.compile(r"instance(_node)?_(p\d{4}_\d{2}|default)")
@@ -842,20 +844,11 @@ async def test_every_partition_has_a_unique_id_index_and_by_id_reads_use_it_befo
     plan = json.loads(value) if isinstance(value, str | bytes) else value
     indexes: set[str] = set()
     removed: list[int] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if str(node.get("Index Name", "")).startswith("instance_p2025_02"):
-                indexes.add(node["Index Name"])
-            if node.get("Relation Name") == "instance_p2025_02":
-                removed.append(int(node.get("Rows Removed by Filter", 0)))
-            for each in node.values():
-                walk(each)
-        elif isinstance(node, list):
-            for each in node:
-                walk(each)
-
-    walk(plan)
+    for node in plan_nodes(plan):
+        if str(node.get("Index Name", "")).startswith("instance_p2025_02"):
+            indexes.add(node["Index Name"])
+        if node.get("Relation Name") == "instance_p2025_02":
+            removed.append(int(node.get("Rows Removed by Filter", 0)))
     # The id's index (a plain or a bitmap scan of it), no row of the month read and dropped.
     assert indexes == {"instance_p2025_02_id_key"}
     assert removed == [0]
