@@ -762,7 +762,7 @@ async def write_instances(
         if written is None:
             # Not rewritten: its values are already stored (only its nodes changed), or the guard
             # held it back because a concurrent writer stored a newer report first.
-            row = (await _instances_by_key(connection, [key]))[key]
+            row = after[key] = (await _instances_by_key(connection, [key]))[key]
             results[index].key = row["id"]
             plan_of[row["id"]] = row["plan_time"]
             if _is_stale(record := records[index], row) or _differs(record, row):
@@ -850,7 +850,8 @@ async def _log_changes(
 ) -> None:
     """One event per instance this transaction created or changed (UNCHANGED and STALE items
     write none), appended to the log in this transaction: see jobql/storage/events.py. `after`:
-    rows as this transaction wrote them; the others (only their nodes changed) are read."""
+    rows as they stand after this transaction's writes (written, or read again when only their
+    nodes changed); any other is read."""
     changed = [
         (index, key)
         for index, key in written
