@@ -450,6 +450,15 @@ def _hours_before(dialect: str, time: ColumnElement[Any], hours: int) -> ColumnE
     )
 
 
+def _earlier(moment: datetime, by: timedelta) -> datetime:
+    """`moment - by`, or the earliest time there is when that is before it (a bound that only
+    narrows the months read may be wider than asked, never narrower)."""
+    try:
+        return moment - by
+    except OverflowError:
+        return datetime.min.replace(tzinfo=moment.tzinfo)
+
+
 async def node_stats_for_instances(
     reader: Reader, workspace: str, instances: Sequence[nodes.Parent], window: Window | None
 ) -> dict[int, list[NodeStats]]:
@@ -472,7 +481,7 @@ async def node_stats_for_instances(
             run.plan_time <= asked.plan_time,
             # The same bounds as constants, from the plan times asked: PostgreSQL then reads
             # only these months of runs whichever join it picks (a hash join prunes nothing).
-            run.plan_time > asked_times[0] - timedelta(hours=NODE_STATS_DEFAULT_HOURS),
+            run.plan_time > _earlier(asked_times[0], timedelta(hours=NODE_STATS_DEFAULT_HOURS)),
             run.plan_time <= asked_times[-1],
         )
     else:

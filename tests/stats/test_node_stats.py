@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -143,3 +143,15 @@ async def test_node_stats_never_cross_workspaces(engine: AsyncEngine, world: Wor
 
     await make_world(engine)  # the same jobs, runs and nodes in another workspace
     assert await node_stats(engine, world, "a3") == [LOAD, EXTRACT]
+
+
+async def test_a_run_planned_in_the_year_one_has_its_node_stats(engine: AsyncEngine) -> None:
+    """The default window's 30 days before the year 1 are before the earliest time there is:
+    its bound is then the earliest time (the differential test found an INTERNAL there)."""
+    space = await new_workspace(engine)
+    job = await make_job(engine, space, "alpha")
+    plan = datetime(1, 1, 1, 0, 0, 1, tzinfo=UTC)
+    ref = await make_instance(engine, job, vendor_instance_id=1, plan_time=plan)
+    await add_nodes(engine, ref, plan, [("step", "SUCCESS", 1000, 0)])
+    data = await data_of(engine, NODE_STATS, {"id": 1}, workspace=space.name)
+    assert [(n["name"], n["runs"]) for n in data["instance"]["nodeStats"]] == [("step", 1)]
